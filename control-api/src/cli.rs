@@ -1,0 +1,193 @@
+//! The `control-api` command line: `serve` (local server) and the checks the deploy workflow runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::app;
+use crate::config::{Mode, Settings};
+use crate::domain::registry::Registry;
+use crate::domain::request::{AmiId, Target};
+use crate::outbound::dispatch::AnyDispatcher;
+use crate::telemetry::{self, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "control-api",
+    version,
+    about = "Fleet control API: local server and fleet checks"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control API on 127.0.0.1:$PORT (default 8787), the same handler as the Lambda.
+    Serve,
+    /// Check the fleet registry and that every host has its nix/hosts/<host>.nix.
+    CheckRegistry {
+        #[arg(long, default_value = "nix/instances.json")]
+        registry: PathBuf,
+        /// Defaults to the `hosts` folder beside the registry.
+        #[arg(long)]
+        hosts_dir: Option<PathBuf>,
+    },
+    /// Validate deploy workflow inputs: target `all` or a registry id, AMI empty or ami-….
+    CheckInputs {
+        #[arg(long)]
+        target: String,
+        #[arg(long, default_value = "")]
+        ami_override: String,
+        #[arg(long, default_value = "nix/instances.json")]
+        registry: PathBuf,
+    },
+}
+
+/// How a command failed: a check that found problems (exit 1), or an error (exit 2).
+#[derive(Debug)]
+pub enum Failure {
+    Check(Vec<String>),
+    Error(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Error(e)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve => serve().map_err(Failure::Error),
+        Command::CheckRegistry {
+            registry,
+            hosts_dir,
+        } => check_registry(&registry, hosts_dir.as_deref()),
+        Command::CheckInputs {
+            target,
+            ami_override,
+            registry,
+        } => check_inputs(&target, &ami_override, &registry),
+    }
+}
+
+fn serve() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let _logs = telemetry::init(LogFormat::Text);
+        let mut settings = Settings::from_env()?;
+        let generated = settings.control_token.is_none().then(|| {
+            let token = format!("local-{}", uuid::Uuid::new_v4().simple());
+            settings.control_token = Some(token.clone());
+            token
+        });
+        let port: u16 = match std::env::var("PORT") {
+            Ok(p) if !p.is_empty() => p.parse().with_context(|| format!("PORT must be a port number, got {p:?}"))?,
+            _ => 8787,
+        };
+        let registry_source = settings.registry_source.clone();
+        let api = Arc::new(app::build(settings, Mode::Local)?);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+        let addr = listener.local_addr()?;
+        let dispatch = match api.dispatcher() {
+            AnyDispatcher::GitHub(_) => "GitHub",
+            AnyDispatcher::DryRun(_) => "dry run (GITHUB_TOKEN not set)",
+            AnyDispatcher::NotConfigured(_) => "not configured",
+        };
+        // The banner goes to stdout, once; logs go to stderr and never carry the token.
+        println!("control-api listening on http://{addr} (registry: {registry_source}; dispatch: {dispatch})");
+        if let Some(token) = generated {
+            println!("CONTROL_API_TOKEN was not set; this run accepts the generated token:");
+            println!("  export CONTROL_API_TOKEN={token}");
+        }
+        println!(
+            "try: curl -sS http://{addr}/ -H \"Authorization: Bearer $CONTROL_API_TOKEN\" -d '{{\"action\":\"deploy\",\"target\":\"clawdinator-2\"}}'"
+        );
+        tracing::info!(%addr, "listening");
+        crate::inbound::local::serve(api, listener, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
+}
+
+fn load_registry(path: &Path) -> Result<Registry, Failure> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read registry {}", path.display()))?;
+    Registry::from_json(&text).map_err(|e| match e {
+        crate::domain::registry::RegistryError::Invalid(problems) => Failure::Check(
+            problems
+                .into_iter()
+                .map(|p| format!("{}: {p}", path.display()))
+                .collect(),
+        ),
+        other => Failure::Check(vec![format!("{}: {other}", path.display())]),
+    })
+}
+
+fn check_registry(path: &Path, hosts_dir: Option<&Path>) -> Result<(), Failure> {
+    let registry = load_registry(path)?;
+    let hosts_dir = hosts_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| path.parent().unwrap_or(Path::new(".")).join("hosts"));
+    let missing: Vec<String> = registry
+        .iter()
+        .filter_map(|(id, entry)| {
+            let file = hosts_dir.join(format!("{}.nix", entry.host));
+            (!file.is_file()).then(|| format!("{id}: host file {} is missing", file.display()))
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(Failure::Check(missing));
+    }
+    println!(
+        "registry {} ok: {} instance(s)",
+        path.display(),
+        registry.len()
+    );
+    Ok(())
+}
+
+fn check_inputs(target: &str, ami_override: &str, registry_path: &Path) -> Result<(), Failure> {
+    let registry = load_registry(registry_path)?;
+    let mut problems = Vec::new();
+    let target = Target::parse(target).and_then(|t| t.resolve(&registry));
+    if let Err(e) = &target {
+        problems.push(format!("target: {e}"));
+    }
+    if !ami_override.is_empty() {
+        if let Err(e) = AmiId::parse(ami_override) {
+            problems.push(e.to_string());
+        }
+    }
+    match target {
+        Ok(target) if problems.is_empty() => {
+            println!("inputs ok: target={target} ami_override={ami_override}");
+            Ok(())
+        }
+        _ => Err(Failure::Check(problems)),
+    }
+}

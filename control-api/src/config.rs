@@ -1,0 +1,220 @@
+//! Settings read once from the environment at start-up (names and defaults are in README).
+
+use std::path::PathBuf;
+
+use crate::domain::registry::{Registry, RegistryError};
+
+/// Where the process runs: the Lambda never dry-runs and never invents a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Lambda,
+    Local,
+}
+
+/// GitHub coordinates of the deploy workflow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitHubSettings {
+    pub api_url: String,
+    pub owner: String,
+    pub repo: String,
+    pub workflow: String,
+    pub git_ref: String,
+}
+
+/// Everything the handler needs, secrets included; never printed whole.
+pub struct Settings {
+    pub control_token: Option<String>,
+    pub github_token: Option<String>,
+    pub github: GitHubSettings,
+    pub registry: Registry,
+    /// Where the registry came from, for start-up logs.
+    pub registry_source: String,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field(
+                "control_token",
+                &self.control_token.as_ref().map(|_| "<set>"),
+            )
+            .field("github_token", &self.github_token.as_ref().map(|_| "<set>"))
+            .field("github", &self.github)
+            .field("registry_source", &self.registry_source)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("GITHUB_REPO must be owner/name, got {0:?}")]
+    InvalidRepo(String),
+    #[error("{name} must be {what}, got {value:?}")]
+    Invalid {
+        name: &'static str,
+        what: &'static str,
+        value: String,
+    },
+    #[error("cannot read FLEET_REGISTRY {path}: {source}")]
+    RegistryRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("fleet registry {source_name} is invalid: {error}")]
+    Registry {
+        source_name: String,
+        error: RegistryError,
+    },
+}
+
+pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
+pub const DEFAULT_GITHUB_REPO: &str = "openclaw/clawdinators";
+pub const DEFAULT_GITHUB_WORKFLOW: &str = "fleet-deploy.yml";
+pub const DEFAULT_GITHUB_REF: &str = "main";
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    /// Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let repo_full = get("GITHUB_REPO").unwrap_or_else(|| DEFAULT_GITHUB_REPO.to_owned());
+        let (owner, repo) = repo_full
+            .split_once('/')
+            .filter(|(o, r)| is_github_name(o) && is_github_name(r))
+            .ok_or_else(|| ConfigError::InvalidRepo(repo_full.clone()))?;
+        let api_url = get("GITHUB_API_URL").unwrap_or_else(|| DEFAULT_GITHUB_API_URL.to_owned());
+        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: "GITHUB_API_URL",
+                what: "an http(s) URL",
+                value: api_url,
+            });
+        }
+        let workflow = get("GITHUB_WORKFLOW").unwrap_or_else(|| DEFAULT_GITHUB_WORKFLOW.to_owned());
+        if !is_github_name(&workflow) {
+            return Err(ConfigError::Invalid {
+                name: "GITHUB_WORKFLOW",
+                what: "a workflow file name or id",
+                value: workflow,
+            });
+        }
+        let git_ref = get("GITHUB_REF").unwrap_or_else(|| DEFAULT_GITHUB_REF.to_owned());
+        let (registry, registry_source) = match get("FLEET_REGISTRY") {
+            Some(path) => {
+                let path = PathBuf::from(path);
+                let text =
+                    std::fs::read_to_string(&path).map_err(|source| ConfigError::RegistryRead {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let source_name = path.display().to_string();
+                let registry =
+                    Registry::from_json(&text).map_err(|error| ConfigError::Registry {
+                        source_name: source_name.clone(),
+                        error,
+                    })?;
+                (registry, source_name)
+            }
+            None => {
+                let registry = Registry::embedded().map_err(|error| ConfigError::Registry {
+                    source_name: "embedded".to_owned(),
+                    error,
+                })?;
+                (registry, "embedded nix/instances.json".to_owned())
+            }
+        };
+        Ok(Self {
+            control_token: get("CONTROL_API_TOKEN"),
+            github_token: get("GITHUB_TOKEN"),
+            github: GitHubSettings {
+                api_url: api_url.trim_end_matches('/').to_owned(),
+                owner: owner.to_owned(),
+                repo: repo.to_owned(),
+                workflow,
+                git_ref,
+            },
+            registry,
+            registry_source,
+        })
+    }
+}
+
+/// GitHub owner, repository and workflow file names: letters, digits, `-`, `_`, `.`.
+fn is_github_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+        && s != "."
+        && s != ".."
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_seed() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(
+            s.github,
+            GitHubSettings {
+                api_url: "https://api.github.com".into(),
+                owner: "openclaw".into(),
+                repo: "clawdinators".into(),
+                workflow: "fleet-deploy.yml".into(),
+                git_ref: "main".into(),
+            }
+        );
+        assert!(s.control_token.is_none() && s.github_token.is_none());
+        assert_eq!(s.registry.len(), 3);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(matches!(
+            settings(&[("GITHUB_REPO", "nope")]),
+            Err(ConfigError::InvalidRepo(_))
+        ));
+        assert!(matches!(
+            settings(&[("GITHUB_REPO", "a/b/c")]),
+            Err(ConfigError::InvalidRepo(_))
+        ));
+        assert!(matches!(
+            settings(&[("GITHUB_API_URL", "ftp://x")]),
+            Err(ConfigError::Invalid {
+                name: "GITHUB_API_URL",
+                ..
+            })
+        ));
+        assert!(matches!(
+            settings(&[("FLEET_REGISTRY", "/nonexistent/registry.json")]),
+            Err(ConfigError::RegistryRead { .. })
+        ));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let s = settings(&[
+            ("CONTROL_API_TOKEN", "tok-123"),
+            ("GITHUB_TOKEN", "ghp_456"),
+        ])
+        .unwrap();
+        let d = format!("{s:?}");
+        assert!(!d.contains("tok-123") && !d.contains("ghp_456"), "{d}");
+    }
+}

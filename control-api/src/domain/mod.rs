@@ -1,0 +1,9 @@
+//! The domain: plain Rust with no AWS or HTTP types. Transports and clouds plug in through ports.
+
+pub mod auth;
+pub mod deploy;
+pub mod policy;
+pub mod registry;
+pub mod request;
+pub mod response;
+pub mod service;

@@ -1,0 +1,400 @@
+//! What a caller asks for: the JSON body `{"action","target","caller","ami_override",…}` parsed into checked types.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::registry::{InstanceId, Registry};
+
+/// The largest body the API reads (16 KiB); a deploy request is a few hundred bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// A deploy target: every instance, or one registry instance id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    All,
+    Instance(InstanceId),
+}
+
+impl Target {
+    /// Checks syntax only: `all` or an instance id. Whether the id is in the registry is
+    /// [`Target::resolve`]'s job, because the two refusals have different status codes.
+    pub fn parse(s: &str) -> Result<Self, RequestError> {
+        if s == "all" {
+            return Ok(Self::All);
+        }
+        InstanceId::parse(s)
+            .map(Self::Instance)
+            .map_err(|_| RequestError::InvalidTarget)
+    }
+
+    /// Checks that an instance target is in the registry.
+    pub fn resolve(self, registry: &Registry) -> Result<Self, RequestError> {
+        match &self {
+            Self::Instance(id) if !registry.contains(id.as_str()) => {
+                Err(RequestError::UnknownTarget(id.clone()))
+            }
+            _ => Ok(self),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::All => "all",
+            Self::Instance(id) => id.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// An AMI id: `ami-` and 8 or 17 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct AmiId(String);
+
+impl AmiId {
+    pub fn parse(s: &str) -> Result<Self, RequestError> {
+        let ok = s.strip_prefix("ami-").is_some_and(|hex| {
+            (hex.len() == 8 || hex.len() == 17)
+                && hex
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        });
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(RequestError::InvalidAmi)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AmiId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who says they are calling: a bot's instance id or a human's handle, as the client reports it.
+/// `^[A-Za-z0-9][A-Za-z0-9:._@-]{0,127}$`, so it is safe to log and to pass on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Caller(String);
+
+impl Caller {
+    pub fn parse(s: &str) -> Result<Self, RequestError> {
+        let b = s.as_bytes();
+        let ok = !b.is_empty()
+            && b.len() <= 128
+            && b[0].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b":._@-".contains(c));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(RequestError::InvalidCaller)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A parsed, syntactically valid command. Registry membership and policy come later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Deploy {
+        target: Target,
+        caller: Option<Caller>,
+        ami_override: Option<AmiId>,
+    },
+    Status {
+        caller: Option<Caller>,
+        include_terminated: bool,
+    },
+}
+
+impl Command {
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::Deploy { .. } => "deploy",
+            Self::Status { .. } => "status",
+        }
+    }
+
+    pub fn caller(&self) -> Option<&Caller> {
+        match self {
+            Self::Deploy { caller, .. } | Self::Status { caller, .. } => caller.as_ref(),
+        }
+    }
+}
+
+/// Why a request body was refused. Each has a stable code for clients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("request body is not valid JSON")]
+    InvalidJson,
+    #[error("request body must be a JSON object")]
+    NotAnObject,
+    #[error("field {0:?} must be a {1}")]
+    WrongType(&'static str, &'static str),
+    #[error("field \"action\" is required")]
+    MissingAction,
+    #[error("unknown action {0:?}; expected \"deploy\" or \"status\"")]
+    UnknownAction(String),
+    #[error("field \"target\" is required for deploy: \"all\" or an instance id")]
+    MissingTarget,
+    #[error("target must be \"all\" or an instance id matching ^[a-z0-9][a-z0-9-]{{0,62}}$")]
+    InvalidTarget,
+    #[error("target {0:?} is not in the fleet registry")]
+    UnknownTarget(InstanceId),
+    #[error("ami_override must be empty or an AMI id like ami-0123456789abcdef0")]
+    InvalidAmi,
+    #[error("caller must match ^[A-Za-z0-9][A-Za-z0-9:._@-]{{0,127}}$")]
+    InvalidCaller,
+}
+
+impl RequestError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::NotAnObject => "invalid_body",
+            Self::WrongType(..) => "invalid_field",
+            Self::MissingAction => "missing_action",
+            Self::UnknownAction(_) => "unknown_action",
+            Self::MissingTarget => "missing_target",
+            Self::InvalidTarget => "invalid_target",
+            Self::UnknownTarget(_) => "unknown_target",
+            Self::InvalidAmi => "invalid_ami",
+            Self::InvalidCaller => "invalid_caller",
+        }
+    }
+}
+
+/// Parses a request body. Unknown fields are ignored (the seed's clients send a
+/// `control_token` field, which is never read, echoed or logged).
+pub fn parse_command(body: &[u8]) -> Result<Command, RequestError> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| RequestError::InvalidJson)?;
+    let Value::Object(obj) = value else {
+        return Err(RequestError::NotAnObject);
+    };
+    let action = match obj.get("action") {
+        None | Some(Value::Null) => return Err(RequestError::MissingAction),
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(RequestError::WrongType("action", "string")),
+    };
+    let caller = optional_str(&obj, "caller")?
+        .filter(|s| !s.is_empty())
+        .map(Caller::parse)
+        .transpose()?;
+    // The seed lowercased the action; keep accepting "Deploy" from old clients.
+    match action.to_ascii_lowercase().as_str() {
+        "deploy" => {
+            let target = match optional_str(&obj, "target")? {
+                None | Some("") => return Err(RequestError::MissingTarget),
+                Some(t) => Target::parse(t)?,
+            };
+            let ami_override = optional_str(&obj, "ami_override")?
+                .filter(|s| !s.is_empty())
+                .map(AmiId::parse)
+                .transpose()?;
+            Ok(Command::Deploy {
+                target,
+                caller,
+                ami_override,
+            })
+        }
+        "status" => {
+            let include_terminated = match obj.get("include_terminated") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(RequestError::WrongType("include_terminated", "boolean")),
+            };
+            Ok(Command::Status {
+                caller,
+                include_terminated,
+            })
+        }
+        _ => Err(RequestError::UnknownAction(truncate(action, 64))),
+    }
+}
+
+fn optional_str<'a>(
+    obj: &'a Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<&'a str>, RequestError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(RequestError::WrongType(field, "string")),
+    }
+}
+
+/// Keeps an echoed value short and on one line.
+fn truncate(s: &str, max: usize) -> String {
+    s.chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Command, RequestError> {
+        parse_command(s.as_bytes())
+    }
+
+    #[test]
+    fn deploy_with_every_field() {
+        let c = parse(r#"{"action":"deploy","target":"clawdinator-2","caller":"clawdinator-1","ami_override":"ami-0123456789abcdef0","control_token":"x"}"#).unwrap();
+        assert_eq!(
+            c,
+            Command::Deploy {
+                target: Target::Instance(InstanceId::parse("clawdinator-2").unwrap()),
+                caller: Some(Caller::parse("clawdinator-1").unwrap()),
+                ami_override: Some(AmiId::parse("ami-0123456789abcdef0").unwrap()),
+            }
+        );
+    }
+
+    #[test]
+    fn empty_optional_fields_mean_none() {
+        let c =
+            parse(r#"{"action":"DEPLOY","target":"all","caller":"","ami_override":""}"#).unwrap();
+        assert_eq!(
+            c,
+            Command::Deploy {
+                target: Target::All,
+                caller: None,
+                ami_override: None
+            }
+        );
+    }
+
+    #[test]
+    fn status_flags() {
+        assert_eq!(
+            parse(r#"{"action":"status","include_terminated":true}"#).unwrap(),
+            Command::Status {
+                caller: None,
+                include_terminated: true
+            }
+        );
+        assert_eq!(
+            parse(r#"{"action":"status","include_terminated":"yes"}"#),
+            Err(RequestError::WrongType("include_terminated", "boolean"))
+        );
+    }
+
+    #[test]
+    fn refusals_have_stable_codes() {
+        let cases = [
+            ("not json", "invalid_json"),
+            ("[1]", "invalid_body"),
+            ("\"deploy\"", "invalid_body"),
+            ("{}", "missing_action"),
+            (r#"{"action":1}"#, "invalid_field"),
+            (r#"{"action":"reboot"}"#, "unknown_action"),
+            (r#"{"action":"deploy"}"#, "missing_target"),
+            (r#"{"action":"deploy","target":""}"#, "missing_target"),
+            (r#"{"action":"deploy","target":5}"#, "invalid_field"),
+            (r#"{"action":"deploy","target":"all "}"#, "invalid_target"),
+            (r#"{"action":"deploy","target":"ALL"}"#, "invalid_target"),
+            (
+                r#"{"action":"deploy","target":"x;reboot"}"#,
+                "invalid_target",
+            ),
+            (
+                r#"{"action":"deploy","target":"clawdinator-1\n"}"#,
+                "invalid_target",
+            ),
+            (
+                r#"{"action":"deploy","target":"all","ami_override":"ami-123"}"#,
+                "invalid_ami",
+            ),
+            (
+                r#"{"action":"deploy","target":"all","ami_override":"ami-0123456789abcdef0 "}"#,
+                "invalid_ami",
+            ),
+            (
+                r#"{"action":"deploy","target":"all","ami_override":"ami-0123456G"}"#,
+                "invalid_ami",
+            ),
+            (
+                r#"{"action":"deploy","target":"all","ami_override":7}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"action":"deploy","target":"all","caller":"a b"}"#,
+                "invalid_caller",
+            ),
+            (
+                r#"{"action":"deploy","target":"all","caller":false}"#,
+                "invalid_field",
+            ),
+        ];
+        for (body, code) in cases {
+            assert_eq!(parse(body).map_err(|e| e.code()), Err(code), "{body}");
+        }
+    }
+
+    #[test]
+    fn ami_ids() {
+        assert!(AmiId::parse("ami-01234567").is_ok());
+        assert!(AmiId::parse("ami-0123456789abcdef0").is_ok());
+        for bad in [
+            "ami-0123456",
+            "ami-0123456789abcdef",
+            "AMI-01234567",
+            "ami-0123456789ABCDEF0",
+            "ami-01234567\n",
+        ] {
+            assert!(AmiId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_action_is_echoed_short_and_on_one_line() {
+        let long = format!(r#"{{"action":"{}\n"}}"#, "x".repeat(200));
+        let Err(RequestError::UnknownAction(a)) = parse(&long) else {
+            panic!()
+        };
+        assert_eq!(a.chars().count(), 64);
+        assert!(!a.contains('\n'));
+    }
+
+    #[test]
+    fn targets_resolve_against_the_registry() {
+        let r = Registry::embedded().unwrap();
+        assert_eq!(Target::parse("all").unwrap().resolve(&r), Ok(Target::All));
+        assert!(Target::parse("clawdinator-babelfish")
+            .unwrap()
+            .resolve(&r)
+            .is_ok());
+        assert_eq!(
+            Target::parse("clawdinator-9")
+                .unwrap()
+                .resolve(&r)
+                .map_err(|e| e.code()),
+            Err("unknown_target")
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! Answers: the error catalogue with status codes and stable codes, and the JSON reply.
+
+use serde_json::{json, Value};
+
+use super::deploy::DispatchError;
+use super::policy::PolicyError;
+use super::request::RequestError;
+
+/// Every way a request can end without success.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("only POST is accepted")]
+    MethodNotAllowed,
+    #[error("request body is larger than 16 KiB")]
+    PayloadTooLarge,
+    /// One body for a missing and a wrong token, so a probe learns nothing.
+    #[error("missing or invalid token")]
+    Unauthorized,
+    #[error("server misconfigured: {0} is not set")]
+    Misconfigured(&'static str),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("{0} is not available yet")]
+    NotImplemented(&'static str),
+    #[error(transparent)]
+    Dispatch(#[from] DispatchError),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::MethodNotAllowed => 405,
+            Self::PayloadTooLarge => 413,
+            Self::Unauthorized => 401,
+            Self::Misconfigured(_) | Self::Dispatch(DispatchError::NotConfigured(_)) => 500,
+            Self::Request(RequestError::UnknownTarget(_)) => 404,
+            Self::Request(_) => 400,
+            Self::Policy(_) => 403,
+            Self::NotImplemented(_) => 501,
+            Self::Dispatch(_) => 502,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Unauthorized => "unauthorized",
+            Self::Misconfigured(_) | Self::Dispatch(DispatchError::NotConfigured(_)) => {
+                "misconfigured"
+            }
+            Self::Request(e) => e.code(),
+            Self::Policy(e) => e.code(),
+            Self::NotImplemented(_) => "not_implemented",
+            Self::Dispatch(DispatchError::Refused { .. }) => "github_refused",
+            Self::Dispatch(DispatchError::Unavailable) => "github_unavailable",
+        }
+    }
+
+    /// The error answer; it carries the request id so a caller can quote it to an operator.
+    pub fn into_reply(self, request_id: &str) -> Reply {
+        let mut reply = Reply::json(
+            self.status(),
+            &json!({"ok": false, "error": self.code(), "message": self.to_string(), "request_id": request_id}),
+        );
+        if self == Self::MethodNotAllowed {
+            reply.headers.push(("allow", "POST".to_owned()));
+        }
+        reply
+    }
+}
+
+/// A transport-neutral answer: status, extra headers, and a one-line JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: &Value) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: body.to_string(),
+        }
+    }
+
+    pub const CONTENT_TYPE: &'static str = "application/json";
+}

@@ -1,0 +1,158 @@
+//! The handler both transports share: method, size, auth, parse, policy, dispatch, audit.
+
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+
+use super::auth::{Authenticator, Credentials};
+use super::deploy::{DeployRequest, Dispatcher};
+use super::policy::authorize_deploy;
+use super::registry::Registry;
+use super::request::{parse_command, Command, MAX_BODY_BYTES};
+use super::response::{ApiError, Reply};
+
+/// The HTTP method, reduced to what the contract distinguishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Post,
+    Other,
+}
+
+/// One incoming request as both transports present it.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub method: Method,
+    pub credentials: Credentials<'a>,
+    pub body: &'a [u8],
+    /// Set by a transport that stopped reading a body over [`MAX_BODY_BYTES`].
+    pub body_too_large: bool,
+}
+
+/// The control API: the registry, the accepted tokens and the outbound dispatcher.
+pub struct ControlApi<D> {
+    registry: Registry,
+    /// `None` when no control token is configured: every request is then a 500.
+    auth: Option<Authenticator>,
+    dispatcher: D,
+}
+
+/// What the audit line records about one request.
+#[derive(Default)]
+struct Audit {
+    principal: Option<String>,
+    caller: Option<String>,
+    action: Option<&'static str>,
+    target: Option<String>,
+}
+
+impl<D: Dispatcher> ControlApi<D> {
+    pub fn new(registry: Registry, auth: Option<Authenticator>, dispatcher: D) -> Self {
+        Self {
+            registry,
+            auth,
+            dispatcher,
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn dispatcher(&self) -> &D {
+        &self.dispatcher
+    }
+
+    /// Answers one request and writes its audit line.
+    pub async fn handle(&self, call: Call<'_>) -> Reply {
+        let started = Instant::now();
+        let request_id = new_request_id();
+        let mut audit = Audit::default();
+        let outcome = self.decide(&call, &request_id, &mut audit).await;
+        let (reply, decision) = match outcome {
+            Ok(body) => (Reply::json(200, &Value::Object(body)), "accepted"),
+            Err(e) => {
+                let decision = match &e {
+                    ApiError::Dispatch(_) | ApiError::Misconfigured(_) => "failed",
+                    _ => "refused",
+                };
+                (e.into_reply(&request_id), decision)
+            }
+        };
+        tracing::info!(
+            target: "audit",
+            request_id = %request_id,
+            principal = audit.principal.as_deref(),
+            caller = audit.caller.as_deref(),
+            action = audit.action,
+            target = audit.target.as_deref(),
+            decision,
+            status = reply.status,
+            latency_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        reply
+    }
+
+    async fn decide(
+        &self,
+        call: &Call<'_>,
+        request_id: &str,
+        audit: &mut Audit,
+    ) -> Result<Map<String, Value>, ApiError> {
+        if call.method != Method::Post {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        if call.body_too_large || call.body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let auth = self
+            .auth
+            .as_ref()
+            .ok_or(ApiError::Misconfigured("CONTROL_API_TOKEN"))?;
+        let principal = auth
+            .verify(&call.credentials)
+            .ok_or(ApiError::Unauthorized)?;
+        audit.principal = Some(principal.name().to_owned());
+
+        let command = parse_command(call.body)?;
+        audit.action = Some(command.action());
+        audit.caller = command.caller().map(|c| c.as_str().to_owned());
+        match command {
+            Command::Status { .. } => Err(ApiError::NotImplemented("action \"status\"")),
+            Command::Deploy {
+                target,
+                caller,
+                ami_override,
+            } => {
+                audit.target = Some(target.to_string());
+                let target = target.resolve(&self.registry)?;
+                authorize_deploy(&self.registry, caller.as_ref(), &target)?;
+                let request = DeployRequest {
+                    request_id: request_id.to_owned(),
+                    target,
+                    ami_override,
+                    caller,
+                };
+                let receipt = self.dispatcher.dispatch(&request).await?;
+                let mut body = Map::new();
+                body.insert("ok".into(), true.into());
+                body.insert(
+                    "message".into(),
+                    format!("deploy queued for {}", request.target).into(),
+                );
+                body.insert("target".into(), request.target.as_str().into());
+                body.insert("ami_override".into(), json!(request.ami_override));
+                body.insert("caller".into(), json!(request.caller));
+                body.insert("request_id".into(), request.request_id.into());
+                if let Some(dry_run) = receipt.dry_run {
+                    body.insert("dispatch".into(), dry_run);
+                }
+                Ok(body)
+            }
+        }
+    }
+}
+
+fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

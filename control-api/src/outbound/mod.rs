@@ -1,0 +1,4 @@
+//! Outbound adapters: the ports of the domain, implemented against real services.
+
+pub mod dispatch;
+pub mod github;

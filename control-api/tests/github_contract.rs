@@ -1,0 +1,126 @@
+//! The dispatch as GitHub sees it, and GitHub's failures as the caller sees them.
+
+mod support;
+
+use control_api::inbound::lambda::handle;
+use lambda_http::{Body, Request};
+use serde_json::{json, Value};
+use support::*;
+use wiremock::{MockServer, ResponseTemplate};
+
+fn deploy(target: &str) -> Request {
+    let body = json!({"action": "deploy", "target": target, "caller": "human:ops"}).to_string();
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://example.lambda-url.eu-central-1.on.aws/")
+        .header("authorization", format!("Bearer {CONTROL_TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+async fn call(api: &control_api::app::App, req: Request) -> (u16, Value) {
+    let resp = handle(api, req).await.unwrap();
+    (
+        resp.status().as_u16(),
+        serde_json::from_slice(resp.body().as_ref()).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn github_204_is_a_200_with_a_fresh_request_id_each_time() {
+    let github = github_accepting().await;
+    let api = lambda_app(&github.uri());
+    let (s1, b1) = call(&api, deploy("all")).await;
+    let (s2, b2) = call(&api, deploy("clawdinator-1")).await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(b1["message"], "deploy queued for all");
+    assert_ne!(b1["request_id"], b2["request_id"]);
+    let sent = received(&github).await;
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].1["inputs"]["request_id"], b1["request_id"]);
+    assert_eq!(sent[1].1["inputs"]["target"], "clawdinator-1");
+}
+
+#[tokio::test]
+async fn github_errors_are_502_with_a_clean_message() {
+    for (status, github_body) in [
+        (
+            401,
+            json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}),
+        ),
+        (
+            404,
+            json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event"}),
+        ),
+        (
+            422,
+            json!({"message": "Unexpected inputs provided: [\"request_id\"]", "documentation_url": "https://docs.github.com/rest"}),
+        ),
+        (
+            500,
+            json!({"message": "Server Error SECRET-INTERNAL-DETAIL"}),
+        ),
+    ] {
+        let github = MockServer::start().await;
+        dispatch_endpoint()
+            .respond_with(ResponseTemplate::new(status).set_body_json(&github_body))
+            .expect(1)
+            .mount(&github)
+            .await;
+        let api = lambda_app(&github.uri());
+        let (code, body) = call(&api, deploy("clawdinator-2")).await;
+        assert_eq!(code, 502, "GitHub {status}: {body}");
+        assert_eq!(body["ok"], false);
+        assert_eq!(body["error"], "github_refused");
+        assert_eq!(
+            body["message"],
+            format!("GitHub refused the workflow dispatch (HTTP {status})")
+        );
+        let text = body.to_string();
+        assert!(
+            !text.contains(github_body["message"].as_str().unwrap()),
+            "GitHub's body leaked: {text}"
+        );
+        github.verify().await;
+    }
+}
+
+#[tokio::test]
+async fn unreachable_github_is_a_502() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api = lambda_app(&format!("http://127.0.0.1:{port}"));
+    let (code, body) = call(&api, deploy("clawdinator-2")).await;
+    assert_eq!(code, 502, "{body}");
+    assert_eq!(body["error"], "github_unavailable");
+}
+
+#[tokio::test]
+async fn repo_workflow_and_ref_come_from_settings() {
+    let github = MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path(
+        "/repos/acme/fleet/actions/workflows/deploy.yml/dispatches",
+    ))
+    .respond_with(ResponseTemplate::new(204))
+    .expect(1)
+    .mount(&github)
+    .await;
+    let settings = settings(
+        &github.uri(),
+        &[
+            ("GITHUB_REPO", "acme/fleet"),
+            ("GITHUB_WORKFLOW", "deploy.yml"),
+            ("GITHUB_REF", "release"),
+        ],
+    );
+    let api = control_api::app::build(settings, control_api::config::Mode::Lambda).unwrap();
+    let (code, _) = call(&api, deploy("clawdinator-2")).await;
+    assert_eq!(code, 200);
+    assert_eq!(received(&github).await[0].1["ref"], "release");
+    github.verify().await;
+}

@@ -1,0 +1,148 @@
+//! The Lambda handler driven by saved Function URL events, with GitHub as a loopback double.
+
+mod support;
+
+use control_api::app;
+use control_api::config::Mode;
+use control_api::inbound::lambda::handle;
+use lambda_http::{Body, Request};
+use serde_json::{json, Value};
+use support::*;
+use wiremock::MockServer;
+
+fn event(name: &str) -> Request {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    lambda_http::request::from_str(&text).unwrap()
+}
+
+fn parts(resp: lambda_http::Response<Body>) -> (u16, Value, lambda_http::http::HeaderMap) {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body: Value = serde_json::from_slice(resp.body().as_ref()).unwrap();
+    (status, body, headers)
+}
+
+#[tokio::test]
+async fn function_url_deploy_dispatches_exactly_the_documented_request() {
+    let github = github_accepting().await;
+    let api = lambda_app(&github.uri());
+    let (status, body, headers) = parts(handle(&api, event("deploy_bearer.json")).await.unwrap());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(body["ok"], true);
+    assert_eq!(body["message"], "deploy queued for clawdinator-2");
+    assert_eq!(body["target"], "clawdinator-2");
+    assert_eq!(body["caller"], "clawdinator-1");
+    assert_eq!(body["ami_override"], Value::Null);
+    let request_id = body["request_id"].as_str().unwrap();
+    assert!(uuid::Uuid::parse_str(request_id).is_ok(), "{request_id}");
+    assert!(body.get("dispatch").is_none(), "the Lambda never dry-runs");
+
+    let sent = received(&github).await;
+    assert_eq!(
+        sent,
+        vec![(
+            DISPATCH_PATH.to_owned(),
+            json!({"ref": "main", "inputs": {"target": "clawdinator-2", "ami_override": "", "request_id": request_id}})
+        )]
+    );
+}
+
+#[tokio::test]
+async fn base64_body_and_the_seed_header_work_and_the_body_token_is_ignored() {
+    let github = github_accepting().await;
+    let api = lambda_app(&github.uri());
+    let (status, body, _) = parts(
+        handle(&api, event("deploy_base64_seed_header.json"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ami_override"], "ami-0123456789abcdef0");
+    let sent = received(&github).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].1["inputs"],
+        json!({"target": "clawdinator-babelfish", "ami_override": "ami-0123456789abcdef0", "request_id": body["request_id"]})
+    );
+}
+
+#[tokio::test]
+async fn self_deploy_wrong_token_and_get_are_refused_without_calling_github() {
+    let github = github_accepting().await;
+    let api = lambda_app(&github.uri());
+
+    let (status, body, _) = parts(handle(&api, event("deploy_self.json")).await.unwrap());
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("self_deploy")),
+        "{body}"
+    );
+
+    let (status, body, _) = parts(
+        handle(&api, event("deploy_wrong_token.json"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized")),
+        "{body}"
+    );
+
+    let (status, body, headers) = parts(handle(&api, event("get_root.json")).await.unwrap());
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{body}"
+    );
+    assert_eq!(headers["allow"], "POST");
+
+    assert!(received(&github).await.is_empty());
+}
+
+#[tokio::test]
+async fn lambda_without_secrets_answers_500_naming_the_setting_never_dry_runs() {
+    let github = MockServer::start().await;
+    // No GITHUB_TOKEN: refusals still answer as usual, an accepted deploy is a 500.
+    let no_github = app::build(
+        settings(&github.uri(), &[("GITHUB_TOKEN", "")]),
+        Mode::Lambda,
+    )
+    .unwrap();
+    let (status, body, _) = parts(
+        handle(&no_github, event("deploy_bearer.json"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"], "misconfigured");
+    assert_eq!(
+        body["message"],
+        "server misconfigured: GITHUB_TOKEN is not set"
+    );
+    let (status, _, _) = parts(handle(&no_github, event("deploy_self.json")).await.unwrap());
+    assert_eq!(status, 403);
+
+    // No CONTROL_API_TOKEN: nothing can be authenticated, so everything is a 500.
+    let no_token = app::build(
+        settings(&github.uri(), &[("CONTROL_API_TOKEN", "")]),
+        Mode::Lambda,
+    )
+    .unwrap();
+    let (status, body, _) = parts(
+        handle(&no_token, event("deploy_bearer.json"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(status, 500);
+    assert_eq!(
+        body["message"],
+        "server misconfigured: CONTROL_API_TOKEN is not set"
+    );
+    let text = body.to_string();
+    assert!(!text.contains(GITHUB_TOKEN), "{text}");
+
+    assert!(received(&github).await.is_empty());
+}

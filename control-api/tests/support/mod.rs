@@ -1,0 +1,210 @@
+//! Shared test parts: the GitHub double on loopback, the app wired to it, the real local server.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use control_api::app::{self, App};
+use control_api::config::{Mode, Settings};
+use serde_json::Value;
+use wiremock::matchers::{header, header_exists, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+pub const CONTROL_TOKEN: &str = "test-control-token";
+pub const GITHUB_TOKEN: &str = "ghp_testGitHubToken0123456789abcdef";
+pub const DISPATCH_PATH: &str =
+    "/repos/openclaw/clawdinators/actions/workflows/fleet-deploy.yml/dispatches";
+
+/// Settings as the Lambda would read them, with GitHub at `github_url`.
+pub fn settings(github_url: &str, extra: &[(&str, &str)]) -> Settings {
+    let mut env: Vec<(String, String)> = vec![
+        ("CONTROL_API_TOKEN".into(), CONTROL_TOKEN.into()),
+        ("GITHUB_TOKEN".into(), GITHUB_TOKEN.into()),
+        ("GITHUB_API_URL".into(), github_url.into()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Settings::from_lookup(|k| {
+        env.iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap()
+}
+
+pub fn lambda_app(github_url: &str) -> App {
+    app::build(settings(github_url, &[]), Mode::Lambda).unwrap()
+}
+
+/// A dispatch endpoint that checks what GitHub's docs require of the request.
+pub fn dispatch_endpoint() -> wiremock::MockBuilder {
+    Mock::given(method("POST"))
+        .and(path(DISPATCH_PATH))
+        .and(header(
+            "authorization",
+            format!("Bearer {GITHUB_TOKEN}").as_str(),
+        ))
+        .and(header("accept", "application/vnd.github+json"))
+        .and(header("x-github-api-version", "2022-11-28"))
+        .and(header("content-type", "application/json"))
+        .and(header_exists("user-agent"))
+}
+
+pub async fn github_accepting() -> MockServer {
+    let server = MockServer::start().await;
+    dispatch_endpoint()
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Every request GitHub received, as (path, JSON body).
+pub async fn received(server: &MockServer) -> Vec<(String, Value)> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| {
+            (
+                r.url.path().to_owned(),
+                serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+            )
+        })
+        .collect()
+}
+
+/// The real `control-api serve` binary on a free port, with its output collected.
+pub struct LocalServer {
+    child: Child,
+    pub url: String,
+    pub banner: Vec<String>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl LocalServer {
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_control-api"));
+        cmd.arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        for var in [
+            "CONTROL_API_TOKEN",
+            "GITHUB_TOKEN",
+            "GITHUB_API_URL",
+            "GITHUB_REPO",
+            "GITHUB_WORKFLOW",
+            "GITHUB_REF",
+            "FLEET_REGISTRY",
+            "RUST_LOG",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("PORT", "0");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start control-api serve");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut banner = Vec::new();
+        let mut url = None;
+        // The banner ends with the "try:" line.
+        loop {
+            let mut line = String::new();
+            if out.read_line(&mut line).unwrap() == 0 {
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                panic!("control-api serve exited early: {banner:?} {err}");
+            }
+            let line = line.trim_end().to_owned();
+            if let Some(rest) = line.strip_prefix("control-api listening on ") {
+                url = rest.split_whitespace().next().map(str::to_owned);
+            }
+            let done = line.starts_with("try:");
+            banner.push(line);
+            if done {
+                break;
+            }
+        }
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        drain(out, Arc::clone(&stdout));
+        drain(
+            BufReader::new(child.stderr.take().unwrap()),
+            Arc::clone(&stderr),
+        );
+        Self {
+            child,
+            url: url.expect("listening line in banner"),
+            banner,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// POSTs `body` with the given headers; returns status and parsed JSON body.
+    pub fn post(&self, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+        let agent = agent();
+        let mut req = agent.post(&self.url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut resp = req.send(body).expect("request");
+        (resp.status().as_u16(), json_body(&mut resp))
+    }
+
+    /// Stops the server with SIGTERM (so logs flush) and returns (stdout, stderr).
+    pub fn stop(mut self) -> (String, String) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "control-api serve exited with {status}");
+        std::thread::sleep(Duration::from_millis(50));
+        let out = self.stdout.lock().unwrap().clone();
+        let err = self.stderr.lock().unwrap().clone();
+        (out, err)
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn drain(mut r: impl BufRead + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 0 {
+            into.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
+}
+
+/// A client that returns 4xx/5xx as responses, not errors.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+pub fn json_body(resp: &mut ureq::http::Response<ureq::Body>) -> Value {
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("response is not JSON: {text:?}"))
+}
