@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app;
 use crate::config::{Mode, Settings};
+use crate::domain::fleet::FleetReader;
 use crate::domain::registry::Registry;
 use crate::domain::request::{AmiId, Target};
 use crate::outbound::dispatch::AnyDispatcher;
@@ -36,6 +37,8 @@ pub enum Command {
         #[arg(long)]
         hosts_dir: Option<PathBuf>,
     },
+    /// Print the newest fleet image (owners=self, tag FLEET_IMAGE_TAG_KEY=FLEET_IMAGE_TAG_VALUE).
+    LatestAmi,
     /// Validate deploy workflow inputs: target `all` or a registry id, AMI empty or ami-….
     CheckInputs {
         #[arg(long)]
@@ -63,6 +66,7 @@ impl From<anyhow::Error> for Failure {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve => serve().map_err(Failure::Error),
+        Command::LatestAmi => latest_ami(),
         Command::CheckRegistry {
             registry,
             hosts_dir,
@@ -90,12 +94,12 @@ fn serve() -> anyhow::Result<()> {
             _ => 8787,
         };
         let registry_source = settings.registry_source.clone();
-        let api = Arc::new(app::build(settings, Mode::Local)?);
+        let api = Arc::new(app::build(settings, Mode::Local).await?);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
         let addr = listener.local_addr()?;
-        let dispatch = match api.dispatcher() {
+        let dispatch = match &api.ports().dispatcher {
             AnyDispatcher::GitHub(_) => "GitHub",
             AnyDispatcher::DryRun(_) => "dry run (GITHUB_TOKEN not set)",
             AnyDispatcher::NotConfigured(_) => "not configured",
@@ -132,6 +136,31 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     ctrl_c.await.unwrap_or(());
+}
+
+fn latest_ami() -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let settings = Settings::from_env().map_err(anyhow::Error::from)?;
+    let latest = runtime.block_on(async {
+        let sdk = crate::outbound::aws::load_sdk_config().await;
+        crate::outbound::aws::Ec2Fleet::new(&sdk, settings.aws.clone())
+            .latest_image()
+            .await
+    });
+    match latest {
+        Ok(Some(image)) => {
+            println!("{}", image.id);
+            Ok(())
+        }
+        Ok(None) => Err(Failure::Check(vec![format!(
+            "no image owned by this account has tag {}={}",
+            settings.aws.image_tag_key, settings.aws.image_tag_value
+        )])),
+        Err(e) => Err(Failure::Error(e.into())),
+    }
 }
 
 fn load_registry(path: &Path) -> Result<Registry, Failure> {

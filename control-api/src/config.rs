@@ -21,11 +21,23 @@ pub struct GitHubSettings {
     pub git_ref: String,
 }
 
+/// Where the fleet lives in AWS: its tags and the bootstrap bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    pub fleet_tag_key: String,
+    pub fleet_tag_value: String,
+    pub image_tag_key: String,
+    pub image_tag_value: String,
+    /// Unset: the pre-deploy bootstrap check is skipped, and answers say so.
+    pub bootstrap_bucket: Option<String>,
+}
+
 /// Everything the handler needs, secrets included; never printed whole.
 pub struct Settings {
     pub control_token: Option<String>,
     pub github_token: Option<String>,
     pub github: GitHubSettings,
+    pub aws: AwsSettings,
     pub registry: Registry,
     /// Where the registry came from, for start-up logs.
     pub registry_source: String,
@@ -40,6 +52,7 @@ impl std::fmt::Debug for Settings {
             )
             .field("github_token", &self.github_token.as_ref().map(|_| "<set>"))
             .field("github", &self.github)
+            .field("aws", &self.aws)
             .field("registry_source", &self.registry_source)
             .finish()
     }
@@ -138,6 +151,14 @@ impl Settings {
                 workflow,
                 git_ref,
             },
+            aws: AwsSettings {
+                fleet_tag_key: get("FLEET_TAG_KEY").unwrap_or_else(|| "app".to_owned()),
+                fleet_tag_value: get("FLEET_TAG_VALUE").unwrap_or_else(|| "clawdinator".to_owned()),
+                image_tag_key: get("FLEET_IMAGE_TAG_KEY")
+                    .unwrap_or_else(|| "clawdinator".to_owned()),
+                image_tag_value: get("FLEET_IMAGE_TAG_VALUE").unwrap_or_else(|| "true".to_owned()),
+                bootstrap_bucket: get("FLEET_BOOTSTRAP_BUCKET"),
+            },
             registry,
             registry_source,
         })
@@ -181,6 +202,16 @@ mod tests {
             }
         );
         assert!(s.control_token.is_none() && s.github_token.is_none());
+        assert_eq!(
+            s.aws,
+            AwsSettings {
+                fleet_tag_key: "app".into(),
+                fleet_tag_value: "clawdinator".into(),
+                image_tag_key: "clawdinator".into(),
+                image_tag_value: "true".into(),
+                bootstrap_bucket: None,
+            }
+        );
         assert_eq!(s.registry.len(), 3);
     }
 

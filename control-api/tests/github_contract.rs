@@ -118,7 +118,7 @@ async fn repo_workflow_and_ref_come_from_settings() {
             ("GITHUB_REF", "release"),
         ],
     );
-    let api = control_api::app::build(settings, control_api::config::Mode::Lambda).unwrap();
+    let api = app_with(settings, control_api::config::Mode::Lambda);
     let (code, _) = call(&api, deploy("clawdinator-2")).await;
     assert_eq!(code, 200);
     assert_eq!(received(&github).await[0].1["ref"], "release");

@@ -2,7 +2,6 @@
 
 mod support;
 
-use control_api::app;
 use control_api::config::Mode;
 use control_api::inbound::lambda::handle;
 use lambda_http::{Body, Request};
@@ -106,11 +105,10 @@ async fn self_deploy_wrong_token_and_get_are_refused_without_calling_github() {
 async fn lambda_without_secrets_answers_500_naming_the_setting_never_dry_runs() {
     let github = MockServer::start().await;
     // No GITHUB_TOKEN: refusals still answer as usual, an accepted deploy is a 500.
-    let no_github = app::build(
+    let no_github = app_with(
         settings(&github.uri(), &[("GITHUB_TOKEN", "")]),
         Mode::Lambda,
-    )
-    .unwrap();
+    );
     let (status, body, _) = parts(
         handle(&no_github, event("deploy_bearer.json"))
             .await
@@ -126,11 +124,10 @@ async fn lambda_without_secrets_answers_500_naming_the_setting_never_dry_runs() 
     assert_eq!(status, 403);
 
     // No CONTROL_API_TOKEN: nothing can be authenticated, so everything is a 500.
-    let no_token = app::build(
+    let no_token = app_with(
         settings(&github.uri(), &[("CONTROL_API_TOKEN", "")]),
         Mode::Lambda,
-    )
-    .unwrap();
+    );
     let (status, body, _) = parts(
         handle(&no_token, event("deploy_bearer.json"))
             .await

@@ -2,7 +2,6 @@
 
 mod support;
 
-use control_api::app;
 use control_api::config::Mode;
 use control_api::inbound::lambda::handle;
 use lambda_http::Body;
@@ -118,10 +117,10 @@ fn cases() -> Vec<Case> {
             "bot_deploy_all",
         ),
         case(
-            "status not yet",
-            r#"{"action":"status"}"#,
-            501,
-            "not_implemented",
+            "status flag not a boolean",
+            r#"{"action":"status","include_terminated":"yes"}"#,
+            400,
+            "invalid_field",
         ),
         case(
             "body over 16 KiB",
@@ -195,7 +194,7 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-async fn run(api: &app::App, c: &Case) -> (u16, Value) {
+async fn run(api: &control_api::app::App, c: &Case) -> (u16, Value) {
     let mut builder = lambda_http::http::Request::builder()
         .method(c.method)
         .uri("https://x.lambda-url.eu-central-1.on.aws/");
@@ -241,11 +240,10 @@ async fn every_refusal_has_its_status_and_code_and_makes_no_github_call() {
         );
     }
     // The one status code that needs other settings: no control token configured.
-    let unconfigured = app::build(
+    let unconfigured = app_with(
         settings(&github.uri(), &[("CONTROL_API_TOKEN", "")]),
         Mode::Lambda,
-    )
-    .unwrap();
+    );
     let (status, body) = run(
         &unconfigured,
         &case(

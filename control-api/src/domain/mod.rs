@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod deploy;
+pub mod fleet;
 pub mod policy;
 pub mod registry;
 pub mod request;

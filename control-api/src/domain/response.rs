@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::deploy::DispatchError;
+use super::fleet::AwsError;
 use super::policy::PolicyError;
 use super::request::RequestError;
 
@@ -22,10 +23,16 @@ pub enum ApiError {
     Request(#[from] RequestError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
-    #[error("{0} is not available yet")]
-    NotImplemented(&'static str),
     #[error(transparent)]
     Dispatch(#[from] DispatchError),
+    /// Hosts the deploy would (re)create have no bootstrap bundle: they could not boot.
+    #[error("no bootstrap bundle under {} in {bucket}", prefixes.join(", "))]
+    BootstrapMissing {
+        prefixes: Vec<String>,
+        bucket: String,
+    },
+    #[error(transparent)]
+    Aws(#[from] AwsError),
 }
 
 impl ApiError {
@@ -38,8 +45,8 @@ impl ApiError {
             Self::Request(RequestError::UnknownTarget(_)) => 404,
             Self::Request(_) => 400,
             Self::Policy(_) => 403,
-            Self::NotImplemented(_) => 501,
-            Self::Dispatch(_) => 502,
+            Self::BootstrapMissing { .. } => 409,
+            Self::Dispatch(_) | Self::Aws(_) => 502,
         }
     }
 
@@ -53,9 +60,10 @@ impl ApiError {
             }
             Self::Request(e) => e.code(),
             Self::Policy(e) => e.code(),
-            Self::NotImplemented(_) => "not_implemented",
             Self::Dispatch(DispatchError::Refused { .. }) => "github_refused",
             Self::Dispatch(DispatchError::Unavailable) => "github_unavailable",
+            Self::BootstrapMissing { .. } => "bootstrap_missing",
+            Self::Aws(_) => "aws_unavailable",
         }
     }
 

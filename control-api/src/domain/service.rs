@@ -1,4 +1,4 @@
-//! The handler both transports share: method, size, auth, parse, policy, dispatch, audit.
+//! The handler both transports share: method, size, auth, parse, policy, checks, dispatch, audit.
 
 use std::time::Instant;
 
@@ -6,9 +6,10 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{Authenticator, Credentials};
 use super::deploy::{DeployRequest, Dispatcher};
+use super::fleet::{fleet_status, BootstrapStore, FleetReader};
 use super::policy::authorize_deploy;
 use super::registry::Registry;
-use super::request::{parse_command, Command, MAX_BODY_BYTES};
+use super::request::{parse_command, Command, Target, MAX_BODY_BYTES};
 use super::response::{ApiError, Reply};
 
 /// The HTTP method, reduced to what the contract distinguishes.
@@ -28,12 +29,20 @@ pub struct Call<'a> {
     pub body_too_large: bool,
 }
 
-/// The control API: the registry, the accepted tokens and the outbound dispatcher.
-pub struct ControlApi<D> {
+/// The outbound ports the handler talks to.
+pub struct Ports<D, F, B> {
+    pub dispatcher: D,
+    pub fleet: F,
+    /// `None` when no bootstrap bucket is configured: the check is skipped, visibly.
+    pub bootstrap: Option<B>,
+}
+
+/// The control API: the registry, the accepted tokens and the outbound ports.
+pub struct ControlApi<D, F, B> {
     registry: Registry,
     /// `None` when no control token is configured: every request is then a 500.
     auth: Option<Authenticator>,
-    dispatcher: D,
+    ports: Ports<D, F, B>,
 }
 
 /// What the audit line records about one request.
@@ -45,12 +54,12 @@ struct Audit {
     target: Option<String>,
 }
 
-impl<D: Dispatcher> ControlApi<D> {
-    pub fn new(registry: Registry, auth: Option<Authenticator>, dispatcher: D) -> Self {
+impl<D: Dispatcher, F: FleetReader, B: BootstrapStore> ControlApi<D, F, B> {
+    pub fn new(registry: Registry, auth: Option<Authenticator>, ports: Ports<D, F, B>) -> Self {
         Self {
             registry,
             auth,
-            dispatcher,
+            ports,
         }
     }
 
@@ -58,21 +67,26 @@ impl<D: Dispatcher> ControlApi<D> {
         &self.registry
     }
 
-    pub fn dispatcher(&self) -> &D {
-        &self.dispatcher
+    pub fn ports(&self) -> &Ports<D, F, B> {
+        &self.ports
     }
 
     /// Answers one request and writes its audit line.
     pub async fn handle(&self, call: Call<'_>) -> Reply {
         let started = Instant::now();
-        let request_id = new_request_id();
+        let request_id = uuid::Uuid::new_v4().to_string();
         let mut audit = Audit::default();
         let outcome = self.decide(&call, &request_id, &mut audit).await;
         let (reply, decision) = match outcome {
-            Ok(body) => (Reply::json(200, &Value::Object(body)), "accepted"),
+            Ok(mut body) => {
+                body.insert("request_id".into(), request_id.clone().into());
+                (Reply::json(200, &Value::Object(body)), "accepted")
+            }
             Err(e) => {
                 let decision = match &e {
-                    ApiError::Dispatch(_) | ApiError::Misconfigured(_) => "failed",
+                    ApiError::Dispatch(_) | ApiError::Misconfigured(_) | ApiError::Aws(_) => {
+                        "failed"
+                    }
                     _ => "refused",
                 };
                 (e.into_reply(&request_id), decision)
@@ -118,7 +132,9 @@ impl<D: Dispatcher> ControlApi<D> {
         audit.action = Some(command.action());
         audit.caller = command.caller().map(|c| c.as_str().to_owned());
         match command {
-            Command::Status { .. } => Err(ApiError::NotImplemented("action \"status\"")),
+            Command::Status {
+                include_terminated, ..
+            } => self.status(include_terminated).await,
             Command::Deploy {
                 target,
                 caller,
@@ -127,13 +143,14 @@ impl<D: Dispatcher> ControlApi<D> {
                 audit.target = Some(target.to_string());
                 let target = target.resolve(&self.registry)?;
                 authorize_deploy(&self.registry, caller.as_ref(), &target)?;
+                let bootstrap_check = self.check_bootstrap(&target).await?;
                 let request = DeployRequest {
                     request_id: request_id.to_owned(),
                     target,
                     ami_override,
                     caller,
                 };
-                let receipt = self.dispatcher.dispatch(&request).await?;
+                let receipt = self.ports.dispatcher.dispatch(&request).await?;
                 let mut body = Map::new();
                 body.insert("ok".into(), true.into());
                 body.insert(
@@ -143,7 +160,7 @@ impl<D: Dispatcher> ControlApi<D> {
                 body.insert("target".into(), request.target.as_str().into());
                 body.insert("ami_override".into(), json!(request.ami_override));
                 body.insert("caller".into(), json!(request.caller));
-                body.insert("request_id".into(), request.request_id.into());
+                body.insert("checks".into(), json!({ "bootstrap": bootstrap_check }));
                 if let Some(dry_run) = receipt.dry_run {
                     body.insert("dispatch".into(), dry_run);
                 }
@@ -151,8 +168,49 @@ impl<D: Dispatcher> ControlApi<D> {
             }
         }
     }
-}
 
-fn new_request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    /// Every host the deploy would (re)create must have its bootstrap bundle, or the new
+    /// instance could not configure itself. Answers what the check did.
+    async fn check_bootstrap(&self, target: &Target) -> Result<&'static str, ApiError> {
+        let Some(store) = &self.ports.bootstrap else {
+            return Ok("skipped");
+        };
+        let mut missing = Vec::new();
+        for (id, entry) in self.registry.iter() {
+            if matches!(target, Target::Instance(t) if t != id) {
+                continue;
+            }
+            if !store.has_bundle(&entry.bootstrap_prefix).await? {
+                missing.push(entry.bootstrap_prefix.clone());
+            }
+        }
+        if missing.is_empty() {
+            Ok("ok")
+        } else {
+            Err(ApiError::BootstrapMissing {
+                prefixes: missing,
+                bucket: store.bucket().to_owned(),
+            })
+        }
+    }
+
+    async fn status(&self, include_terminated: bool) -> Result<Map<String, Value>, ApiError> {
+        let fleet = &self.ports.fleet;
+        let live = fleet.live_instances(include_terminated).await?;
+        let latest = fleet.latest_image().await?;
+        let mut ami_ids: Vec<String> = live.iter().filter_map(|i| i.ami.clone()).collect();
+        ami_ids.sort();
+        ami_ids.dedup();
+        let images = fleet.images(&ami_ids).await?;
+        let status = fleet_status(&self.registry, live, latest, &images);
+        let Value::Object(mut body) = json!(status) else {
+            unreachable!("FleetStatus serializes to an object")
+        };
+        body.insert("ok".into(), true.into());
+        body.insert(
+            "checks".into(),
+            json!({"bootstrap_bucket": if self.ports.bootstrap.is_some() { "configured" } else { "unset" }}),
+        );
+        Ok(body)
+    }
 }

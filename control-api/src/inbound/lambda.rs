@@ -7,12 +7,13 @@ use lambda_http::{service_fn, Body, Error, Request, Response};
 use crate::app;
 use crate::config::{Mode, Settings};
 use crate::domain::deploy::Dispatcher;
+use crate::domain::fleet::{BootstrapStore, FleetReader};
 use crate::domain::service::ControlApi;
 use crate::telemetry::{self, LogFormat};
 
 /// Handles one Function URL event. A plain async fn, so tests call it without the runtime.
-pub async fn handle<D: Dispatcher>(
-    api: &ControlApi<D>,
+pub async fn handle<D: Dispatcher, F: FleetReader, B: BootstrapStore>(
+    api: &ControlApi<D, F, B>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
     let (parts, body) = request.into_parts();
@@ -25,7 +26,7 @@ pub async fn handle<D: Dispatcher>(
 pub async fn run() -> Result<(), Error> {
     let _logs = telemetry::init(LogFormat::Json);
     let settings = Settings::from_env()?;
-    let api = Arc::new(app::build(settings, Mode::Lambda)?);
+    let api = Arc::new(app::build(settings, Mode::Lambda).await?);
     lambda_http::run(service_fn(move |request| {
         let api = Arc::clone(&api);
         async move { handle(&api, request).await }

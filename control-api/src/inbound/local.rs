@@ -12,16 +12,22 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::domain::deploy::Dispatcher;
+use crate::domain::fleet::{BootstrapStore, FleetReader};
 use crate::domain::request::MAX_BODY_BYTES;
 use crate::domain::service::ControlApi;
 
 /// Serves until `shutdown` resolves. It is a development server: connections still open
 /// then are dropped with the runtime.
-pub async fn serve<D: Dispatcher + 'static>(
-    api: Arc<ControlApi<D>>,
+pub async fn serve<D, F, B>(
+    api: Arc<ControlApi<D, F, B>>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    D: Dispatcher + 'static,
+    F: FleetReader + 'static,
+    B: BootstrapStore + 'static,
+{
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -49,8 +55,8 @@ pub async fn serve<D: Dispatcher + 'static>(
     Ok(())
 }
 
-async fn handle<D: Dispatcher>(
-    api: &ControlApi<D>,
+async fn handle<D: Dispatcher, F: FleetReader, B: BootstrapStore>(
+    api: &ControlApi<D, F, B>,
     request: http::Request<Incoming>,
 ) -> http::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();

@@ -34,8 +34,38 @@ pub fn settings(github_url: &str, extra: &[(&str, &str)]) -> Settings {
     .unwrap()
 }
 
+/// AWS settings that never reach out: a fixed region and dummy credentials, no IMDS.
+/// Tests that talk to AWS use [`moto_sdk`] instead.
+pub fn offline_sdk() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("testing", "testing", None, None, "tests"),
+            ),
+        )
+        .build()
+}
+
+/// The SDK pointed at the moto server that `scripts/with-moto` started.
+pub async fn moto_sdk() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS tests run against moto: use `scripts/with-moto cargo test` (scripts/test does)",
+    );
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:"),
+        "AWS tests only talk to a loopback emulator, not {endpoint}"
+    );
+    control_api::outbound::aws::load_sdk_config().await
+}
+
+pub fn app_with(settings: Settings, mode: Mode) -> App {
+    app::build_with(settings, mode, &offline_sdk()).unwrap()
+}
+
 pub fn lambda_app(github_url: &str) -> App {
-    app::build(settings(github_url, &[]), Mode::Lambda).unwrap()
+    app_with(settings(github_url, &[]), Mode::Lambda)
 }
 
 /// A dispatch endpoint that checks what GitHub's docs require of the request.

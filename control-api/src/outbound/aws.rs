@@ -1,0 +1,263 @@
+//! AWS adapters: the fleet from EC2 (instances, images) and bootstrap bundles in S3.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{Filter, Image, Instance};
+
+use crate::config::AwsSettings;
+use crate::domain::fleet::{
+    newest_image, AwsError, BootstrapStore, FleetImage, FleetReader, LiveInstance,
+};
+
+/// Bounds on every AWS call: three attempts with backoff inside 8 s per call, and a
+/// whole-answer deadline, all well under the Lambda's 30 s timeout.
+const CALL_DEADLINE: Duration = Duration::from_secs(8);
+const ANSWER_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Loads region and credentials once, at start-up; credentials resolve lazily on first use.
+/// `AWS_ENDPOINT_URL` (tests: moto on loopback) is honoured by the SDK itself.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(4))
+                .operation_timeout(CALL_DEADLINE)
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// Names the failed call and AWS's error code for the caller; the full chain goes to the log.
+fn aws_error<E, R>(call: &'static str, e: SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    tracing::warn!(call, error = %DisplayErrorContext(&e), "AWS call failed");
+    let reason = match &e {
+        SdkError::ServiceError(se) => se.err().code().unwrap_or("service error").to_owned(),
+        SdkError::TimeoutError(_) => "timed out".to_owned(),
+        SdkError::DispatchFailure(_) => "unreachable or no credentials".to_owned(),
+        _ => "no usable answer".to_owned(),
+    };
+    AwsError(format!("AWS {call} failed ({reason})"))
+}
+
+fn deadline_passed(what: &str, deadline: Duration) -> AwsError {
+    AwsError(format!(
+        "AWS {what} did not finish within {} s",
+        deadline.as_secs()
+    ))
+}
+
+/// Reads the fleet from EC2 by tag. One client for the life of the process.
+pub struct Ec2Fleet {
+    client: aws_sdk_ec2::Client,
+    settings: AwsSettings,
+    /// `MaxResults` per DescribeInstances page (5..=1000); fewer calls is faster.
+    page_size: i32,
+    /// For a whole answer, however many pages and retries it takes.
+    deadline: Duration,
+}
+
+impl Ec2Fleet {
+    pub fn new(sdk: &SdkConfig, settings: AwsSettings) -> Self {
+        Self::with_client(aws_sdk_ec2::Client::new(sdk), settings, 1000)
+    }
+
+    pub fn with_client(client: aws_sdk_ec2::Client, settings: AwsSettings, page_size: i32) -> Self {
+        Self {
+            client,
+            settings,
+            page_size,
+            deadline: ANSWER_DEADLINE,
+        }
+    }
+
+    /// A longer deadline, for an emulator that is much slower than EC2.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    async fn read_instances(
+        &self,
+        include_terminated: bool,
+    ) -> Result<Vec<LiveInstance>, AwsError> {
+        let mut filters = vec![tag_filter(
+            &self.settings.fleet_tag_key,
+            &self.settings.fleet_tag_value,
+        )];
+        if !include_terminated {
+            filters.push(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .set_values(Some(
+                        ["pending", "running", "shutting-down", "stopping", "stopped"]
+                            .map(String::from)
+                            .to_vec(),
+                    ))
+                    .build(),
+            );
+        }
+        let mut pages = self
+            .client
+            .describe_instances()
+            .set_filters(Some(filters))
+            .max_results(self.page_size)
+            .into_paginator()
+            .send();
+        let mut live = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("EC2 DescribeInstances", e))?;
+            live.extend(
+                page.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .map(live_instance),
+            );
+        }
+        Ok(live)
+    }
+
+    async fn read_images(
+        &self,
+        filters: Vec<Filter>,
+        owners_self: bool,
+    ) -> Result<Vec<FleetImage>, AwsError> {
+        let mut request = self.client.describe_images().set_filters(Some(filters));
+        if owners_self {
+            request = request.owners("self");
+        }
+        let mut pages = request.max_results(1000).into_paginator().send();
+        let mut images = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("EC2 DescribeImages", e))?;
+            images.extend(page.images().iter().map(fleet_image));
+        }
+        Ok(images)
+    }
+}
+
+fn tag_filter(key: &str, value: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{key}"))
+        .values(value)
+        .build()
+}
+
+fn live_instance(i: &Instance) -> LiveInstance {
+    let name = i
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("Name"))
+        .and_then(|t| t.value())
+        .map(str::to_owned);
+    LiveInstance {
+        instance_id: i.instance_id().unwrap_or_default().to_owned(),
+        name,
+        state: i
+            .state()
+            .and_then(|s| s.name())
+            .map_or_else(|| "unknown".to_owned(), |n| n.as_str().to_owned()),
+        ami: i.image_id().map(str::to_owned),
+        instance_type: i.instance_type().map(|t| t.as_str().to_owned()),
+        launch_time: i.launch_time().and_then(|t| {
+            t.fmt(aws_sdk_ec2::primitives::DateTimeFormat::DateTime)
+                .ok()
+        }),
+        public_ip: i.public_ip_address().map(str::to_owned),
+        private_ip: i.private_ip_address().map(str::to_owned),
+    }
+}
+
+fn fleet_image(i: &Image) -> FleetImage {
+    FleetImage {
+        id: i.image_id().unwrap_or_default().to_owned(),
+        name: i.name().map(str::to_owned),
+        created: i.creation_date().map(str::to_owned),
+    }
+}
+
+impl FleetReader for Ec2Fleet {
+    async fn live_instances(
+        &self,
+        include_terminated: bool,
+    ) -> Result<Vec<LiveInstance>, AwsError> {
+        tokio::time::timeout(self.deadline, self.read_instances(include_terminated))
+            .await
+            .map_err(|_| deadline_passed("EC2 DescribeInstances", self.deadline))?
+    }
+
+    async fn latest_image(&self) -> Result<Option<FleetImage>, AwsError> {
+        let filters = vec![tag_filter(
+            &self.settings.image_tag_key,
+            &self.settings.image_tag_value,
+        )];
+        let images = tokio::time::timeout(self.deadline, self.read_images(filters, true))
+            .await
+            .map_err(|_| deadline_passed("EC2 DescribeImages", self.deadline))??;
+        Ok(newest_image(images))
+    }
+
+    async fn images(&self, ids: &[String]) -> Result<Vec<FleetImage>, AwsError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A filter, not ImageIds: an id that was deregistered is then just absent
+        // instead of failing the whole call with InvalidAMIID.NotFound.
+        let filter = Filter::builder()
+            .name("image-id")
+            .set_values(Some(ids.to_vec()))
+            .build();
+        tokio::time::timeout(self.deadline, self.read_images(vec![filter], false))
+            .await
+            .map_err(|_| deadline_passed("EC2 DescribeImages", self.deadline))?
+    }
+}
+
+/// Looks for bootstrap bundles in the bootstrap bucket.
+pub struct S3Bootstrap {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Bootstrap {
+    pub fn new(sdk: &SdkConfig, bucket: String) -> Self {
+        let mut config = aws_sdk_s3::config::Builder::from(sdk);
+        // Emulators on loopback have no per-bucket host names; real S3 keeps virtual hosts.
+        if sdk.endpoint_url().is_some() {
+            config = config.force_path_style(true);
+        }
+        Self {
+            client: aws_sdk_s3::Client::from_conf(config.build()),
+            bucket,
+        }
+    }
+}
+
+impl BootstrapStore for S3Bootstrap {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn has_bundle(&self, prefix: &str) -> Result<bool, AwsError> {
+        let listed = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(format!("{}/", prefix.trim_end_matches('/')))
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| aws_error("S3 ListObjectsV2", e))?;
+        Ok(listed.key_count().unwrap_or(0) > 0 || !listed.contents().is_empty())
+    }
+}

@@ -1,0 +1,499 @@
+//! Status and the pre-deploy bootstrap check against a real AWS emulator (moto on loopback).
+//!
+//! Run through `scripts/with-moto` (scripts/test does). moto is shared by the whole run,
+//! so each test uses its own tag values and bucket names.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_ec2::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, InstanceType, ResourceType, Tag, TagSpecification,
+};
+use control_api::app::{self, App};
+use control_api::config::Mode;
+use control_api::domain::fleet::FleetReader;
+use control_api::inbound::lambda::handle;
+use control_api::outbound::aws::Ec2Fleet;
+use lambda_http::Body;
+use serde_json::{json, Value};
+use support::*;
+use wiremock::MockServer;
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+async fn ec2() -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(&moto_sdk().await)
+}
+
+/// Starts `count` instances in one reservation with the fleet tag and a Name.
+async fn run(
+    ec2: &aws_sdk_ec2::Client,
+    fleet: &str,
+    name: &str,
+    ami: &str,
+    ty: &str,
+    count: i32,
+) -> Vec<String> {
+    let mut tags = vec![tag("app", fleet)];
+    if !name.is_empty() {
+        tags.push(tag("Name", name));
+    }
+    let out = ec2
+        .run_instances()
+        .image_id(ami)
+        .instance_type(InstanceType::from(ty))
+        .min_count(count)
+        .max_count(count)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .set_tags(Some(tags))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_owned())
+        .collect()
+}
+
+/// Registers an image, tagged with the fleet image tag when `image_tag` is given.
+async fn image(ec2: &aws_sdk_ec2::Client, name: &str, image_tag: Option<&str>) -> String {
+    let id = ec2
+        .register_image()
+        .name(name)
+        .root_device_name("/dev/xvda")
+        .block_device_mappings(
+            BlockDeviceMapping::builder()
+                .device_name("/dev/xvda")
+                .ebs(
+                    EbsBlockDevice::builder()
+                        .snapshot_id("snap-0123456789abcdef0")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .to_owned();
+    if let Some(key) = image_tag {
+        ec2.create_tags()
+            .resources(&id)
+            .tags(tag(key, "true"))
+            .send()
+            .await
+            .unwrap();
+    }
+    id
+}
+
+async fn moto_app(github: &MockServer, extra: &[(&str, &str)]) -> App {
+    app::build_with(
+        settings(&github.uri(), extra),
+        Mode::Lambda,
+        &moto_sdk().await,
+    )
+    .unwrap()
+}
+
+async fn post(api: &App, body: Value) -> (u16, Value) {
+    let req = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://x.lambda-url.us-east-1.on.aws/")
+        .header("authorization", format!("Bearer {CONTROL_TOKEN}"))
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = handle(api, req).await.unwrap();
+    (
+        resp.status().as_u16(),
+        serde_json::from_slice(resp.body().as_ref()).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn status_joins_ec2_with_the_registry_and_flags_drift() {
+    let ec2 = ec2().await;
+    let (fleet, image_key) = ("status-join", "clawdinator-status-join");
+    // EC2 creation dates have one-second resolution: space the images out.
+    let old = image(&ec2, "clawdinator-nixos-old", Some(image_key)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let latest = image(&ec2, "clawdinator-nixos-new", Some(image_key)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let _untagged_newer = image(&ec2, "someone-elses-image", None).await;
+
+    let c1 = run(&ec2, fleet, "clawdinator-1", &latest, "t3.large", 1).await;
+    let c2 = run(&ec2, fleet, "clawdinator-2", &old, "t3.xlarge", 1).await;
+    let stray = run(&ec2, fleet, "stray-box", &latest, "t3.micro", 1).await;
+    let babel = run(
+        &ec2,
+        fleet,
+        "clawdinator-babelfish",
+        &latest,
+        "t3.medium",
+        1,
+    )
+    .await;
+    ec2.terminate_instances()
+        .set_instance_ids(Some(babel.clone()))
+        .send()
+        .await
+        .unwrap();
+    // Same Name, another fleet tag value: not ours, never shown.
+    run(&ec2, "other-fleet", "clawdinator-1", &latest, "t3.large", 1).await;
+
+    let github = MockServer::start().await;
+    let api = moto_app(
+        &github,
+        &[
+            ("FLEET_TAG_VALUE", fleet),
+            ("FLEET_IMAGE_TAG_KEY", image_key),
+        ],
+    )
+    .await;
+    let (status, body) = post(&api, json!({"action": "status"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ok"], true);
+    assert_eq!(body["latest_ami"]["id"], latest.as_str());
+    assert_eq!(body["latest_ami"]["name"], "clawdinator-nixos-new");
+
+    let rows = body["instances"].as_array().unwrap();
+    let row = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap().clone();
+    let r1 = row("clawdinator-1");
+    assert_eq!(r1["instance_id"], c1[0].as_str());
+    assert_eq!(r1["state"], "running");
+    assert_eq!(r1["ami"], latest.as_str());
+    assert_eq!(r1["ami_name"], "clawdinator-nixos-new");
+    assert!(r1["ami_created"].as_str().unwrap().starts_with("20"));
+    assert!(r1["launch_time"].as_str().unwrap().ends_with('Z'));
+    assert!(r1["private_ip"].is_string());
+    assert_eq!(r1["flags"], json!([]));
+    let r2 = row("clawdinator-2");
+    assert_eq!(r2["instance_id"], c2[0].as_str());
+    assert_eq!(r2["instance_type"], "t3.xlarge");
+    assert_eq!(r2["ami_name"], "clawdinator-nixos-old");
+    assert_eq!(r2["flags"], json!(["stale_ami", "type_drift"]));
+    let rb = row("clawdinator-babelfish");
+    assert_eq!(
+        rb["instance_id"],
+        Value::Null,
+        "terminated is excluded by default"
+    );
+    assert_eq!(rb["flags"], json!(["missing"]));
+
+    let unmanaged = body["unmanaged"].as_array().unwrap();
+    assert_eq!(unmanaged.len(), 1, "{unmanaged:?}");
+    assert_eq!(unmanaged[0]["instance_id"], stray[0].as_str());
+    assert_eq!(unmanaged[0]["name"], "stray-box");
+    assert_eq!(unmanaged[0]["reason"], "not_in_registry");
+    let s = &body["summary"];
+    assert_eq!(
+        (
+            s["running"].as_u64(),
+            s["missing"].as_u64(),
+            s["stale_ami"].as_u64(),
+            s["type_drift"].as_u64(),
+            s["unmanaged"].as_u64(),
+            s["total"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1), Some(1), Some(1), Some(3))
+    );
+
+    // Asked for, the terminated instance shows, still flagged missing.
+    let (_, body) = post(
+        &api,
+        json!({"action": "status", "include_terminated": true}),
+    )
+    .await;
+    let rb = body["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "clawdinator-babelfish")
+        .unwrap()
+        .clone();
+    assert_eq!(rb["instance_id"], babel[0].as_str());
+    assert_eq!(rb["state"], "terminated");
+    assert_eq!(rb["flags"], json!(["missing"]));
+    assert!(
+        received(&github).await.is_empty(),
+        "status never dispatches"
+    );
+}
+
+/// Counts the DescribeInstances requests that actually go out.
+#[derive(Debug, Default)]
+struct CountCalls(Arc<AtomicUsize>);
+
+impl Intercept for CountCalls {
+    fn name(&self) -> &'static str {
+        "CountCalls"
+    }
+    fn read_before_transmit(
+        &self,
+        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_ec2::error::BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_instances_are_read_page_by_page() {
+    let sdk = moto_sdk().await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let fleet = "status-scale";
+    // 20 launches of 50. moto pages DescribeInstances by reservation (real EC2 by
+    // instance), so a page size of 5 gives 4 pages here.
+    for n in 0..20 {
+        run(
+            &ec2,
+            fleet,
+            &format!("scale-{n}"),
+            "ami-0123456789abcdef0",
+            "t3.micro",
+            50,
+        )
+        .await;
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    // moto takes seconds per page of this size where EC2 takes well under one, so the
+    // production time limits are relaxed here; the paging logic is the product's own.
+    let counted = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&sdk)
+            .interceptor(CountCalls(Arc::clone(&calls)))
+            .timeout_config(aws_sdk_ec2::config::timeout::TimeoutConfig::disabled())
+            .build(),
+    );
+    let settings = settings("http://127.0.0.1:9", &[("FLEET_TAG_VALUE", fleet)]).aws;
+    let reader =
+        Ec2Fleet::with_client(counted, settings, 5).with_deadline(Duration::from_secs(300));
+    let live = reader.live_instances(false).await.unwrap();
+    assert_eq!(live.len(), 1000);
+    let mut ids: Vec<_> = live.iter().map(|i| i.instance_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 1000, "no instance read twice across pages");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        4,
+        "one DescribeInstances call per page"
+    );
+}
+
+#[tokio::test]
+async fn latest_image_ignores_untagged_and_other_tags() {
+    let ec2 = ec2().await;
+    let key = "clawdinator-latest";
+    let a = image(&ec2, "a", Some(key)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let b = image(&ec2, "b", Some(key)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    image(&ec2, "c-untagged", None).await;
+    image(&ec2, "d-other-tag", Some("some-other-key")).await;
+    let settings = settings("http://127.0.0.1:9", &[("FLEET_IMAGE_TAG_KEY", key)]).aws;
+    let reader = Ec2Fleet::with_client(ec2.clone(), settings, 1000);
+    let latest = reader.latest_image().await.unwrap().unwrap();
+    assert_eq!(latest.id, b);
+    assert_ne!(latest.id, a);
+    let none = Ec2Fleet::with_client(
+        ec2,
+        control_api::config::AwsSettings {
+            image_tag_key: "no-such-tag".into(),
+            ..reader_settings()
+        },
+        1000,
+    );
+    assert_eq!(none.latest_image().await.unwrap(), None);
+}
+
+fn reader_settings() -> control_api::config::AwsSettings {
+    settings("http://127.0.0.1:9", &[]).aws
+}
+
+async fn bucket_with(name: &str, keys: &[&str]) {
+    let sdk = moto_sdk().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket().bucket(name).send().await.unwrap();
+    for key in keys {
+        s3.put_object()
+            .bucket(name)
+            .key(*key)
+            .body(b"bundle".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn deploys_need_a_bootstrap_bundle_for_every_host_they_create() {
+    let bucket = "bootstrap-check";
+    bucket_with(
+        bucket,
+        &[
+            "bootstrap/clawdinator-1/bundle.tar.zst",
+            "bootstrap/clawdinator-2-old/bundle.tar.zst",
+        ],
+    )
+    .await;
+    let github = github_accepting().await;
+    let api = moto_app(&github, &[("FLEET_BOOTSTRAP_BUCKET", bucket)]).await;
+
+    let (status, body) = post(&api, json!({"action": "deploy", "target": "clawdinator-1"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"], json!({"bootstrap": "ok"}));
+    assert_eq!(received(&github).await.len(), 1);
+
+    // A neighbour's prefix that merely starts the same does not count.
+    let (status, body) = post(&api, json!({"action": "deploy", "target": "clawdinator-2"})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("bootstrap_missing")),
+        "{body}"
+    );
+    assert_eq!(
+        body["message"],
+        "no bootstrap bundle under bootstrap/clawdinator-2 in bootstrap-check"
+    );
+
+    let (status, body) = post(&api, json!({"action": "deploy", "target": "all"})).await;
+    assert_eq!(status, 409);
+    assert_eq!(
+        body["message"],
+        "no bootstrap bundle under bootstrap/clawdinator-2, bootstrap/clawdinator-babelfish in bootstrap-check"
+    );
+    assert_eq!(
+        received(&github).await.len(),
+        1,
+        "no dispatch for a refused deploy"
+    );
+
+    // Without a bucket setting the check is skipped, and the answer says so.
+    let api = moto_app(&github, &[]).await;
+    let (status, body) = post(&api, json!({"action": "deploy", "target": "clawdinator-2"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["checks"], json!({"bootstrap": "skipped"}));
+}
+
+#[tokio::test]
+async fn aws_failures_are_502_and_dispatch_nothing() {
+    let github = github_accepting().await;
+    let api = moto_app(
+        &github,
+        &[("FLEET_BOOTSTRAP_BUCKET", "no-such-bucket-here")],
+    )
+    .await;
+    let (status, body) = post(&api, json!({"action": "deploy", "target": "clawdinator-1"})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (502, Some("aws_unavailable")),
+        "{body}"
+    );
+    assert_eq!(
+        body["message"],
+        "AWS S3 ListObjectsV2 failed (NoSuchBucket)"
+    );
+
+    // EC2 unreachable: a closed loopback port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Built by hand: an SdkConfig loaded from the environment keeps moto's AWS_ENDPOINT_URL.
+    let sdk = offline_sdk()
+        .into_builder()
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build();
+    let api = app::build_with(settings(&github.uri(), &[]), Mode::Lambda, &sdk).unwrap();
+    let (status, body) = post(&api, json!({"action": "status"})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (502, Some("aws_unavailable")),
+        "{body}"
+    );
+    assert_eq!(
+        body["message"],
+        "AWS EC2 DescribeInstances failed (unreachable or no credentials)"
+    );
+    assert!(received(&github).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_local_server_shows_status_from_moto() {
+    let ec2 = ec2().await;
+    let fleet = "status-local";
+    let id = run(
+        &ec2,
+        fleet,
+        "clawdinator-2",
+        "ami-0123456789abcdef0",
+        "t3.large",
+        1,
+    )
+    .await;
+    let server = LocalServer::start(&[
+        ("CONTROL_API_TOKEN", CONTROL_TOKEN),
+        ("FLEET_TAG_VALUE", fleet),
+    ]);
+    let bearer = format!("Bearer {CONTROL_TOKEN}");
+    let (status, body) = tokio::task::block_in_place(|| {
+        server.post(&[("authorization", &bearer)], r#"{"action":"status"}"#)
+    });
+    assert_eq!(status, 200, "{body}");
+    let row = body["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "clawdinator-2")
+        .unwrap()
+        .clone();
+    assert_eq!(row["instance_id"], id[0].as_str());
+    assert_eq!(body["summary"]["missing"], 2);
+    server.stop();
+}
+
+#[tokio::test]
+async fn the_latest_ami_command_prints_the_newest_tagged_image() {
+    let ec2 = ec2().await;
+    let key = "clawdinator-cli-latest";
+    image(&ec2, "older", Some(key)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let newest = image(&ec2, "newest", Some(key)).await;
+    let run = |tag_key: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_control-api"))
+            .arg("latest-ami")
+            .env("FLEET_IMAGE_TAG_KEY", tag_key)
+            .output()
+            .unwrap()
+    };
+    let out = run(key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), newest);
+    let out = run("no-image-has-this");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("no image owned by this account has tag no-image-has-this=true"));
+}
