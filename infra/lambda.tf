@@ -1,0 +1,285 @@
+# The control API: a Rust Lambda (binary `bootstrap`, provided.al2023, arm64) behind a
+# Function URL with IAM auth. It dispatches workflows/fleet-deploy.yml.
+
+# --- Secrets: SSM SecureString parameters -------------------------------------
+#
+# Only the parameter NAMES reach the function (environment below); it reads the
+# values at cold start. The values are never in code, in the plan or in the state:
+#
+#   * created with a placeholder through the write-only `value_wo`; write-only
+#     attributes are never stored in the state or the plan;
+#   * operators then put the real value out of band:
+#       aws ssm put-parameter --overwrite --type SecureString \
+#         --name /clawdinator/control-api/github-token --value "$TOKEN"
+#   * tofu never writes it back: `value_wo_version` stays 1, so no later plan
+#     changes the parameter. Bump it only to reset the placeholder on purpose.
+#
+# (`value` + ignore_changes = [value] would not do: the provider reads the
+# parameter with decryption on every refresh and would copy the real secret into
+# the state.)
+
+resource "aws_ssm_parameter" "control_token" {
+  name        = local.ssm_control_token_name
+  description = "Bearer token the fleet bots present to the control API. Set with aws ssm put-parameter --overwrite."
+  type        = "SecureString"
+  key_id      = var.ssm_kms_key_arn
+
+  value_wo         = "UNSET-put-the-real-value-with-aws-ssm-put-parameter"
+  value_wo_version = 1
+}
+
+resource "aws_ssm_parameter" "github_token" {
+  name        = local.ssm_github_token_name
+  description = "GitHub token (actions:write on ${var.github_repo}) the control API dispatches workflows with. Set with aws ssm put-parameter --overwrite."
+  type        = "SecureString"
+  key_id      = var.ssm_kms_key_arn
+
+  value_wo         = "UNSET-put-the-real-value-with-aws-ssm-put-parameter"
+  value_wo_version = 1
+}
+
+# --- Logs ---------------------------------------------------------------------
+
+# Created here (not by Lambda on first write) so that it has a retention and the
+# function's role needs no logs:CreateLogGroup.
+resource "aws_cloudwatch_log_group" "control_api" {
+  name              = local.lambda_log_group
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
+}
+
+# --- Execution role -----------------------------------------------------------
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "control_api" {
+  name                 = local.lambda_role_name
+  description          = "Execution role of the clawdinator control API Lambda"
+  assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
+  permissions_boundary = aws_iam_policy.workload_boundary.arn
+}
+
+data "aws_iam_policy_document" "control_api" {
+  # Describe* calls have no resource-level permissions: "*" is the only valid
+  # resource. They are read-only; the function filters by the fleet tags itself.
+  statement {
+    sid       = "DescribeFleet"
+    actions   = ["ec2:DescribeInstances", "ec2:DescribeImages"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "ListBootstrapBundles"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.fleet.arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["bootstrap/*"]
+    }
+  }
+
+  # Idempotency and audit records. Without s3:ListBucket on these prefixes a
+  # GetObject of a missing key is answered 403 AccessDenied, not 404 NoSuchKey;
+  # the function uses conditional writes (If-None-Match) or treats that 403 as
+  # "absent".
+  statement {
+    sid     = "StateRecords"
+    actions = ["s3:GetObject", "s3:PutObject"]
+    resources = [
+      "${aws_s3_bucket.fleet.arn}/idempotency/*",
+      "${aws_s3_bucket.fleet.arn}/audit/*",
+    ]
+  }
+
+  statement {
+    sid       = "ReadOwnSecrets"
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.control_token.arn, aws_ssm_parameter.github_token.arn]
+  }
+
+  # SecureString decryption, only through SSM and only for these two parameters
+  # (SSM puts the parameter ARN into the encryption context).
+  statement {
+    sid       = "DecryptOwnSecrets"
+    actions   = ["kms:Decrypt"]
+    resources = [coalesce(var.ssm_kms_key_arn, "arn:${local.partition}:kms:${local.region}:${local.account_id}:key/*")]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["ssm.${local.region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:PARAMETER_ARN"
+      values   = [aws_ssm_parameter.control_token.arn, aws_ssm_parameter.github_token.arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.bucket_kms_key_arn == null ? [] : [var.bucket_kms_key_arn]
+
+    content {
+      sid       = "BucketEncryption"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${local.region}.amazonaws.com"]
+      }
+    }
+  }
+
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.control_api.arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "control_api" {
+  name   = "control-api"
+  role   = aws_iam_role.control_api.id
+  policy = data.aws_iam_policy_document.control_api.json
+}
+
+# --- Function -----------------------------------------------------------------
+
+resource "aws_lambda_function" "control_api" {
+  function_name = local.lambda_function_name
+  description   = "clawdinator fleet control API"
+  role          = aws_iam_role.control_api.arn
+
+  runtime       = "provided.al2023"
+  architectures = ["arm64"]
+  handler       = "bootstrap"
+
+  # Build it first: scripts/build-lambda-zip aarch64-unknown-linux-gnu
+  filename         = local.lambda_zip
+  source_code_hash = filebase64sha256(local.lambda_zip)
+
+  timeout     = 30
+  memory_size = 128
+
+  # Caps parallel deploy requests (and a runaway caller's cost). Must leave the
+  # account's unreserved pool at 10 or more; -1 disables the reservation.
+  reserved_concurrent_executions = var.lambda_reserved_concurrency
+
+  environment {
+    variables = {
+      # Names of SSM parameters, not secrets.
+      CONTROL_API_TOKEN_PARAMETER = aws_ssm_parameter.control_token.name
+      GITHUB_TOKEN_PARAMETER      = aws_ssm_parameter.github_token.name
+
+      GITHUB_REPO           = var.github_repo
+      GITHUB_WORKFLOW       = var.github_workflow
+      GITHUB_REF            = var.github_ref
+      FLEET_TAG_KEY         = var.fleet_tag_key
+      FLEET_TAG_VALUE       = var.fleet_tag_value
+      FLEET_IMAGE_TAG_KEY   = var.image_tag_key
+      FLEET_IMAGE_TAG_VALUE = var.image_tag_value
+      # One bucket serves both: bootstrap/ bundles, and idempotency/ + audit/ records.
+      FLEET_BOOTSTRAP_BUCKET = aws_s3_bucket.fleet.id
+      FLEET_STATE_BUCKET     = aws_s3_bucket.fleet.id
+      RUST_LOG               = var.rust_log
+    }
+  }
+
+  logging_config {
+    log_format = "Text"
+    log_group  = aws_cloudwatch_log_group.control_api.name
+  }
+
+  # The role must be able to write logs before the first invocation.
+  depends_on = [aws_iam_role_policy.control_api]
+}
+
+# --- Function URL, IAM auth ----------------------------------------------------
+#
+# Callers sign requests with SigV4 (service `lambda`, the function's region) using
+# credentials of the invoker role below. Since October 2025 a Function URL call
+# needs two grants: lambda:InvokeFunctionUrl (identity policy of the invoker role)
+# and lambda:InvokeFunction (resource policy below, valid only for calls that come
+# through the Function URL, so the role cannot invoke the function directly with a
+# forged event).
+
+resource "aws_lambda_function_url" "control_api" {
+  function_name      = aws_lambda_function.control_api.function_name
+  authorization_type = "AWS_IAM"
+  invoke_mode        = "BUFFERED"
+}
+
+# Trusts exactly the hosts' instance roles, and each only under its own instance id
+# as session name: the control API sees the caller as
+#   arn:aws:sts::<account>:assumed-role/<invoker role>/<instance id>
+# and a host cannot pose as another.
+data "aws_iam_policy_document" "invoker_assume" {
+  dynamic "statement" {
+    for_each = aws_iam_role.host
+
+    content {
+      actions = ["sts:AssumeRole"]
+
+      principals {
+        type        = "AWS"
+        identifiers = [statement.value.arn]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "sts:RoleSessionName"
+        values   = [statement.key]
+      }
+    }
+  }
+}
+
+resource "aws_iam_role" "invoker" {
+  name                 = local.invoker_role_name
+  description          = "Assumed by the clawdinator hosts to call the control API Function URL"
+  assume_role_policy   = data.aws_iam_policy_document.invoker_assume.json
+  max_session_duration = 3600
+  permissions_boundary = aws_iam_policy.workload_boundary.arn
+}
+
+data "aws_iam_policy_document" "invoker" {
+  statement {
+    sid       = "InvokeControlApiUrl"
+    actions   = ["lambda:InvokeFunctionUrl"]
+    resources = [aws_lambda_function.control_api.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "lambda:FunctionUrlAuthType"
+      values   = ["AWS_IAM"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "invoker" {
+  name   = "invoke-control-api-url"
+  role   = aws_iam_role.invoker.id
+  policy = data.aws_iam_policy_document.invoker.json
+}
+
+resource "aws_lambda_permission" "invoker_via_url" {
+  statement_id             = "InvokerRoleViaFunctionUrl"
+  action                   = "lambda:InvokeFunction"
+  function_name            = aws_lambda_function.control_api.function_name
+  principal                = aws_iam_role.invoker.arn
+  invoked_via_function_url = true
+}

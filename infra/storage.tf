@@ -1,0 +1,175 @@
+# The fleet bucket. One bucket, several prefixes with different lives:
+#
+#   bootstrap/<id>/       per-host bootstrap bundle; each host reads only its own   kept
+#   secrets/              encrypted (agenix) secrets                                kept
+#   clawdinator-nixos-*   uploaded NixOS images, input of AMI registration         expire (image_retention_days)
+#   idempotency/          control API request records                               expire (idempotency_retention_days)
+#   audit/                control API audit records                                 kept
+#
+# The state of this configuration is NOT in this bucket: the backend bucket and lock
+# table are created outside this configuration and given at `tofu init`.
+
+resource "aws_s3_bucket" "fleet" {
+  bucket = var.bucket_name
+
+  # Audit records and bootstrap bundles live here; a plan that would delete the
+  # bucket fails instead of emptying it.
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+resource "aws_s3_bucket_ownership_controls" "fleet" {
+  bucket = aws_s3_bucket.fleet.id
+
+  rule {
+    # ACLs disabled: the account owns every object, access is by policy only.
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "fleet" {
+  bucket = aws_s3_bucket.fleet.id
+
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "fleet" {
+  bucket = aws_s3_bucket.fleet.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "fleet" {
+  bucket = aws_s3_bucket.fleet.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = var.bucket_kms_key_arn == null ? "AES256" : "aws:kms"
+      kms_master_key_id = var.bucket_kms_key_arn
+    }
+    # Fewer KMS requests (and less cost) when a customer key is used.
+    bucket_key_enabled = var.bucket_kms_key_arn != null
+  }
+}
+
+data "aws_iam_policy_document" "fleet_bucket" {
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.fleet.arn, "${aws_s3_bucket.fleet.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+
+  statement {
+    sid       = "DenyOutdatedTls"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.fleet.arn, "${aws_s3_bucket.fleet.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "NumericLessThan"
+      variable = "s3:TlsVersion"
+      values   = ["1.2"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "fleet" {
+  bucket = aws_s3_bucket.fleet.id
+  policy = data.aws_iam_policy_document.fleet_bucket.json
+
+  # A bucket policy is refused while the public access block is being written.
+  depends_on = [aws_s3_bucket_public_access_block.fleet]
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "fleet" {
+  bucket = aws_s3_bucket.fleet.id
+
+  # Uploaded NixOS images are only input of AMI registration; the AMIs themselves are
+  # kept or pruned by `control-api prune-amis`.
+  rule {
+    id     = "expire-nixos-images"
+    status = "Enabled"
+
+    filter {
+      prefix = "clawdinator-nixos-"
+    }
+
+    expiration {
+      days = var.image_retention_days
+    }
+
+    # The bucket is versioned: without this the expired images would stay as
+    # noncurrent versions and keep costing.
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
+  }
+
+  rule {
+    id     = "expire-idempotency-records"
+    status = "Enabled"
+
+    filter {
+      prefix = "idempotency/"
+    }
+
+    expiration {
+      days = var.idempotency_retention_days
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
+  }
+
+  # bootstrap/, secrets/ and audit/ have no expiration rule on purpose: they are kept.
+
+  rule {
+    id     = "abort-incomplete-multipart-uploads"
+    status = "Enabled"
+
+    filter {}
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 2
+    }
+  }
+
+  rule {
+    id     = "remove-expired-delete-markers"
+    status = "Enabled"
+
+    filter {}
+
+    # Only delete markers with no noncurrent version left behind them; no data.
+    expiration {
+      expired_object_delete_marker = true
+    }
+  }
+
+  # Lifecycle rules on a versioned bucket are applied after versioning is on.
+  depends_on = [aws_s3_bucket_versioning.fleet]
+}
