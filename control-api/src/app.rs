@@ -5,7 +5,7 @@ use aws_config::SdkConfig;
 use crate::config::{Mode, Settings};
 use crate::domain::auth::Authenticator;
 use crate::domain::service::{ControlApi, Ports};
-use crate::outbound::aws::{load_sdk_config, Ec2Fleet, S3Bootstrap};
+use crate::outbound::aws::{load_local_sdk_config, load_sdk_config, Ec2Fleet, S3Bootstrap};
 use crate::outbound::dispatch::AnyDispatcher;
 use crate::outbound::github::GitHubDispatcher;
 
@@ -20,7 +20,10 @@ pub enum AppError {
 
 /// Builds the app with AWS settings from the environment (region, credentials, endpoint).
 pub async fn build(settings: Settings, mode: Mode) -> Result<App, AppError> {
-    let sdk = load_sdk_config().await;
+    let sdk = match mode {
+        Mode::Lambda => load_sdk_config().await,
+        Mode::Local => load_local_sdk_config().await,
+    };
     build_with(settings, mode, &sdk)
 }
 

@@ -21,6 +21,23 @@ const ANSWER_DEADLINE: Duration = Duration::from_secs(20);
 /// Loads region and credentials once, at start-up; credentials resolve lazily on first use.
 /// `AWS_ENDPOINT_URL` (tests: moto on loopback) is honoured by the SDK itself.
 pub async fn load_sdk_config() -> SdkConfig {
+    sdk_defaults().load().await
+}
+
+/// As [`load_sdk_config`], for a developer machine: the region comes from the environment
+/// or the AWS profile, else `us-east-1`, without probing EC2 instance metadata (which on
+/// a laptop costs seconds of start-up and a page of warnings).
+pub async fn load_local_sdk_config() -> SdkConfig {
+    use aws_config::environment::EnvironmentVariableRegionProvider;
+    use aws_config::meta::region::RegionProviderChain;
+    use aws_config::profile::ProfileFileRegionProvider;
+    let region = RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(ProfileFileRegionProvider::new())
+        .or_else(aws_config::Region::new("us-east-1"));
+    sdk_defaults().region(region).load().await
+}
+
+fn sdk_defaults() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .timeout_config(
@@ -30,8 +47,6 @@ pub async fn load_sdk_config() -> SdkConfig {
                 .operation_timeout(CALL_DEADLINE)
                 .build(),
         )
-        .load()
-        .await
 }
 
 /// Names the failed call and AWS's error code for the caller; the full chain goes to the log.
