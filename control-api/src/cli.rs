@@ -39,6 +39,14 @@ pub enum Command {
     },
     /// Print the newest fleet image (owners=self, tag FLEET_IMAGE_TAG_KEY=FLEET_IMAGE_TAG_VALUE).
     LatestAmi,
+    /// AMI retention: keep the newest N fleet images and every image backing an instance;
+    /// deregister the rest and delete their snapshots. A dry run unless --apply.
+    PruneAmis {
+        #[arg(long, default_value_t = 6)]
+        keep: usize,
+        #[arg(long)]
+        apply: bool,
+    },
     /// Validate deploy workflow inputs: target `all` or a registry id, AMI empty or ami-….
     CheckInputs {
         #[arg(long)]
@@ -67,6 +75,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve => serve().map_err(Failure::Error),
         Command::LatestAmi => latest_ami(),
+        Command::PruneAmis { keep, apply } => prune_amis(keep, apply),
         Command::CheckRegistry {
             registry,
             hosts_dir,
@@ -161,6 +170,73 @@ fn latest_ami() -> Result<(), Failure> {
         )])),
         Err(e) => Err(Failure::Error(e.into())),
     }
+}
+
+fn prune_amis(keep: usize, apply: bool) -> Result<(), Failure> {
+    use crate::domain::retention::{plan_retention, KeepReason};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let settings = Settings::from_env().map_err(anyhow::Error::from)?;
+    runtime.block_on(async {
+        let sdk = crate::outbound::aws::load_sdk_config().await;
+        let ec2 = crate::outbound::aws::Ec2Fleet::new(&sdk, settings.aws.clone());
+        // Every lookup before any deletion: a failed one aborts with nothing deleted.
+        let images = ec2
+            .fleet_image_records()
+            .await
+            .map_err(anyhow::Error::from)?;
+        let ids: Vec<String> = images.iter().map(|i| i.id.clone()).collect();
+        let in_use = ec2.images_in_use(&ids).await.map_err(anyhow::Error::from)?;
+        let plan = plan_retention(images, &in_use, keep);
+        for (image, reason) in &plan.keep {
+            let why = match reason {
+                KeepReason::Newest { rank } => format!("newest {rank}/{keep}"),
+                KeepReason::InUse { instances } => format!("backs {}", instances.join(", ")),
+            };
+            println!(
+                "keep    {} {} ({why})",
+                image.id,
+                image.name.as_deref().unwrap_or("-")
+            );
+        }
+        let verb = if apply { "delete " } else { "would delete" };
+        for image in &plan.delete {
+            println!(
+                "{verb} {} {} created {} snapshots [{}]",
+                image.id,
+                image.name.as_deref().unwrap_or("-"),
+                image.created.as_deref().unwrap_or("?"),
+                image.snapshots.join(", ")
+            );
+        }
+        if apply {
+            for image in &plan.delete {
+                ec2.deregister_image(&image.id)
+                    .await
+                    .map_err(anyhow::Error::from)?;
+            }
+            for snapshot in &plan.delete_snapshots {
+                ec2.delete_snapshot(snapshot)
+                    .await
+                    .map_err(anyhow::Error::from)?;
+            }
+        }
+        println!(
+            "{} image(s) kept, {} {} with {} snapshot(s){}",
+            plan.keep.len(),
+            plan.delete.len(),
+            if apply { "deleted" } else { "to delete" },
+            plan.delete_snapshots.len(),
+            if apply {
+                ""
+            } else {
+                " (dry run; --apply to delete)"
+            }
+        );
+        Ok(())
+    })
 }
 
 fn load_registry(path: &Path) -> Result<Registry, Failure> {

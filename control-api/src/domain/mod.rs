@@ -7,4 +7,5 @@ pub mod policy;
 pub mod registry;
 pub mod request;
 pub mod response;
+pub mod retention;
 pub mod service;

@@ -1,5 +1,6 @@
 //! AWS adapters: the fleet from EC2 (instances, images) and bootstrap bundles in S3.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -12,6 +13,7 @@ use crate::config::AwsSettings;
 use crate::domain::fleet::{
     newest_image, AwsError, BootstrapStore, FleetImage, FleetReader, LiveInstance,
 };
+use crate::domain::retention::ImageRecord;
 
 /// Bounds on every AWS call: three attempts with backoff inside 8 s per call, and a
 /// whole-answer deadline, all well under the Lambda's 30 s timeout.
@@ -275,4 +277,107 @@ impl BootstrapStore for S3Bootstrap {
             .map_err(|e| aws_error("S3 ListObjectsV2", e))?;
         Ok(listed.key_count().unwrap_or(0) > 0 || !listed.contents().is_empty())
     }
+}
+
+/// Image retention against EC2: the lookups first, then the deletions.
+impl Ec2Fleet {
+    /// Every fleet image (owners=self, image tag) with the snapshots behind it.
+    pub async fn fleet_image_records(&self) -> Result<Vec<ImageRecord>, AwsError> {
+        let mut pages = self
+            .client
+            .describe_images()
+            .owners("self")
+            .filters(tag_filter(
+                &self.settings.image_tag_key,
+                &self.settings.image_tag_value,
+            ))
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut records = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("EC2 DescribeImages", e))?;
+            records.extend(page.images().iter().map(|i| {
+                ImageRecord {
+                    id: i.image_id().unwrap_or_default().to_owned(),
+                    name: i.name().map(str::to_owned),
+                    created: i.creation_date().map(str::to_owned),
+                    snapshots: i
+                        .block_device_mappings()
+                        .iter()
+                        .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_owned))
+                        .collect(),
+                }
+            }));
+        }
+        Ok(records)
+    }
+
+    /// Image id → instances (any tag, not just the fleet's) that are pending, running,
+    /// stopping or stopped on one of `image_ids`.
+    pub async fn images_in_use(
+        &self,
+        image_ids: &[String],
+    ) -> Result<BTreeMap<String, Vec<String>>, AwsError> {
+        if image_ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut pages = self
+            .client
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("image-id")
+                    .set_values(Some(image_ids.to_vec()))
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .set_values(Some(
+                        ["pending", "running", "stopping", "stopped"]
+                            .map(String::from)
+                            .to_vec(),
+                    ))
+                    .build(),
+            )
+            .max_results(self.page_size)
+            .into_paginator()
+            .send();
+        let mut in_use: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("EC2 DescribeInstances", e))?;
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                if let (Some(ami), Some(id)) = (i.image_id(), i.instance_id()) {
+                    in_use
+                        .entry(ami.to_owned())
+                        .or_default()
+                        .push(id.to_owned());
+                }
+            }
+        }
+        Ok(in_use)
+    }
+
+    /// Deregisters an image; one already gone counts as done.
+    pub async fn deregister_image(&self, id: &str) -> Result<(), AwsError> {
+        match self.client.deregister_image().image_id(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(aws_error("EC2 DeregisterImage", e)),
+        }
+    }
+
+    /// Deletes a snapshot; one already gone counts as done.
+    pub async fn delete_snapshot(&self, id: &str) -> Result<(), AwsError> {
+        match self.client.delete_snapshot().snapshot_id(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(aws_error("EC2 DeleteSnapshot", e)),
+        }
+    }
+}
+
+fn is_not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    matches!(e, SdkError::ServiceError(se) if se.err().code().is_some_and(|c| c.ends_with(".NotFound")))
 }
