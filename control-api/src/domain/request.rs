@@ -162,7 +162,7 @@ pub enum RequestError {
     MissingTarget,
     #[error("target must be \"all\" or an instance id matching ^[a-z0-9][a-z0-9-]{{0,62}}$")]
     InvalidTarget,
-    #[error("target {0:?} is not in the fleet registry")]
+    #[error("target \"{0}\" is not in the fleet registry")]
     UnknownTarget(InstanceId),
     #[error("ami_override must be empty or an AMI id like ami-0123456789abcdef0")]
     InvalidAmi,

@@ -1,0 +1,141 @@
+//! Chat text to command: `/fleet status`, `/fleet deploy <target> [ami]`, nothing else.
+//!
+//! [`parse_chat`] is total: it never panics, reads at most [`MAX_CHAT_BYTES`] of any
+//! input, and never echoes the input back. Everything it accepts has passed the same
+//! `Target` and `AmiId` rules the control API applies, so a chat message can only ever
+//! become a request the API would also have parsed.
+
+use control_api::domain::request::{AmiId, RequestError, Target};
+
+/// The one line a user gets back for text that is not a fleet command.
+pub const USAGE: &str = "usage: /fleet status | /fleet deploy <all|instance-id> [ami-id]";
+
+/// Longest message considered at all; a real command is under 80 bytes.
+pub const MAX_CHAT_BYTES: usize = 512;
+
+/// Longest bot user name accepted after `@` (Telegram allows 32, Discord 32).
+const MAX_MENTION_CHARS: usize = 64;
+
+/// A chat message that is a fleet command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatCommand {
+    Status,
+    Deploy {
+        target: Target,
+        ami_override: Option<AmiId>,
+    },
+    /// `/fleet help`: answered with [`USAGE`], no call.
+    Help,
+}
+
+/// Why a chat message is not a fleet command. Messages never echo the input: it goes
+/// back to a chat channel, and a user may have pasted something secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    #[error("empty message")]
+    Empty,
+    #[error("message is longer than {MAX_CHAT_BYTES} bytes")]
+    TooLong,
+    #[error("message must be one line without control characters")]
+    ControlCharacter,
+    #[error("not a /fleet command")]
+    NotFleet,
+    #[error("the mention after /fleet@ must be a bot user name (letters, digits, _ . -)")]
+    BadMention,
+    #[error("missing command after /fleet")]
+    MissingCommand,
+    #[error("unknown command; expected status, deploy or help")]
+    UnknownCommand,
+    #[error("/fleet {0} takes no arguments")]
+    UnexpectedArguments(&'static str),
+    #[error("/fleet deploy needs a target: all or an instance id")]
+    MissingTarget,
+    #[error("/fleet deploy takes a target and at most one AMI id")]
+    TooManyArguments,
+    /// The target or AMI broke the API's own rule; its message states the rule.
+    #[error(transparent)]
+    Invalid(#[from] RequestError),
+}
+
+/// Parses one chat message. Command words (`/fleet`, `status`, `deploy`, `help`) are
+/// ASCII case-insensitive; targets and AMI ids are exact, as the API wants them.
+pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
+    if text.len() > MAX_CHAT_BYTES {
+        return Err(ChatError::TooLong);
+    }
+    // Chat clients add trailing newlines and leading spaces; what is inside must be one line.
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ChatError::Empty);
+    }
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(ChatError::ControlCharacter);
+    }
+    // Only ASCII space and tab separate words: a Unicode space look-alike stays inside
+    // a word, where the strict word rules below refuse it.
+    let mut words = text.split([' ', '\t']).filter(|w| !w.is_empty());
+    let head = words.next().ok_or(ChatError::Empty)?;
+    let (command, mention) = match head.split_once('@') {
+        Some((command, mention)) => (command, Some(mention)),
+        None => (head, None),
+    };
+    if !command.eq_ignore_ascii_case("/fleet") {
+        return Err(ChatError::NotFleet);
+    }
+    if mention.is_some_and(|m| !is_bot_name(m)) {
+        return Err(ChatError::BadMention);
+    }
+    let sub = words.next().ok_or(ChatError::MissingCommand)?;
+    if sub.eq_ignore_ascii_case("status") {
+        no_more(words, "status")?;
+        Ok(ChatCommand::Status)
+    } else if sub.eq_ignore_ascii_case("help") {
+        no_more(words, "help")?;
+        Ok(ChatCommand::Help)
+    } else if sub.eq_ignore_ascii_case("deploy") {
+        let target = Target::parse(words.next().ok_or(ChatError::MissingTarget)?)?;
+        let ami_override = words.next().map(AmiId::parse).transpose()?;
+        if words.next().is_some() {
+            return Err(ChatError::TooManyArguments);
+        }
+        Ok(ChatCommand::Deploy {
+            target,
+            ami_override,
+        })
+    } else {
+        Err(ChatError::UnknownCommand)
+    }
+}
+
+fn no_more<'a>(
+    mut words: impl Iterator<Item = &'a str>,
+    command: &'static str,
+) -> Result<(), ChatError> {
+    match words.next() {
+        Some(_) => Err(ChatError::UnexpectedArguments(command)),
+        None => Ok(()),
+    }
+}
+
+/// A chat bot user name as it follows `@` in `/fleet@name`.
+fn is_bot_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_MENTION_CHARS
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bot_names() {
+        assert!(is_bot_name("clawdinator_bot"));
+        assert!(is_bot_name("Bot.1-x"));
+        assert!(!is_bot_name(""));
+        assert!(!is_bot_name("bot name"));
+        assert!(!is_bot_name("bot;rm"));
+        assert!(!is_bot_name(&"b".repeat(65)));
+    }
+}

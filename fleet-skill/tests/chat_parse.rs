@@ -1,0 +1,286 @@
+//! `parse_chat` as a table: what chat text becomes which command, and what hostile text is refused.
+
+use control_api::domain::request::{AmiId, Target};
+use fleet_skill::{parse_chat, ChatCommand, ChatError};
+
+fn deploy(target: &str, ami: Option<&str>) -> Result<ChatCommand, ChatError> {
+    Ok(ChatCommand::Deploy {
+        target: Target::parse(target).unwrap(),
+        ami_override: ami.map(|a| AmiId::parse(a).unwrap()),
+    })
+}
+
+#[test]
+fn accepted_commands() {
+    let cases: &[(&str, Result<ChatCommand, ChatError>)] = &[
+        ("/fleet status", Ok(ChatCommand::Status)),
+        ("/fleet help", Ok(ChatCommand::Help)),
+        ("/FLEET STATUS", Ok(ChatCommand::Status)),
+        ("/Fleet Status", Ok(ChatCommand::Status)),
+        ("   /fleet    status   ", Ok(ChatCommand::Status)),
+        ("/fleet\tstatus", Ok(ChatCommand::Status)),
+        ("/fleet status\n", Ok(ChatCommand::Status)),
+        ("\r\n/fleet status\r\n", Ok(ChatCommand::Status)),
+        ("/fleet@clawdinator_bot status", Ok(ChatCommand::Status)),
+        ("/FLEET@Clawdinator_Bot STATUS", Ok(ChatCommand::Status)),
+        ("/fleet deploy clawdinator-2", deploy("clawdinator-2", None)),
+        ("/fleet DEPLOY clawdinator-2", deploy("clawdinator-2", None)),
+        ("/fleet deploy all", deploy("all", None)),
+        (
+            "/fleet deploy clawdinator-2 ami-0123456789abcdef0",
+            deploy("clawdinator-2", Some("ami-0123456789abcdef0")),
+        ),
+        (
+            "/fleet deploy clawdinator-2 ami-01234567",
+            deploy("clawdinator-2", Some("ami-01234567")),
+        ),
+        (
+            "  /fleet@clawdinator_bot   Deploy  all    ami-0123456789abcdef0  ",
+            deploy("all", Some("ami-0123456789abcdef0")),
+        ),
+        // Syntax only: whether the instance exists is the API's 404 to give.
+        ("/fleet deploy clawdinator-9", deploy("clawdinator-9", None)),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(&parse_chat(text), expected, "{text:?}");
+    }
+}
+
+/// Which refusal a case expects.
+type Expect = fn(&ChatError) -> bool;
+
+#[test]
+fn refused_text() {
+    use ChatError::*;
+    let long_target = format!("/fleet deploy {}", "a".repeat(64));
+    let cases: &[(&str, Expect)] = &[
+        ("", |e| *e == Empty),
+        ("   \n\t ", |e| *e == Empty),
+        ("hello", |e| *e == NotFleet),
+        ("fleet status", |e| *e == NotFleet),
+        ("/fleets status", |e| *e == NotFleet),
+        ("/fleetstatus", |e| *e == NotFleet),
+        ("!fleet status", |e| *e == NotFleet),
+        ("/deploy all", |e| *e == NotFleet),
+        ("/fleet", |e| *e == MissingCommand),
+        ("/fleet@bot", |e| *e == MissingCommand),
+        ("/fleet@ status", |e| *e == BadMention),
+        ("/fleet@bot@x status", |e| *e == BadMention),
+        ("/fleet@bot;rm status", |e| *e == BadMention),
+        ("/fleet reboot", |e| *e == UnknownCommand),
+        ("/fleet statuses", |e| *e == UnknownCommand),
+        ("/fleet status now", |e| *e == UnexpectedArguments("status")),
+        ("/fleet help me", |e| *e == UnexpectedArguments("help")),
+        ("/fleet deploy", |e| *e == MissingTarget),
+        ("/fleet deploy   ", |e| *e == MissingTarget),
+        ("/fleet deploy ALL", |e| matches!(e, Invalid(_))),
+        ("/fleet deploy Clawdinator-2", |e| matches!(e, Invalid(_))),
+        ("/fleet deploy -clawdinator", |e| matches!(e, Invalid(_))),
+        ("/fleet deploy clawdinator_2", |e| matches!(e, Invalid(_))),
+        ("/fleet deploy all ami-123", |e| matches!(e, Invalid(_))),
+        ("/fleet deploy all AMI-0123456789ABCDEF0", |e| {
+            matches!(e, Invalid(_))
+        }),
+        ("/fleet deploy all ami-0123456789abcdef0 extra", |e| {
+            *e == TooManyArguments
+        }),
+        ("/fleet deploy clawdinator-1 clawdinator-2", |e| {
+            matches!(e, Invalid(_))
+        }),
+        ("/fleet deploy --ami ami-0123456789abcdef0", |e| {
+            matches!(e, Invalid(_))
+        }),
+        // Shell metacharacters never survive the id rules.
+        ("/fleet deploy clawdinator-2;reboot", |e| {
+            matches!(e, Invalid(_))
+        }),
+        ("/fleet deploy clawdinator-2; reboot", |e| {
+            matches!(e, Invalid(_))
+        }),
+        ("/fleet deploy $(reboot)", |e| matches!(e, Invalid(_))),
+        ("/fleet deploy `id`", |e| matches!(e, Invalid(_))),
+        ("/fleet deploy all|sh", |e| matches!(e, Invalid(_))),
+        ("/fleet deploy all && reboot", |e| matches!(e, Invalid(_))),
+        ("/fleet deploy all ami-0123456789abcdef0 && reboot", |e| {
+            *e == TooManyArguments
+        }),
+        ("/fleet deploy 'all'", |e| matches!(e, Invalid(_))),
+        ("/fleet deploy all ami-0123456789abcdef0>x", |e| {
+            matches!(e, Invalid(_))
+        }),
+        ("/fleet deploy ../../etc", |e| matches!(e, Invalid(_))),
+        (&long_target, |e| matches!(e, Invalid(_))),
+        // More than one line, or control characters anywhere inside.
+        ("/fleet status\n/fleet deploy all", |e| {
+            *e == ControlCharacter
+        }),
+        ("/fleet\nstatus", |e| *e == ControlCharacter),
+        ("/fleet deploy all\rami-0123456789abcdef0", |e| {
+            *e == ControlCharacter
+        }),
+        ("/fleet status\0", |e| *e == ControlCharacter),
+        ("/fleet \u{1b}[2Jstatus", |e| *e == ControlCharacter),
+        ("/fleet deploy clawdinator-2\u{85}x", |e| {
+            *e == ControlCharacter
+        }),
+    ];
+    for (text, check) in cases {
+        let got = parse_chat(text);
+        match &got {
+            Err(e) if check(e) => {}
+            other => panic!("{text:?} gave {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn unicode_look_alikes_are_refused() {
+    for text in [
+        "/fleet stаtus",                // Cyrillic а
+        "/flеet status",                // Cyrillic е
+        "／fleet status",               // fullwidth solidus
+        "/fleet ｓｔａｔｕｓ",          // fullwidth letters
+        "/fleet deploy clawdinator‐2",  // U+2010 hyphen
+        "/fleet deploy clawdinator-２", // fullwidth digit
+        "/fleet deploy сlawdinator-2",  // Cyrillic с
+        "/fleet deploy ａｌｌ",         // fullwidth all
+        "/fleet\u{a0}status",           // no-break space is not a separator
+        "/fleet\u{2003}status",         // em space
+        "/fleet deploy\u{200b} all",    // zero-width space
+        "/fleet deploy all\u{202e}",    // right-to-left override
+        "/fleet deploy all ami-0123456789abcdeƒ0",
+        "/fleet ſtatus",   // long s, which some case folds map to s
+        "/fleet \u{212a}", // Kelvin sign
+    ] {
+        assert!(parse_chat(text).is_err(), "{text:?} was accepted");
+    }
+}
+
+#[test]
+fn very_long_input_is_refused_quickly() {
+    let huge = format!("/fleet status{}", " ".repeat(10 * 1024 * 1024));
+    let started = std::time::Instant::now();
+    assert_eq!(parse_chat(&huge), Err(ChatError::TooLong));
+    assert_eq!(
+        parse_chat(&"/fleet deploy all ".repeat(100)),
+        Err(ChatError::TooLong)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    // Just under the limit is judged on content.
+    let padded = format!("/fleet status{}", " ".repeat(512 - 13));
+    assert_eq!(padded.len(), 512);
+    assert_eq!(parse_chat(&padded), Ok(ChatCommand::Status));
+}
+
+#[test]
+fn messages_never_echo_the_input() {
+    for text in [
+        "/fleet tok-secret-value",
+        "/fleet deploy TOK-secret-value",
+        "/fleet deploy all tok-secret-value",
+        "/fleet@tok-secret;value status",
+        "tok-secret-value",
+    ] {
+        let e = parse_chat(text).unwrap_err().to_string();
+        assert!(!e.contains("secret"), "{text:?} → {e}");
+        assert!(!e.contains('\n'));
+    }
+}
+
+/// A deterministic xorshift, so failures reproduce without a fuzzing crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
+#[test]
+fn never_panics_and_accepts_only_valid_commands() {
+    let words = [
+        "/fleet",
+        "/FLEET",
+        "/fleet@bot",
+        "status",
+        "deploy",
+        "help",
+        "all",
+        "clawdinator-2",
+        "ami-0123456789abcdef0",
+        "ami-01234567",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\r",
+        ";",
+        "$(x)",
+        "'",
+        "\"",
+        "\\",
+        "é",
+        "а",
+        "\u{0}",
+        "\u{200b}",
+        "\u{202e}",
+        "@",
+        "/",
+        "-",
+        "ALL",
+        "💥",
+        "ﬂeet",
+        "Deploy",
+        "",
+    ];
+    let mut rng = Rng(0x5eed_f1ee7);
+    for _ in 0..20_000 {
+        // Token soup from the interesting words…
+        let n = rng.next() % 7;
+        let text: String = (0..n)
+            .map(|_| rng.pick(&words))
+            .collect::<Vec<_>>()
+            .join(rng.pick(&[" ", "", "\t"]));
+        check_total(&text);
+        // …and arbitrary bytes made UTF-8.
+        let len = (rng.next() % 64) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        check_total(&String::from_utf8_lossy(&bytes));
+    }
+}
+
+/// Whatever came back, an accepted command re-serializes to its canonical form, which
+/// parses to the same command: nothing odd slips through.
+fn check_total(text: &str) {
+    match parse_chat(text) {
+        Ok(ChatCommand::Status) | Ok(ChatCommand::Help) => {}
+        Ok(ChatCommand::Deploy {
+            target,
+            ami_override,
+        }) => {
+            assert!(Target::parse(target.as_str()).is_ok(), "{text:?}");
+            let canonical = match &ami_override {
+                Some(ami) => format!("/fleet deploy {target} {ami}"),
+                None => format!("/fleet deploy {target}"),
+            };
+            assert_eq!(
+                parse_chat(&canonical),
+                Ok(ChatCommand::Deploy {
+                    target,
+                    ami_override
+                })
+            );
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(!msg.contains('\n') && msg.len() < 200, "{msg}");
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! Test parts: the real control API in-process, GitHub as a wiremock double, a recording proxy, the real `fleet` binary.
+//!
+//! Nothing here imitates the control API: requests from `fleet` go through a byte-for-byte
+//! TCP proxy (which only records what passes) to `control_api::inbound::local::serve`
+//! running the real handler in `Mode::Local`. Only GitHub, which is not ours, is a double.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use control_api::config::{Mode, Settings};
+use serde_json::Value;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Distinctive, so a leak is found by plain substring search.
+pub const CONTROL_TOKEN: &str = "tok-FLEETTEST-7f3a9c1e5b";
+pub const GITHUB_TOKEN: &str = "ghp_fleetSkillTestToken0123456789";
+pub const DISPATCH_PATH: &str =
+    "/repos/openclaw/clawdinators/actions/workflows/fleet-deploy.yml/dispatches";
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "fleet-skill-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One request as it crossed the wire.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    pub method: String,
+    pub target: String,
+    /// Names lowercased, in the order sent.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawRequest {
+    pub fn parse(bytes: &[u8]) -> Self {
+        let split = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a complete request head");
+        let head = String::from_utf8(bytes[..split].to_vec()).expect("ASCII head");
+        let mut lines = head.split("\r\n");
+        let mut request_line = lines.next().unwrap().split(' ');
+        let method = request_line.next().unwrap().to_owned();
+        let target = request_line.next().unwrap().to_owned();
+        let headers = lines
+            .map(|l| {
+                let (k, v) = l.split_once(':').expect("header line");
+                (k.trim().to_ascii_lowercase(), v.trim().to_owned())
+            })
+            .collect();
+        Self {
+            method,
+            target,
+            headers,
+            body: bytes[split + 4..].to_vec(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("JSON body")
+    }
+}
+
+/// The bytes one connection sent, appended as they pass.
+type Recording = Arc<Mutex<Vec<u8>>>;
+
+/// A TCP proxy that forwards bytes unchanged and records each connection's request side.
+pub struct RecordingProxy {
+    pub addr: SocketAddr,
+    connections: Arc<Mutex<Vec<Recording>>>,
+}
+
+impl RecordingProxy {
+    pub fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections: Arc<Mutex<Vec<Recording>>> = Arc::default();
+        let conns = Arc::clone(&connections);
+        // The accept thread lives as long as the test process; each test has its own port.
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let record = Arc::new(Mutex::new(Vec::new()));
+                conns.lock().unwrap().push(Arc::clone(&record));
+                thread::spawn(move || forward(client, upstream, record));
+            }
+        });
+        Self { addr, connections }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.lock().unwrap().len()
+    }
+
+    /// Every request that came through, parsed (one per connection: `fleet` sends one).
+    pub fn requests(&self) -> Vec<RawRequest> {
+        self.connections
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| RawRequest::parse(&r.lock().unwrap()))
+            .collect()
+    }
+}
+
+fn forward(mut client: TcpStream, upstream: SocketAddr, record: Recording) {
+    let Ok(mut server) = TcpStream::connect(upstream) else {
+        return;
+    };
+    let (mut client_r, mut server_w) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let up = thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match client_r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    // Recorded before it is forwarded, so it is complete once answered.
+                    record.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if server_w.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = server_w.shutdown(Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut server, &mut client);
+    let _ = client.shutdown(Shutdown::Both);
+    let _ = up.join();
+}
+
+/// How the GitHub double answers the workflow dispatch.
+#[derive(Debug, Clone, Copy)]
+pub enum GitHub {
+    Accepts,
+    Fails(u16),
+}
+
+/// The real control API (local server, real handler) with GitHub as a double, behind a
+/// recording proxy, plus the files a `fleet` run reads.
+pub struct Harness {
+    // Dropping the runtime stops the server and the GitHub double.
+    runtime: tokio::runtime::Runtime,
+    pub github: MockServer,
+    pub api_addr: SocketAddr,
+    pub proxy: RecordingProxy,
+    pub dir: TempDir,
+}
+
+impl Harness {
+    pub fn start(github: GitHub) -> Self {
+        Self::start_with(github, None)
+    }
+
+    /// With `registry` (JSON), the API reads that registry instead of the embedded one,
+    /// as a deployed API would after an instance was added.
+    pub fn start_with(github: GitHub, registry: Option<&str>) -> Self {
+        Self::start_full(github, registry, None, &[])
+    }
+
+    /// The API reading AWS from the moto server that `scripts/with-moto` started, with
+    /// extra API settings (e.g. its own fleet tag value).
+    pub fn start_on_moto(extra: &[(&'static str, &str)]) -> Self {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
+            "status tests run against moto: use `scripts/with-moto cargo test` (scripts/test does)",
+        );
+        assert!(
+            endpoint.starts_with("http://127.0.0.1:"),
+            "only a loopback emulator, not {endpoint}"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sdk = rt.block_on(control_api::outbound::aws::load_sdk_config());
+        Self::start_full(GitHub::Accepts, None, Some(sdk), extra)
+    }
+
+    fn start_full(
+        github: GitHub,
+        registry: Option<&str>,
+        sdk: Option<aws_config::SdkConfig>,
+        extra: &[(&'static str, &str)],
+    ) -> Self {
+        let dir = TempDir::new("harness");
+        dir.write("token", &format!("{CONTROL_TOKEN}\n"));
+        std::fs::create_dir_all(dir.path().join("agenix")).unwrap();
+        let registry_path = registry.map(|json| dir.write("instances.json", json));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (mock, api_addr) = runtime.block_on(async {
+            let mock = MockServer::start().await;
+            let answer = match github {
+                GitHub::Accepts => ResponseTemplate::new(204),
+                GitHub::Fails(status) => ResponseTemplate::new(status)
+                    .set_body_json(serde_json::json!({"message": "Server Error"})),
+            };
+            Mock::given(method("POST"))
+                .and(path(DISPATCH_PATH))
+                .and(header(
+                    "authorization",
+                    format!("Bearer {GITHUB_TOKEN}").as_str(),
+                ))
+                .respond_with(answer)
+                .mount(&mock)
+                .await;
+            let mut env = vec![
+                ("CONTROL_API_TOKEN", CONTROL_TOKEN.to_owned()),
+                ("GITHUB_TOKEN", GITHUB_TOKEN.to_owned()),
+                ("GITHUB_API_URL", mock.uri()),
+            ];
+            if let Some(p) = &registry_path {
+                env.push(("FLEET_REGISTRY", p.to_str().unwrap().to_owned()));
+            }
+            env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+            let settings = Settings::from_lookup(|k| {
+                env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+            })
+            .unwrap();
+            let app = Arc::new(
+                control_api::app::build_with(
+                    settings,
+                    Mode::Local,
+                    &sdk.unwrap_or_else(offline_aws),
+                )
+                .unwrap(),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(control_api::inbound::local::serve(
+                app,
+                listener,
+                std::future::pending(),
+            ));
+            (mock, addr)
+        });
+        let proxy = RecordingProxy::start(api_addr);
+        Self {
+            runtime,
+            github: mock,
+            api_addr,
+            proxy,
+            dir,
+        }
+    }
+
+    /// `fleet` with a clean environment pointed at this harness: the proxy URL, the right
+    /// token in a file, no instance name, no AWS credentials.
+    pub fn fleet(&self) -> Fleet {
+        let mut f = Fleet::new();
+        f.env("FLEET_CONTROL_URL", &self.proxy.url())
+            .env(
+                "FLEET_CONTROL_TOKEN_FILE",
+                self.dir.path().join("token").to_str().unwrap(),
+            )
+            .env(
+                "FLEET_INSTANCE_NAME_FILE",
+                self.dir.path().join("instance-name").to_str().unwrap(),
+            )
+            .env(
+                "FLEET_AGENIX_DIR",
+                self.dir.path().join("agenix").to_str().unwrap(),
+            );
+        f
+    }
+
+    /// Makes this "host" the given fleet instance (the caller default).
+    pub fn set_instance_name(&self, name: &str) {
+        self.dir.write("instance-name", &format!("{name}\n"));
+    }
+
+    /// The workflow dispatches GitHub received, as their JSON bodies.
+    pub fn dispatches(&self) -> Vec<Value> {
+        self.runtime.block_on(async {
+            self.github
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| r.url.path() == DISPATCH_PATH)
+                .map(|r| serde_json::from_slice(&r.body).unwrap())
+                .collect()
+        })
+    }
+}
+
+/// A `fleet` invocation with an empty environment plus what the test sets.
+pub struct Fleet {
+    cmd: Command,
+}
+
+/// What a finished `fleet` run left behind.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub args: Vec<String>,
+}
+
+impl Fleet {
+    pub fn new() -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleet"));
+        // Nothing from the developer's shell or CI (AWS keys, proxies) may change a run.
+        cmd.env_clear().stdin(Stdio::null());
+        Self { cmd }
+    }
+
+    pub fn env(&mut self, k: &str, v: &str) -> &mut Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn env_remove(&mut self, k: &str) -> &mut Self {
+        self.cmd.env_remove(k);
+        self
+    }
+
+    pub fn run(&mut self, args: &[&str]) -> Run {
+        self.cmd.args(args);
+        let argv: Vec<String> = self
+            .cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let out = self.cmd.output().expect("run fleet");
+        Run {
+            code: out.status.code().expect("fleet exited, not killed"),
+            stdout: String::from_utf8(out.stdout).expect("UTF-8 stdout"),
+            stderr: String::from_utf8(out.stderr).expect("UTF-8 stderr"),
+            args: argv,
+        }
+    }
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// AWS for the in-process API: dummy credentials and every endpoint on a closed loopback
+/// port, without retries, so any AWS call (status) fails at once instead of reaching out.
+pub fn offline_aws() -> aws_config::SdkConfig {
+    use aws_config::{retry::RetryConfig, BehaviorVersion, Region};
+    use aws_credential_types::{provider::SharedCredentialsProvider, Credentials};
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
+        .retry_config(RetryConfig::disabled())
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "tests",
+        )))
+        .build()
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A one-shot raw HTTP peer: accepts connections, reads the request, then either answers
+/// `answer` verbatim or, with `None`, hangs up without a word. Counts connections.
+pub struct RawPeer {
+    pub addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+}
+
+impl RawPeer {
+    pub fn start(answer: Option<&'static str>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&connections);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                count.fetch_add(1, Ordering::SeqCst);
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                read_request(&mut stream);
+                if let Some(answer) = answer {
+                    let _ = stream.write_all(answer.as_bytes());
+                }
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        });
+        Self { addr, connections }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads one request (head and Content-Length body), so the client has fully sent it.
+fn read_request(stream: &mut TcpStream) -> Vec<u8> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return data,
+            Ok(n) => n,
+        };
+        data.extend_from_slice(&buf[..n]);
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if data.len() >= end + 4 + len {
+                return data;
+            }
+        }
+    }
+}
