@@ -4,8 +4,11 @@ use aws_config::SdkConfig;
 
 use crate::config::{Mode, Settings};
 use crate::domain::auth::Authenticator;
+use crate::domain::response::Misconfig;
 use crate::domain::service::{ControlApi, Ports};
-use crate::outbound::aws::{load_local_sdk_config, load_sdk_config, Ec2Fleet, S3Bootstrap};
+use crate::outbound::aws::{
+    load_local_sdk_config, load_sdk_config, read_secure_parameter, Ec2Fleet, S3Bootstrap,
+};
 use crate::outbound::dispatch::AnyDispatcher;
 use crate::outbound::github::GitHubDispatcher;
 
@@ -18,23 +21,94 @@ pub enum AppError {
     GitHubClient(#[from] octocrab::Error),
 }
 
-/// Builds the app with AWS settings from the environment (region, credentials, endpoint).
+/// Where a token came from, or why there is none.
+pub type Secret = Result<Option<String>, Misconfig>;
+
+/// Operators put real values into the SSM parameters after the first apply; until then
+/// infra leaves this placeholder, which must never work as a token.
+const PLACEHOLDER_PREFIX: &str = "UNSET-";
+
+/// Builds the app with AWS settings from the environment (region, credentials, endpoint),
+/// reading the tokens from SSM Parameter Store once, here, when parameters are named.
 pub async fn build(settings: Settings, mode: Mode) -> Result<App, AppError> {
     let sdk = match mode {
         Mode::Lambda => load_sdk_config().await,
         Mode::Local => load_local_sdk_config().await,
     };
-    build_with(settings, mode, &sdk)
+    let control = secret(
+        &sdk,
+        settings.control_token_parameter.as_deref(),
+        "CONTROL_API_TOKEN_PARAMETER",
+        settings.control_token.clone(),
+    )
+    .await;
+    let github = secret(
+        &sdk,
+        settings.github_token_parameter.as_deref(),
+        "GITHUB_TOKEN_PARAMETER",
+        settings.github_token.clone(),
+    )
+    .await;
+    build_with_secrets(settings, mode, &sdk, control, github)
 }
 
-/// Builds the app. Secrets are consumed here: only their digests (control token) or the
-/// GitHub client (GitHub token) outlive this call.
+async fn secret(
+    sdk: &SdkConfig,
+    parameter: Option<&str>,
+    setting: &'static str,
+    from_env: Option<String>,
+) -> Secret {
+    let Some(name) = parameter else {
+        return Ok(from_env);
+    };
+    match read_secure_parameter(sdk, name).await {
+        Ok(value) if value.starts_with(PLACEHOLDER_PREFIX) => Err(Misconfig {
+            setting,
+            problem: "names a parameter that still holds its placeholder value",
+        }),
+        Ok(value) if value.trim().is_empty() => Err(Misconfig {
+            setting,
+            problem: "names an empty parameter",
+        }),
+        Ok(value) => Ok(Some(value.trim().to_owned())),
+        Err(e) => {
+            tracing::error!(setting, parameter = name, error = %e, "cannot read secret parameter");
+            Err(Misconfig {
+                setting,
+                problem: "names a parameter that could not be read",
+            })
+        }
+    }
+}
+
+/// Builds the app from the tokens in `settings` (tests, and anything without SSM).
 pub fn build_with(settings: Settings, mode: Mode, sdk: &SdkConfig) -> Result<App, AppError> {
-    let auth = settings.control_token.as_deref().map(Authenticator::shared);
-    let dispatcher = match (settings.github_token, mode) {
-        (Some(token), _) => AnyDispatcher::GitHub(GitHubDispatcher::new(settings.github, token)?),
-        (None, Mode::Local) => AnyDispatcher::DryRun(settings.github),
-        (None, Mode::Lambda) => AnyDispatcher::NotConfigured("GITHUB_TOKEN"),
+    let control = Ok(settings.control_token.clone());
+    let github = Ok(settings.github_token.clone());
+    build_with_secrets(settings, mode, sdk, control, github)
+}
+
+/// Secrets are consumed here: only their digests (control token) or the GitHub client
+/// (GitHub token) outlive this call.
+fn build_with_secrets(
+    settings: Settings,
+    mode: Mode,
+    sdk: &SdkConfig,
+    control: Secret,
+    github: Secret,
+) -> Result<App, AppError> {
+    let auth = match control {
+        Ok(Some(token)) => Ok(Authenticator::shared(&token)),
+        Ok(None) => Err(Misconfig::unset("CONTROL_API_TOKEN")),
+        Err(problem) => Err(problem),
+    };
+    let dispatcher = match (github, mode) {
+        (Ok(Some(token)), _) => {
+            AnyDispatcher::GitHub(GitHubDispatcher::new(settings.github, token)?)
+        }
+        (Ok(None), Mode::Local) => AnyDispatcher::DryRun(settings.github),
+        (Ok(None), Mode::Lambda) => AnyDispatcher::NotConfigured(Misconfig::unset("GITHUB_TOKEN")),
+        (Err(problem), _) => AnyDispatcher::NotConfigured(problem),
     };
     let bootstrap = settings
         .aws

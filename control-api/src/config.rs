@@ -36,6 +36,10 @@ pub struct AwsSettings {
 pub struct Settings {
     pub control_token: Option<String>,
     pub github_token: Option<String>,
+    /// SSM SecureString parameters holding the tokens (the Lambda's way); when set they
+    /// win over the plain variables above.
+    pub control_token_parameter: Option<String>,
+    pub github_token_parameter: Option<String>,
     pub github: GitHubSettings,
     pub aws: AwsSettings,
     pub registry: Registry,
@@ -51,6 +55,8 @@ impl std::fmt::Debug for Settings {
                 &self.control_token.as_ref().map(|_| "<set>"),
             )
             .field("github_token", &self.github_token.as_ref().map(|_| "<set>"))
+            .field("control_token_parameter", &self.control_token_parameter)
+            .field("github_token_parameter", &self.github_token_parameter)
             .field("github", &self.github)
             .field("aws", &self.aws)
             .field("registry_source", &self.registry_source)
@@ -144,6 +150,8 @@ impl Settings {
         Ok(Self {
             control_token: get("CONTROL_API_TOKEN"),
             github_token: get("GITHUB_TOKEN"),
+            control_token_parameter: get("CONTROL_API_TOKEN_PARAMETER"),
+            github_token_parameter: get("GITHUB_TOKEN_PARAMETER"),
             github: GitHubSettings {
                 api_url: api_url.trim_end_matches('/').to_owned(),
                 owner: owner.to_owned(),

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::request::{AmiId, Caller, Target};
+use super::response::Misconfig;
 
 /// A checked, authorized deploy, ready for the workflow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,8 +39,8 @@ pub struct DispatchReceipt {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DispatchError {
     /// A setting the dispatcher needs is missing; names the setting, never a value.
-    #[error("server misconfigured: {0} is not set")]
-    NotConfigured(&'static str),
+    #[error(transparent)]
+    NotConfigured(Misconfig),
     /// GitHub answered with an error status.
     #[error("GitHub refused the workflow dispatch (HTTP {status})")]
     Refused { status: u16 },

@@ -17,8 +17,8 @@ pub enum ApiError {
     /// One body for a missing and a wrong token, so a probe learns nothing.
     #[error("missing or invalid token")]
     Unauthorized,
-    #[error("server misconfigured: {0} is not set")]
-    Misconfigured(&'static str),
+    #[error(transparent)]
+    Misconfigured(Misconfig),
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
@@ -77,6 +77,23 @@ impl ApiError {
             reply.headers.push(("allow", "POST".to_owned()));
         }
         reply
+    }
+}
+
+/// A setting the server needs and lacks. Names the setting, never a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("server misconfigured: {setting} {problem}")]
+pub struct Misconfig {
+    pub setting: &'static str,
+    pub problem: &'static str,
+}
+
+impl Misconfig {
+    pub const fn unset(setting: &'static str) -> Self {
+        Self {
+            setting,
+            problem: "is not set",
+        }
     }
 }
 

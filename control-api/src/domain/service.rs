@@ -10,7 +10,7 @@ use super::fleet::{fleet_status, BootstrapStore, FleetReader};
 use super::policy::authorize_deploy;
 use super::registry::Registry;
 use super::request::{parse_command, Command, Target, MAX_BODY_BYTES};
-use super::response::{ApiError, Reply};
+use super::response::{ApiError, Misconfig, Reply};
 
 /// The HTTP method, reduced to what the contract distinguishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +40,8 @@ pub struct Ports<D, F, B> {
 /// The control API: the registry, the accepted tokens and the outbound ports.
 pub struct ControlApi<D, F, B> {
     registry: Registry,
-    /// `None` when no control token is configured: every request is then a 500.
-    auth: Option<Authenticator>,
+    /// Without a usable control token nothing can be authenticated: every request is a 500.
+    auth: Result<Authenticator, Misconfig>,
     ports: Ports<D, F, B>,
 }
 
@@ -55,7 +55,11 @@ struct Audit {
 }
 
 impl<D: Dispatcher, F: FleetReader, B: BootstrapStore> ControlApi<D, F, B> {
-    pub fn new(registry: Registry, auth: Option<Authenticator>, ports: Ports<D, F, B>) -> Self {
+    pub fn new(
+        registry: Registry,
+        auth: Result<Authenticator, Misconfig>,
+        ports: Ports<D, F, B>,
+    ) -> Self {
         Self {
             registry,
             auth,
@@ -122,7 +126,7 @@ impl<D: Dispatcher, F: FleetReader, B: BootstrapStore> ControlApi<D, F, B> {
         let auth = self
             .auth
             .as_ref()
-            .ok_or(ApiError::Misconfigured("CONTROL_API_TOKEN"))?;
+            .map_err(|m| ApiError::Misconfigured(*m))?;
         let principal = auth
             .verify(&call.credentials)
             .ok_or(ApiError::Unauthorized)?;

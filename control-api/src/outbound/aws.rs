@@ -381,3 +381,19 @@ impl Ec2Fleet {
 fn is_not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     matches!(e, SdkError::ServiceError(se) if se.err().code().is_some_and(|c| c.ends_with(".NotFound")))
 }
+
+/// Reads one SSM SecureString parameter, decrypted. Called once per cold start.
+pub async fn read_secure_parameter(sdk: &SdkConfig, name: &str) -> Result<String, AwsError> {
+    let client = aws_sdk_ssm::Client::new(sdk);
+    let out = client
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| aws_error("SSM GetParameter", e))?;
+    out.parameter()
+        .and_then(|p| p.value())
+        .map(str::to_owned)
+        .ok_or_else(|| AwsError("AWS SSM GetParameter returned no value".to_owned()))
+}

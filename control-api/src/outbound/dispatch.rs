@@ -5,6 +5,7 @@ use serde_json::json;
 use super::github::GitHubDispatcher;
 use crate::config::GitHubSettings;
 use crate::domain::deploy::{DeployRequest, DispatchError, DispatchReceipt, Dispatcher};
+use crate::domain::response::Misconfig;
 
 pub enum AnyDispatcher {
     GitHub(GitHubDispatcher),
@@ -12,7 +13,7 @@ pub enum AnyDispatcher {
     /// dispatch, which is logged and returned instead of sent.
     DryRun(GitHubSettings),
     /// The Lambda without a GitHub token: refusals still answer; accepted deploys are a 500.
-    NotConfigured(&'static str),
+    NotConfigured(Misconfig),
 }
 
 impl Dispatcher for AnyDispatcher {
@@ -32,7 +33,7 @@ impl Dispatcher for AnyDispatcher {
                     dry_run: Some(dispatch),
                 })
             }
-            Self::NotConfigured(setting) => Err(DispatchError::NotConfigured(setting)),
+            Self::NotConfigured(problem) => Err(DispatchError::NotConfigured(*problem)),
         }
     }
 }
