@@ -1,9 +1,12 @@
 //! Wiring: settings in, a ready [`ControlApi`] out, the same for Lambda and localhost.
 
+use std::time::Duration;
+
 use aws_config::SdkConfig;
 
 use crate::config::{Mode, Settings};
-use crate::domain::auth::Authenticator;
+use crate::domain::auth::{Authenticator, Principal};
+use crate::domain::rate_limit::RateLimiter;
 use crate::domain::response::Misconfig;
 use crate::domain::service::{ControlApi, Ports};
 use crate::outbound::aws::{
@@ -81,6 +84,39 @@ async fn secret(
     }
 }
 
+/// Every accepted credential: the shared token (and its successor during a rotation),
+/// per-principal token digests, IAM principals. No token at all is a 500 for every request.
+fn authenticator(settings: &Settings, shared: Option<String>) -> Result<Authenticator, Misconfig> {
+    let mut auth = Authenticator::default();
+    for token in [shared.as_deref(), settings.control_token_next.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        auth = auth.with_token(token, Principal::Shared);
+    }
+    if let Some(json) = &settings.token_digests {
+        auth = auth.with_token_digests(json).map_err(|e| {
+            tracing::error!(error = %e, "CONTROL_API_TOKENS is invalid");
+            Misconfig {
+                setting: "CONTROL_API_TOKENS",
+                problem: "is not a JSON object of token digest to principal",
+            }
+        })?;
+    } else if shared.is_none() {
+        return Err(Misconfig::unset("CONTROL_API_TOKEN"));
+    }
+    if let Some(json) = &settings.iam_principals {
+        auth = auth.with_iam_principals(json).map_err(|e| {
+            tracing::error!(error = %e, "CONTROL_API_IAM_PRINCIPALS is invalid");
+            Misconfig {
+                setting: "CONTROL_API_IAM_PRINCIPALS",
+                problem: "is not a JSON object of IAM ARN to principal",
+            }
+        })?;
+    }
+    Ok(auth)
+}
+
 /// Builds the app from the tokens in `settings` (tests, and anything without SSM).
 pub fn build_with(settings: Settings, mode: Mode, sdk: &SdkConfig) -> Result<App, AppError> {
     let control = Ok(settings.control_token.clone());
@@ -97,11 +133,7 @@ fn build_with_secrets(
     control: Secret,
     github: Secret,
 ) -> Result<App, AppError> {
-    let auth = match control {
-        Ok(Some(token)) => Ok(Authenticator::shared(&token)),
-        Ok(None) => Err(Misconfig::unset("CONTROL_API_TOKEN")),
-        Err(problem) => Err(problem),
-    };
+    let auth = control.and_then(|shared| authenticator(&settings, shared));
     let dispatcher = match (github, mode) {
         (Ok(Some(token)), _) => {
             AnyDispatcher::GitHub(GitHubDispatcher::new(settings.github, token)?)
@@ -120,5 +152,7 @@ fn build_with_secrets(
         fleet: Ec2Fleet::new(sdk, settings.aws),
         bootstrap,
     };
-    Ok(ControlApi::new(settings.registry, auth, ports))
+    let (max, window) = settings.deploy_rate_limit;
+    let limiter = RateLimiter::new(max, Duration::from_secs(window));
+    Ok(ControlApi::new(settings.registry, auth, ports).with_rate_limit(limiter))
 }

@@ -120,7 +120,7 @@ fn serve() -> anyhow::Result<()> {
             println!("  export CONTROL_API_TOKEN={token}");
         }
         println!(
-            "try: curl -sS http://{addr}/ -H \"Authorization: Bearer $CONTROL_API_TOKEN\" -d '{{\"action\":\"deploy\",\"target\":\"clawdinator-2\"}}'"
+            "try: curl -sS http://{addr}/ -H \"Authorization: Bearer $CONTROL_API_TOKEN\" -H 'content-type: application/json' -d '{{\"action\":\"deploy\",\"target\":\"clawdinator-2\"}}'"
         );
         tracing::info!(%addr, "listening");
         crate::inbound::local::serve(api, listener, shutdown_signal()).await?;

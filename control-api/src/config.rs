@@ -40,6 +40,14 @@ pub struct Settings {
     /// win over the plain variables above.
     pub control_token_parameter: Option<String>,
     pub github_token_parameter: Option<String>,
+    /// The next shared token during a rotation; both are accepted meanwhile.
+    pub control_token_next: Option<String>,
+    /// `CONTROL_API_TOKENS`: JSON of token SHA-256 digest → principal (digests, not secrets).
+    pub token_digests: Option<String>,
+    /// `CONTROL_API_IAM_PRINCIPALS`: JSON of IAM ARN (or assumed-role prefix) → principal.
+    pub iam_principals: Option<String>,
+    /// `FLEET_DEPLOY_RATE_LIMIT`: deploys per window per principal, `<count>/<seconds>`.
+    pub deploy_rate_limit: (usize, u64),
     pub github: GitHubSettings,
     pub aws: AwsSettings,
     pub registry: Registry,
@@ -57,6 +65,16 @@ impl std::fmt::Debug for Settings {
             .field("github_token", &self.github_token.as_ref().map(|_| "<set>"))
             .field("control_token_parameter", &self.control_token_parameter)
             .field("github_token_parameter", &self.github_token_parameter)
+            .field(
+                "control_token_next",
+                &self.control_token_next.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "token_digests",
+                &self.token_digests.as_ref().map(|_| "<set>"),
+            )
+            .field("iam_principals", &self.iam_principals)
+            .field("deploy_rate_limit", &self.deploy_rate_limit)
             .field("github", &self.github)
             .field("aws", &self.aws)
             .field("registry_source", &self.registry_source)
@@ -122,6 +140,18 @@ impl Settings {
                 value: workflow,
             });
         }
+        let deploy_rate_limit = match get("FLEET_DEPLOY_RATE_LIMIT") {
+            None => (10, 600),
+            Some(v) => v
+                .split_once('/')
+                .and_then(|(n, s)| Some((n.trim().parse().ok()?, s.trim().parse().ok()?)))
+                .filter(|&(n, s): &(usize, u64)| n > 0 && s > 0)
+                .ok_or(ConfigError::Invalid {
+                    name: "FLEET_DEPLOY_RATE_LIMIT",
+                    what: "<count>/<seconds>, both above zero",
+                    value: v,
+                })?,
+        };
         let git_ref = get("GITHUB_REF").unwrap_or_else(|| DEFAULT_GITHUB_REF.to_owned());
         let (registry, registry_source) = match get("FLEET_REGISTRY") {
             Some(path) => {
@@ -152,6 +182,10 @@ impl Settings {
             github_token: get("GITHUB_TOKEN"),
             control_token_parameter: get("CONTROL_API_TOKEN_PARAMETER"),
             github_token_parameter: get("GITHUB_TOKEN_PARAMETER"),
+            control_token_next: get("CONTROL_API_TOKEN_NEXT"),
+            token_digests: get("CONTROL_API_TOKENS"),
+            iam_principals: get("CONTROL_API_IAM_PRINCIPALS"),
+            deploy_rate_limit,
             github: GitHubSettings {
                 api_url: api_url.trim_end_matches('/').to_owned(),
                 owner: owner.to_owned(),
@@ -244,6 +278,19 @@ mod tests {
             settings(&[("FLEET_REGISTRY", "/nonexistent/registry.json")]),
             Err(ConfigError::RegistryRead { .. })
         ));
+        assert!(matches!(
+            settings(&[("FLEET_DEPLOY_RATE_LIMIT", "10 per hour")]),
+            Err(ConfigError::Invalid {
+                name: "FLEET_DEPLOY_RATE_LIMIT",
+                ..
+            })
+        ));
+        assert_eq!(
+            settings(&[("FLEET_DEPLOY_RATE_LIMIT", "3/60")])
+                .unwrap()
+                .deploy_rate_limit,
+            (3, 60)
+        );
     }
 
     #[test]

@@ -204,3 +204,50 @@ fn an_invalid_registry_stops_start_up_with_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_and_injected_headers_are_refused_and_dispatch_nothing() {
+    let github = github_accepting().await;
+    let uri = github.uri();
+    let server = LocalServer::start(&[
+        ("CONTROL_API_TOKEN", CONTROL_TOKEN),
+        ("GITHUB_TOKEN", GITHUB_TOKEN),
+        ("GITHUB_API_URL", &uri),
+    ]);
+    let body = r#"{"action":"deploy","target":"clawdinator-2"}"#;
+    let head = |auth_line: &str| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\n{auth_line}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+    };
+    let bytes = |auth_line: &[u8]| {
+        let mut h = b"POST / HTTP/1.1\r\nHost: x\r\n".to_vec();
+        h.extend_from_slice(auth_line);
+        h.extend_from_slice(format!("\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes());
+        String::from_utf8_lossy(&h).into_owned()
+    };
+    // A bare CR or a NUL inside the value, and an obsolete folded line: the HTTP parser
+    // refuses the request before our handler sees it.
+    for line in [
+        format!("Authorization: Bearer {CONTROL_TOKEN}\rX-Injected: 1"),
+        format!("Authorization: Bearer {CONTROL_TOKEN}\u{0}"),
+        format!("Authorization: Bearer\r\n {CONTROL_TOKEN}"),
+    ] {
+        let (status, _) = raw_http(&server.url, &head(&line), body.as_bytes());
+        assert!(status.starts_with("HTTP/1.1 400"), "{line:?}: {status}");
+    }
+    // Bytes outside visible ASCII in the token header: not a token at all.
+    let mut line = b"X-Clawdinator-Token: ".to_vec();
+    line.extend_from_slice(CONTROL_TOKEN.as_bytes());
+    line.push(0xE2);
+    let (status, answer) = raw_http(&server.url, &bytes(&line), body.as_bytes());
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    assert!(answer.contains("\"unauthorized\""), "{answer}");
+    // A second, forged Authorization header does not win over the first.
+    let two = format!("Authorization: Bearer wrong\r\nAuthorization: Bearer {CONTROL_TOKEN}");
+    let (status, _) = raw_http(&server.url, &head(&two), body.as_bytes());
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    assert!(received(&github).await.is_empty());
+    server.stop();
+}

@@ -14,6 +14,7 @@ struct Case {
     name: &'static str,
     method: &'static str,
     auth: Option<String>,
+    content_type: Option<&'static str>,
     body: String,
     status: u16,
     code: &'static str,
@@ -24,6 +25,7 @@ fn case(name: &'static str, body: &str, status: u16, code: &'static str) -> Case
         name,
         method: "POST",
         auth: Some(format!("Bearer {CONTROL_TOKEN}")),
+        content_type: Some("application/json; charset=utf-8"),
         body: body.to_owned(),
         status,
         code,
@@ -117,6 +119,52 @@ fn cases() -> Vec<Case> {
             "bot_deploy_all",
         ),
         case(
+            "duplicate field",
+            r#"{"action":"deploy","target":"clawdinator-2","target":"all"}"#,
+            400,
+            "duplicate_field",
+        ),
+        case(
+            "deeply nested",
+            &format!(
+                r#"{{"action":"status","x":{}{}}}"#,
+                "[".repeat(5000),
+                "]".repeat(5000)
+            ),
+            400,
+            "invalid_json",
+        ),
+        case(
+            "cyrillic look-alike target",
+            "{\"action\":\"deploy\",\"target\":\"\u{0441}lawdinator-1\"}",
+            400,
+            "invalid_target",
+        ),
+        case(
+            "fullwidth all",
+            "{\"action\":\"deploy\",\"target\":\"\u{FF41}ll\"}",
+            400,
+            "invalid_target",
+        ),
+        Case {
+            content_type: Some("text/plain"),
+            ..case(
+                "text/plain body",
+                r#"{"action":"deploy","target":"all"}"#,
+                415,
+                "unsupported_media_type",
+            )
+        },
+        Case {
+            content_type: Some("application/x-www-form-urlencoded"),
+            ..case(
+                "form body",
+                r#"{"action":"deploy","target":"all"}"#,
+                415,
+                "unsupported_media_type",
+            )
+        },
+        case(
             "status flag not a boolean",
             r#"{"action":"status","include_terminated":"yes"}"#,
             400,
@@ -200,6 +248,9 @@ async fn run(api: &control_api::app::App, c: &Case) -> (u16, Value) {
         .uri("https://x.lambda-url.eu-central-1.on.aws/");
     if let Some(auth) = &c.auth {
         builder = builder.header("authorization", auth);
+    }
+    if let Some(ct) = c.content_type {
+        builder = builder.header("content-type", ct);
     }
     let req = builder.body(Body::from(c.body.clone())).unwrap();
     let resp = handle(api, req).await.unwrap();

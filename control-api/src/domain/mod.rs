@@ -4,6 +4,7 @@ pub mod auth;
 pub mod deploy;
 pub mod fleet;
 pub mod policy;
+pub mod rate_limit;
 pub mod registry;
 pub mod request;
 pub mod response;

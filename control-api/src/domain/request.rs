@@ -152,6 +152,8 @@ pub enum RequestError {
     InvalidJson,
     #[error("request body must be a JSON object")]
     NotAnObject,
+    #[error("request body has a field more than once")]
+    DuplicateField,
     #[error("field {0:?} must be a {1}")]
     WrongType(&'static str, &'static str),
     #[error("field \"action\" is required")]
@@ -175,6 +177,7 @@ impl RequestError {
         match self {
             Self::InvalidJson => "invalid_json",
             Self::NotAnObject => "invalid_body",
+            Self::DuplicateField => "duplicate_field",
             Self::WrongType(..) => "invalid_field",
             Self::MissingAction => "missing_action",
             Self::UnknownAction(_) => "unknown_action",
@@ -190,10 +193,7 @@ impl RequestError {
 /// Parses a request body. Unknown fields are ignored (the seed's clients send a
 /// `control_token` field, which is never read, echoed or logged).
 pub fn parse_command(body: &[u8]) -> Result<Command, RequestError> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| RequestError::InvalidJson)?;
-    let Value::Object(obj) = value else {
-        return Err(RequestError::NotAnObject);
-    };
+    let obj = parse_object(body)?;
     let action = match obj.get("action") {
         None | Some(Value::Null) => return Err(RequestError::MissingAction),
         Some(Value::String(s)) => s,
@@ -233,6 +233,46 @@ pub fn parse_command(body: &[u8]) -> Result<Command, RequestError> {
         }
         _ => Err(RequestError::UnknownAction(truncate(action, 64))),
     }
+}
+
+/// Parses a JSON object, refusing a repeated field: `{"target":"clawdinator-2","target":"all"}`
+/// must not mean whichever a particular parser happens to keep.
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, RequestError> {
+    use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+    const DUPLICATE: &str = "duplicate field";
+    struct UniqueKeys;
+    impl<'de> Visitor<'de> for UniqueKeys {
+        type Value = Map<String, Value>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+            let mut map = Map::new();
+            while let Some(key) = access.next_key::<String>()? {
+                if map.contains_key(&key) {
+                    return Err(de::Error::custom(DUPLICATE));
+                }
+                let value: Value = access.next_value()?;
+                map.insert(key, value);
+            }
+            Ok(map)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = de
+        .deserialize_map(UniqueKeys)
+        .and_then(|map| de.end().map(|()| map));
+    parsed.map_err(|e| {
+        if e.is_data() && e.to_string().starts_with(DUPLICATE) {
+            RequestError::DuplicateField
+        } else if e.is_data() && serde_json::from_slice::<de::IgnoredAny>(body).is_ok() {
+            // Well-formed JSON, just not an object.
+            RequestError::NotAnObject
+        } else {
+            RequestError::InvalidJson
+        }
+    })
 }
 
 fn optional_str<'a>(
@@ -309,6 +349,14 @@ mod tests {
         let cases = [
             ("not json", "invalid_json"),
             ("[1]", "invalid_body"),
+            ("[1,", "invalid_json"),
+            ("1", "invalid_body"),
+            ("null", "invalid_body"),
+            ("{} {}", "invalid_json"),
+            (
+                r#"{"action":"deploy","target":"clawdinator-2","target":"all"}"#,
+                "duplicate_field",
+            ),
             ("\"deploy\"", "invalid_body"),
             ("{}", "missing_action"),
             (r#"{"action":1}"#, "invalid_field"),
@@ -354,6 +402,16 @@ mod tests {
         for (body, code) in cases {
             assert_eq!(parse(body).map_err(|e| e.code()), Err(code), "{body}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let deep = format!(
+            r#"{{"action":"status","x":{}{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(parse(&deep), Err(RequestError::InvalidJson));
     }
 
     #[test]

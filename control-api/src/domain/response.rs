@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use super::auth::AuthError;
 use super::deploy::DispatchError;
 use super::fleet::AwsError;
 use super::policy::PolicyError;
@@ -14,9 +15,16 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("request body is larger than 16 KiB")]
     PayloadTooLarge,
-    /// One body for a missing and a wrong token, so a probe learns nothing.
-    #[error("missing or invalid token")]
-    Unauthorized,
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    /// Missing or wrong token (401), or credentials that do not add up (403).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("too many deploys by {principal}; try again in {retry_after_secs} s")]
+    RateLimited {
+        principal: String,
+        retry_after_secs: u64,
+    },
     #[error(transparent)]
     Misconfigured(Misconfig),
     #[error(transparent)]
@@ -40,7 +48,10 @@ impl ApiError {
         match self {
             Self::MethodNotAllowed => 405,
             Self::PayloadTooLarge => 413,
-            Self::Unauthorized => 401,
+            Self::UnsupportedMediaType => 415,
+            Self::Auth(AuthError::Unauthorized) => 401,
+            Self::Auth(_) => 403,
+            Self::RateLimited { .. } => 429,
             Self::Misconfigured(_) | Self::Dispatch(DispatchError::NotConfigured(_)) => 500,
             Self::Request(RequestError::UnknownTarget(_)) => 404,
             Self::Request(_) => 400,
@@ -54,7 +65,11 @@ impl ApiError {
         match self {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
-            Self::Unauthorized => "unauthorized",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Auth(AuthError::Unauthorized) => "unauthorized",
+            Self::Auth(AuthError::UnknownIamPrincipal(_)) => "unknown_principal",
+            Self::Auth(AuthError::PrincipalMismatch { .. }) => "principal_mismatch",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Misconfigured(_) | Self::Dispatch(DispatchError::NotConfigured(_)) => {
                 "misconfigured"
             }
@@ -73,8 +88,14 @@ impl ApiError {
             self.status(),
             &json!({"ok": false, "error": self.code(), "message": self.to_string(), "request_id": request_id}),
         );
-        if self == Self::MethodNotAllowed {
-            reply.headers.push(("allow", "POST".to_owned()));
+        match self {
+            Self::MethodNotAllowed => reply.headers.push(("allow", "POST".to_owned())),
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => reply
+                .headers
+                .push(("retry-after", retry_after_secs.to_string())),
+            _ => {}
         }
         reply
     }

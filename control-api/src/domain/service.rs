@@ -7,7 +7,8 @@ use serde_json::{json, Map, Value};
 use super::auth::{Authenticator, Credentials};
 use super::deploy::{DeployRequest, Dispatcher};
 use super::fleet::{fleet_status, BootstrapStore, FleetReader};
-use super::policy::authorize_deploy;
+use super::policy::{authorize_deploy, effective_caller};
+use super::rate_limit::RateLimiter;
 use super::registry::Registry;
 use super::request::{parse_command, Command, Target, MAX_BODY_BYTES};
 use super::response::{ApiError, Misconfig, Reply};
@@ -24,6 +25,8 @@ pub enum Method {
 pub struct Call<'a> {
     pub method: Method,
     pub credentials: Credentials<'a>,
+    /// The `Content-Type` header, if any: absent or JSON is accepted.
+    pub content_type: Option<&'a str>,
     pub body: &'a [u8],
     /// Set by a transport that stopped reading a body over [`MAX_BODY_BYTES`].
     pub body_too_large: bool,
@@ -43,6 +46,7 @@ pub struct ControlApi<D, F, B> {
     /// Without a usable control token nothing can be authenticated: every request is a 500.
     auth: Result<Authenticator, Misconfig>,
     ports: Ports<D, F, B>,
+    limiter: RateLimiter,
 }
 
 /// What the audit line records about one request.
@@ -64,7 +68,14 @@ impl<D: Dispatcher, F: FleetReader, B: BootstrapStore> ControlApi<D, F, B> {
             registry,
             auth,
             ports,
+            limiter: RateLimiter::default(),
         }
+    }
+
+    /// Replaces the default deploy rate limit (10 per 10 minutes per principal).
+    pub fn with_rate_limit(mut self, limiter: RateLimiter) -> Self {
+        self.limiter = limiter;
+        self
     }
 
     pub fn registry(&self) -> &Registry {
@@ -123,30 +134,39 @@ impl<D: Dispatcher, F: FleetReader, B: BootstrapStore> ControlApi<D, F, B> {
         if call.body_too_large || call.body.len() > MAX_BODY_BYTES {
             return Err(ApiError::PayloadTooLarge);
         }
+        if !call.content_type.is_none_or(is_json) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
         let auth = self
             .auth
             .as_ref()
             .map_err(|m| ApiError::Misconfigured(*m))?;
-        let principal = auth
-            .verify(&call.credentials)
-            .ok_or(ApiError::Unauthorized)?;
-        audit.principal = Some(principal.name().to_owned());
+        let principal = auth.authenticate(&call.credentials)?;
+        audit.principal = Some(principal.to_string());
 
         let command = parse_command(call.body)?;
         audit.action = Some(command.action());
-        audit.caller = command.caller().map(|c| c.as_str().to_owned());
+        let caller = effective_caller(&self.registry, &principal, command.caller().cloned())?;
+        audit.caller = caller.as_ref().map(|c| c.as_str().to_owned());
         match command {
             Command::Status {
                 include_terminated, ..
             } => self.status(include_terminated).await,
             Command::Deploy {
                 target,
-                caller,
                 ami_override,
+                ..
             } => {
                 audit.target = Some(target.to_string());
                 let target = target.resolve(&self.registry)?;
                 authorize_deploy(&self.registry, caller.as_ref(), &target)?;
+                let name = principal.to_string();
+                self.limiter.admit(&name, Instant::now()).map_err(|wait| {
+                    ApiError::RateLimited {
+                        principal: name,
+                        retry_after_secs: wait.as_secs_f64().ceil() as u64,
+                    }
+                })?;
                 let bootstrap_check = self.check_bootstrap(&target).await?;
                 let request = DeployRequest {
                     request_id: request_id.to_owned(),
@@ -217,4 +237,10 @@ impl<D: Dispatcher, F: FleetReader, B: BootstrapStore> ControlApi<D, F, B> {
         );
         Ok(body)
     }
+}
+
+/// `application/json`, with or without parameters such as `charset`.
+fn is_json(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    media.eq_ignore_ascii_case("application/json")
 }

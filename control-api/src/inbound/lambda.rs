@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use lambda_http::{service_fn, Body, Error, Request, Response};
+use lambda_http::request::RequestContext;
+use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 
 use crate::app;
 use crate::config::{Mode, Settings};
@@ -16,10 +17,24 @@ pub async fn handle<D: Dispatcher, F: FleetReader, B: BootstrapStore>(
     api: &ControlApi<D, F, B>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
+    let iam_arn = iam_caller_arn(&request);
     let (parts, body) = request.into_parts();
-    let call = super::call(&parts.method, &parts.headers, body.as_ref(), false);
+    let mut call = super::call(&parts.method, &parts.headers, body.as_ref(), false);
+    call.credentials.iam_arn = iam_arn.as_deref();
     let reply = api.handle(call).await;
     Ok(super::response::<String>(reply).map(Body::from))
+}
+
+/// The SigV4 signer's ARN, which an `AWS_IAM` Function URL verified before invoking us.
+/// Only the request context can carry it; no header a client sends is believed.
+fn iam_caller_arn(request: &Request) -> Option<String> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => {
+            ctx.authorizer.as_ref()?.iam.as_ref()?.user_arn.clone()
+        }
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
 }
 
 /// The Lambda's life: settings and clients once at cold start, then one handler call per event.

@@ -26,7 +26,9 @@ pub fn call<'a>(
         credentials: Credentials {
             authorization: header("authorization"),
             clawdinator_token: header("x-clawdinator-token"),
+            iam_arn: None,
         },
+        content_type: header("content-type"),
         body,
         body_too_large,
     }

@@ -185,7 +185,9 @@ impl LocalServer {
     /// POSTs `body` with the given headers; returns status and parsed JSON body.
     pub fn post(&self, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
         let agent = agent();
-        let mut req = agent.post(&self.url);
+        let mut req = agent
+            .post(&self.url)
+            .header("content-type", "application/json");
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
