@@ -54,6 +54,9 @@ impl FleetReader for UnusedFleet {
     async fn latest_image(&self) -> Result<Option<FleetImage>, AwsError> {
         Ok(None)
     }
+    async fn fleet_image(&self, _: &str) -> Result<Option<FleetImage>, AwsError> {
+        Ok(None)
+    }
     async fn images(&self, _: &[String]) -> Result<Vec<FleetImage>, AwsError> {
         Ok(Vec::new())
     }
@@ -85,7 +88,10 @@ fn api() -> Api {
     )
     // Millions of accepted deploys in a row: the per-principal limit would turn them
     // into 429s and measure the wrong path.
-    .with_rate_limit(control_api::domain::rate_limit::RateLimiter::new(usize::MAX, std::time::Duration::from_secs(1)))
+    .with_rate_limit(control_api::domain::rate_limit::RateLimiter::new(
+        usize::MAX,
+        std::time::Duration::from_secs(1),
+    ))
 }
 
 /// Drives a future that never waits on I/O (every port here answers at once) to its end.

@@ -39,6 +39,12 @@ pub enum Command {
     },
     /// Print the newest fleet image (owners=self, tag FLEET_IMAGE_TAG_KEY=FLEET_IMAGE_TAG_VALUE).
     LatestAmi,
+    /// Check that an AMI is a fleet image (owned by this account, with the fleet image tag);
+    /// the deploy workflow runs it on `ami_override` before anything is replaced.
+    CheckAmi {
+        #[arg(long)]
+        ami: String,
+    },
     /// AMI retention: keep the newest N fleet images and every image backing an instance;
     /// deregister the rest and delete their snapshots. A dry run unless --apply.
     PruneAmis {
@@ -75,6 +81,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve => serve().map_err(Failure::Error),
         Command::LatestAmi => latest_ami(),
+        Command::CheckAmi { ami } => check_ami(&ami),
         Command::PruneAmis { keep, apply } => prune_amis(keep, apply),
         Command::CheckRegistry {
             registry,
@@ -169,6 +176,34 @@ fn latest_ami() -> Result<(), Failure> {
             settings.aws.image_tag_key, settings.aws.image_tag_value
         )])),
         Err(e) => Err(Failure::Error(e.into())),
+    }
+}
+
+fn check_ami(ami: &str) -> Result<(), Failure> {
+    let ami = AmiId::parse(ami).map_err(|e| Failure::Check(vec![e.to_string()]))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let settings = Settings::from_env().map_err(anyhow::Error::from)?;
+    let found = runtime.block_on(async {
+        let sdk = crate::outbound::aws::load_sdk_config().await;
+        crate::outbound::aws::Ec2Fleet::new(&sdk, settings.aws.clone())
+            .fleet_image(ami.as_str())
+            .await
+    });
+    match found.map_err(anyhow::Error::from)? {
+        Some(image) => {
+            println!(
+                "{} is a fleet image ({})",
+                image.id,
+                image.name.as_deref().unwrap_or("-")
+            );
+            Ok(())
+        }
+        None => Err(Failure::Check(vec![
+            crate::domain::request::RequestError::UnknownAmi(ami).to_string(),
+        ])),
     }
 }
 

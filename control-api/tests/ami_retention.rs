@@ -6,46 +6,13 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Filter, InstanceType, Tag};
+use aws_sdk_ec2::types::{Filter, InstanceType};
 use support::moto_sdk;
 
 const TAG_KEY: &str = "clawdinator-retention";
 
 async fn image(ec2: &aws_sdk_ec2::Client, name: &str) -> (String, String) {
-    let id = ec2
-        .register_image()
-        .name(name)
-        .root_device_name("/dev/xvda")
-        .block_device_mappings(
-            BlockDeviceMapping::builder()
-                .device_name("/dev/xvda")
-                .ebs(
-                    EbsBlockDevice::builder()
-                        .snapshot_id("snap-0123456789abcdef0")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .image_id()
-        .unwrap()
-        .to_owned();
-    ec2.create_tags()
-        .resources(&id)
-        .tags(Tag::builder().key(TAG_KEY).value("true").build())
-        .send()
-        .await
-        .unwrap();
-    let described = ec2.describe_images().image_ids(&id).send().await.unwrap();
-    let snapshot = described.images()[0].block_device_mappings()[0]
-        .ebs()
-        .unwrap()
-        .snapshot_id()
-        .unwrap()
-        .to_owned();
-    (id, snapshot)
+    support::register_image(ec2, name, Some(TAG_KEY)).await
 }
 
 async fn instance_on(ec2: &aws_sdk_ec2::Client, ami: &str) -> String {

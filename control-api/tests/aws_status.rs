@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use aws_sdk_ec2::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, InstanceType, ResourceType, Tag, TagSpecification,
-};
+use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use control_api::app::{self, App};
 use control_api::config::Mode;
 use control_api::domain::fleet::FleetReader;
@@ -66,37 +64,8 @@ async fn run(
         .collect()
 }
 
-/// Registers an image, tagged with the fleet image tag when `image_tag` is given.
 async fn image(ec2: &aws_sdk_ec2::Client, name: &str, image_tag: Option<&str>) -> String {
-    let id = ec2
-        .register_image()
-        .name(name)
-        .root_device_name("/dev/xvda")
-        .block_device_mappings(
-            BlockDeviceMapping::builder()
-                .device_name("/dev/xvda")
-                .ebs(
-                    EbsBlockDevice::builder()
-                        .snapshot_id("snap-0123456789abcdef0")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .image_id()
-        .unwrap()
-        .to_owned();
-    if let Some(key) = image_tag {
-        ec2.create_tags()
-            .resources(&id)
-            .tags(tag(key, "true"))
-            .send()
-            .await
-            .unwrap();
-    }
-    id
+    register_image(ec2, name, image_tag).await.0
 }
 
 async fn moto_app(github: &MockServer, extra: &[(&str, &str)]) -> App {
@@ -502,4 +471,47 @@ async fn the_latest_ami_command_prints_the_newest_tagged_image() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("no image owned by this account has tag no-image-has-this=true"));
+}
+
+#[tokio::test]
+async fn an_ami_override_must_be_a_fleet_image() {
+    let ec2 = ec2().await;
+    let key = "clawdinator-override";
+    let fleet_image = image(&ec2, "clawdinator-nixos-override", Some(key)).await;
+    let foreign = image(&ec2, "someone-elses-image", None).await;
+    let github = github_accepting().await;
+    let api = moto_app(&github, &[("FLEET_IMAGE_TAG_KEY", key)]).await;
+
+    let deploy =
+        |ami: &str| json!({"action": "deploy", "target": "clawdinator-2", "ami_override": ami});
+    let (status, body) = post(&api, deploy(&fleet_image)).await;
+    assert_eq!(status, 200, "{body}");
+    for ami in [foreign.as_str(), "ami-0123456789abcdef0"] {
+        let (status, body) = post(&api, deploy(ami)).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (404, Some("unknown_ami")),
+            "{ami}: {body}"
+        );
+        assert_eq!(
+            body["message"],
+            format!("ami_override {ami} is not a fleet image (owned by this account and tagged as the fleet's)")
+        );
+    }
+    let sent = received(&github).await;
+    assert_eq!(sent.len(), 1, "only the fleet image was dispatched");
+    assert_eq!(sent[0].1["inputs"]["ami_override"], fleet_image.as_str());
+
+    // The workflow's own check, the same rule from the command line.
+    let check = |ami: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_control-api"))
+            .args(["check-ami", "--ami", ami])
+            .env("FLEET_IMAGE_TAG_KEY", key)
+            .output()
+            .unwrap()
+    };
+    assert!(check(&fleet_image).status.success());
+    let out = check(&foreign);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a fleet image"));
 }

@@ -58,12 +58,12 @@ async fn base64_body_and_the_seed_header_work_and_the_body_token_is_ignored() {
             .unwrap(),
     );
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["ami_override"], "ami-0123456789abcdef0");
+    assert_eq!(body["ami_override"], serde_json::Value::Null);
     let sent = received(&github).await;
     assert_eq!(sent.len(), 1);
     assert_eq!(
         sent[0].1["inputs"],
-        json!({"target": "clawdinator-babelfish", "ami_override": "ami-0123456789abcdef0", "request_id": body["request_id"]})
+        json!({"target": "clawdinator-babelfish", "ami_override": "", "request_id": body["request_id"]})
     );
 }
 

@@ -63,7 +63,7 @@ async fn fresh_machine_generates_a_token_and_dry_runs() {
     let (status, body) = tokio::task::block_in_place(|| {
         server.post(
             &[("authorization", &bearer)],
-            r#"{"action":"deploy","target":"all","ami_override":"ami-0123456789abcdef0"}"#,
+            r#"{"action":"deploy","target":"all"}"#,
         )
     });
     assert_eq!(status, 200, "{body}");
@@ -74,7 +74,7 @@ async fn fresh_machine_generates_a_token_and_dry_runs() {
             "repo": "openclaw/clawdinators",
             "workflow": "fleet-deploy.yml",
             "ref": "main",
-            "inputs": {"target": "all", "ami_override": "ami-0123456789abcdef0", "request_id": body["request_id"]}
+            "inputs": {"target": "all", "ami_override": "", "request_id": body["request_id"]}
         })
     );
     let (status, _) =

@@ -21,12 +21,14 @@ fn uuid_version(s: &str) -> Option<u8> {
 
 #[test]
 fn deploy_success_prints_the_receipt_and_dispatches_once() {
-    let h = Harness::start(GitHub::Accepts);
+    // An AMI override must be a fleet image, which the API checks in EC2 (moto).
+    let ami = moto_fleet_image("fleet-cli-e2e-deploy");
+    let h = Harness::start_on_moto(&[("FLEET_IMAGE_TAG_KEY", "fleet-cli-e2e-deploy")]);
     let run = h.fleet().run(&[
         "deploy",
         "clawdinator-2",
         "--ami",
-        "ami-0123456789abcdef0",
+        &ami,
         "--caller",
         "human:ops",
     ]);
@@ -48,7 +50,7 @@ fn deploy_success_prints_the_receipt_and_dispatches_once() {
             "ref": "main",
             "inputs": {
                 "target": "clawdinator-2",
-                "ami_override": "ami-0123456789abcdef0",
+                "ami_override": ami,
                 "request_id": request_id,
             }
         })
@@ -61,7 +63,7 @@ fn deploy_success_prints_the_receipt_and_dispatches_once() {
     assert_eq!(req.method, "POST");
     assert_eq!(
         req.json(),
-        json!({"action": "deploy", "target": "clawdinator-2", "caller": "human:ops", "ami_override": "ami-0123456789abcdef0"})
+        json!({"action": "deploy", "target": "clawdinator-2", "caller": "human:ops", "ami_override": ami})
     );
     assert_eq!(
         req.header("authorization"),
@@ -98,12 +100,11 @@ fn every_deploy_gets_a_fresh_idempotency_key_and_status_gets_none() {
 
 #[test]
 fn chat_deploy_uses_the_hosts_instance_name_as_caller() {
-    let h = Harness::start(GitHub::Accepts);
+    let ami = moto_fleet_image("fleet-cli-e2e-chat");
+    let h = Harness::start_on_moto(&[("FLEET_IMAGE_TAG_KEY", "fleet-cli-e2e-chat")]);
     h.set_instance_name("clawdinator-1");
-    let run = h.fleet().run(&[
-        "chat",
-        "  /fleet@clawdinator_bot   DEPLOY   clawdinator-2  ami-0123456789abcdef0\n",
-    ]);
+    let text = format!("  /fleet@clawdinator_bot   DEPLOY   clawdinator-2  {ami}\n");
+    let run = h.fleet().run(&["chat", &text]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
         run.stdout
@@ -116,7 +117,7 @@ fn chat_deploy_uses_the_hosts_instance_name_as_caller() {
     let d = h.dispatches();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0]["inputs"]["target"], "clawdinator-2");
-    assert_eq!(d[0]["inputs"]["ami_override"], "ami-0123456789abcdef0");
+    assert_eq!(d[0]["inputs"]["ami_override"], ami.as_str());
 }
 
 #[test]

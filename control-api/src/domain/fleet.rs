@@ -52,6 +52,12 @@ pub trait FleetReader: Send + Sync {
     ) -> impl Future<Output = Result<Vec<LiveInstance>, AwsError>> + Send;
     /// The newest image with the fleet image tag, owned by this account.
     fn latest_image(&self) -> impl Future<Output = Result<Option<FleetImage>, AwsError>> + Send;
+    /// The image `id` if it is a fleet image: owned by this account and carrying the
+    /// fleet image tag. Anything else must never be deployed.
+    fn fleet_image(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<FleetImage>, AwsError>> + Send;
     /// Details of the given images (those deregistered since are simply absent).
     fn images(
         &self,

@@ -168,6 +168,10 @@ pub enum RequestError {
     UnknownTarget(InstanceId),
     #[error("ami_override must be empty or an AMI id like ami-0123456789abcdef0")]
     InvalidAmi,
+    #[error(
+        "ami_override {0} is not a fleet image (owned by this account and tagged as the fleet's)"
+    )]
+    UnknownAmi(AmiId),
     #[error("caller must match ^[A-Za-z0-9][A-Za-z0-9:._@-]{{0,127}}$")]
     InvalidCaller,
 }
@@ -185,6 +189,7 @@ impl RequestError {
             Self::InvalidTarget => "invalid_target",
             Self::UnknownTarget(_) => "unknown_target",
             Self::InvalidAmi => "invalid_ami",
+            Self::UnknownAmi(_) => "unknown_ami",
             Self::InvalidCaller => "invalid_caller",
         }
     }

@@ -53,7 +53,7 @@ impl ApiError {
             Self::Auth(_) => 403,
             Self::RateLimited { .. } => 429,
             Self::Misconfigured(_) | Self::Dispatch(DispatchError::NotConfigured(_)) => 500,
-            Self::Request(RequestError::UnknownTarget(_)) => 404,
+            Self::Request(RequestError::UnknownTarget(_) | RequestError::UnknownAmi(_)) => 404,
             Self::Request(_) => 400,
             Self::Policy(_) => 403,
             Self::BootstrapMissing { .. } => 409,

@@ -10,7 +10,7 @@ use super::fleet::{fleet_status, BootstrapStore, FleetReader};
 use super::policy::{authorize_deploy, effective_caller};
 use super::rate_limit::RateLimiter;
 use super::registry::Registry;
-use super::request::{parse_command, Command, Target, MAX_BODY_BYTES};
+use super::request::{parse_command, Command, RequestError, Target, MAX_BODY_BYTES};
 use super::response::{ApiError, Misconfig, Reply};
 
 /// The HTTP method, reduced to what the contract distinguishes.
@@ -160,6 +160,13 @@ impl<D: Dispatcher, F: FleetReader, B: BootstrapStore> ControlApi<D, F, B> {
                 audit.target = Some(target.to_string());
                 let target = target.resolve(&self.registry)?;
                 authorize_deploy(&self.registry, caller.as_ref(), &target)?;
+                // Only the fleet's own images: an arbitrary (public or shared) AMI booted
+                // as another host would run someone else's code with that host's secrets.
+                if let Some(ami) = &ami_override {
+                    if self.ports.fleet.fleet_image(ami.as_str()).await?.is_none() {
+                        return Err(RequestError::UnknownAmi(ami.clone()).into());
+                    }
+                }
                 let name = principal.to_string();
                 self.limiter.admit(&name, Instant::now()).map_err(|wait| {
                     ApiError::RateLimited {

@@ -224,6 +224,17 @@ impl FleetReader for Ec2Fleet {
         Ok(newest_image(images))
     }
 
+    async fn fleet_image(&self, id: &str) -> Result<Option<FleetImage>, AwsError> {
+        let filters = vec![
+            tag_filter(&self.settings.image_tag_key, &self.settings.image_tag_value),
+            Filter::builder().name("image-id").values(id).build(),
+        ];
+        let images = tokio::time::timeout(self.deadline, self.read_images(filters, true))
+            .await
+            .map_err(|_| deadline_passed("EC2 DescribeImages", self.deadline))??;
+        Ok(images.into_iter().find(|i| i.id == id))
+    }
+
     async fn images(&self, ids: &[String]) -> Result<Vec<FleetImage>, AwsError> {
         if ids.is_empty() {
             return Ok(Vec::new());

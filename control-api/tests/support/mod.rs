@@ -34,12 +34,19 @@ pub fn settings(github_url: &str, extra: &[(&str, &str)]) -> Settings {
     .unwrap()
 }
 
-/// AWS settings that never reach out: a fixed region and dummy credentials, no IMDS.
-/// Tests that talk to AWS use [`moto_sdk`] instead.
+/// AWS settings that never reach out: a fixed region, dummy credentials, no IMDS, and
+/// every endpoint on a closed loopback port, so a call AWS was not expected to get fails
+/// at once. Tests that talk to AWS use [`moto_sdk`] instead.
 pub fn offline_sdk() -> aws_config::SdkConfig {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://127.0.0.1:{closed}"))
         .credentials_provider(
             aws_credential_types::provider::SharedCredentialsProvider::new(
                 aws_credential_types::Credentials::new("testing", "testing", None, None, "tests"),
@@ -58,6 +65,52 @@ pub async fn moto_sdk() -> aws_config::SdkConfig {
         "AWS tests only talk to a loopback emulator, not {endpoint}"
     );
     control_api::outbound::aws::load_sdk_config().await
+}
+
+/// Registers an image in moto, tagged `<tag_key>=true` when a key is given; returns its
+/// id and the snapshot behind it.
+pub async fn register_image(
+    ec2: &aws_sdk_ec2::Client,
+    name: &str,
+    tag_key: Option<&str>,
+) -> (String, String) {
+    use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Tag};
+    let id = ec2
+        .register_image()
+        .name(name)
+        .root_device_name("/dev/xvda")
+        .block_device_mappings(
+            BlockDeviceMapping::builder()
+                .device_name("/dev/xvda")
+                .ebs(
+                    EbsBlockDevice::builder()
+                        .snapshot_id("snap-0123456789abcdef0")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .to_owned();
+    if let Some(key) = tag_key {
+        ec2.create_tags()
+            .resources(&id)
+            .tags(Tag::builder().key(key).value("true").build())
+            .send()
+            .await
+            .unwrap();
+    }
+    let described = ec2.describe_images().image_ids(&id).send().await.unwrap();
+    let snapshot = described.images()[0].block_device_mappings()[0]
+        .ebs()
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_owned();
+    (id, snapshot)
 }
 
 pub fn app_with(settings: Settings, mode: Mode) -> App {

@@ -389,6 +389,46 @@ impl Default for Fleet {
     }
 }
 
+/// Registers an image in moto tagged `<tag_key>=true`, as a fleet image the API accepts
+/// as `ami_override` when started with `FLEET_IMAGE_TAG_KEY=<tag_key>`.
+pub fn moto_fleet_image(tag_key: &str) -> String {
+    use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Tag};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ec2 = aws_sdk_ec2::Client::new(&control_api::outbound::aws::load_sdk_config().await);
+        let id = ec2
+            .register_image()
+            .name(format!("clawdinator-nixos-{tag_key}"))
+            .root_device_name("/dev/xvda")
+            .block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name("/dev/xvda")
+                    .ebs(
+                        EbsBlockDevice::builder()
+                            .snapshot_id("snap-0123456789abcdef0")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .image_id()
+            .unwrap()
+            .to_owned();
+        ec2.create_tags()
+            .resources(&id)
+            .tags(Tag::builder().key(tag_key).value("true").build())
+            .send()
+            .await
+            .unwrap();
+        id
+    })
+}
+
 /// AWS for the in-process API: dummy credentials and every endpoint on a closed loopback
 /// port, without retries, so any AWS call (status) fails at once instead of reaching out.
 pub fn offline_aws() -> aws_config::SdkConfig {
