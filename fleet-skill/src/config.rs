@@ -63,6 +63,8 @@ pub enum ConfigError {
     FileTooLarge { path: PathBuf },
     #[error("{present} is set but {missing} is not; provide both or neither")]
     PartialCredentials { present: String, missing: String },
+    #[error("no AWS credentials to sign for the Function URL from the default chain: {0}")]
+    NoCredentials(String),
     #[error("AWS credentials from {0} contain characters not allowed in an HTTP header")]
     BadCredentials(String),
     #[error("cannot tell the AWS region to sign for: set AWS_REGION, or use a Function URL host <id>.lambda-url.<region>.on.aws")]
@@ -204,7 +206,20 @@ impl Endpoint {
     pub fn from_env(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
         let url = ControlUrl::parse(&var(lookup, URL_VAR).ok_or(ConfigError::MissingUrl)?)?;
         let token = load_token(lookup)?;
-        let signer = match load_credentials(lookup)? {
+        let explicit = load_credentials(lookup)?;
+        // A Function URL (AWS_IAM auth) refuses unsigned requests, and a named profile is
+        // an explicit ask: then the whole AWS default chain is consulted — profiles,
+        // assume-role with a session name (how a host becomes its own invoker session),
+        // instance metadata. Never for the local server without either, so a laptop does
+        // not wait on an instance-metadata probe.
+        let wants_chain =
+            url.function_url_region().is_some() || var(lookup, "AWS_PROFILE").is_some();
+        let creds = match explicit {
+            Some(creds) => Some(creds),
+            None if wants_chain => Some(default_chain_credentials()?),
+            None => None,
+        };
+        let signer = match creds {
             None => None,
             Some(creds) => {
                 let region = signing_region(lookup, &url)?;
@@ -356,6 +371,34 @@ pub fn load_credentials(lookup: Lookup<'_>) -> Result<Option<InvokerCredentials>
         return Err(ConfigError::BadCredentials(creds.source));
     }
     Ok(Some(creds))
+}
+
+/// Credentials from the AWS SDK's default chain, resolved once for this invocation.
+fn default_chain_credentials() -> Result<InvokerCredentials, ConfigError> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ConfigError::NoCredentials(e.to_string()))?;
+    let creds = runtime.block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let provider = config
+            .credentials_provider()
+            .ok_or_else(|| "no credentials provider".to_owned())?;
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| e.to_string())
+    });
+    let creds = creds.map_err(ConfigError::NoCredentials)?;
+    Ok(InvokerCredentials {
+        access_key_id: creds.access_key_id().to_owned(),
+        secret_access_key: creds.secret_access_key().to_owned(),
+        session_token: creds.session_token().map(str::to_owned),
+        source: "the AWS default credential chain".to_owned(),
+    })
 }
 
 fn partial(present: &str, missing: &str) -> ConfigError {

@@ -424,3 +424,60 @@ fn without_credentials_nothing_is_signed_and_the_token_is_a_bearer() {
     assert!(req.header("x-clawdinator-token").is_none());
     assert!(req.headers.iter().all(|(k, _)| !k.starts_with("x-amz-")));
 }
+
+#[test]
+fn a_named_profile_signs_through_the_aws_default_chain() {
+    // What a fleet host's profile does (role_arn + credential_source + role_session_name)
+    // reduced to static keys, since no STS is reachable here: the chain, not fleet's own
+    // env/agenix lookup, must supply the credentials.
+    let h = Harness::start(GitHub::Accepts);
+    let config = h.dir.write(
+        "aws-config",
+        "[profile fleet-invoker]\naws_access_key_id = AKIDFLEETPROFILE\naws_secret_access_key = fleetProfileSecret0123456789\nregion = ap-southeast-2\n",
+    );
+    let empty = h.dir.write("aws-credentials", "");
+    let run = h
+        .fleet()
+        .env("AWS_PROFILE", "fleet-invoker")
+        .env("AWS_CONFIG_FILE", config.to_str().unwrap())
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty.to_str().unwrap())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "ap-southeast-2")
+        .run(&["deploy", "clawdinator-2", "--caller", "human:ops"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_signed(
+        &h,
+        "AKIDFLEETPROFILE",
+        "fleetProfileSecret0123456789",
+        "ap-southeast-2",
+        None,
+    );
+    assert!(
+        !run.stdout.contains("fleetProfileSecret") && !run.stderr.contains("fleetProfileSecret")
+    );
+}
+
+#[test]
+fn a_named_profile_without_credentials_is_a_configuration_error_and_sends_nothing() {
+    let h = Harness::start(GitHub::Accepts);
+    let config = h
+        .dir
+        .write("aws-config", "[profile empty]\nregion = eu-central-1\n");
+    let empty = h.dir.write("aws-credentials", "");
+    let run = h
+        .fleet()
+        .env("AWS_PROFILE", "empty")
+        .env("AWS_CONFIG_FILE", config.to_str().unwrap())
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty.to_str().unwrap())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "eu-central-1")
+        .run(&["deploy", "clawdinator-2"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("no AWS credentials to sign for the Function URL"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(h.proxy.connection_count(), 0);
+}
