@@ -269,13 +269,14 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, RequestError> {
         .deserialize_map(UniqueKeys)
         .and_then(|map| de.end().map(|()| map));
     parsed.map_err(|e| {
-        if e.is_data() && e.to_string().starts_with(DUPLICATE) {
-            RequestError::DuplicateField
-        } else if e.is_data() && serde_json::from_slice::<de::IgnoredAny>(body).is_ok() {
-            // Well-formed JSON, just not an object.
-            RequestError::NotAnObject
-        } else {
+        // Only on the error path: is the body valid JSON at all? A full `Value` parse, so
+        // UTF-8, lone surrogates and number range count too (found by the fuzzer).
+        if serde_json::from_slice::<Value>(body).is_err() {
             RequestError::InvalidJson
+        } else if e.is_data() && e.to_string().starts_with(DUPLICATE) {
+            RequestError::DuplicateField
+        } else {
+            RequestError::NotAnObject
         }
     })
 }
@@ -362,6 +363,10 @@ mod tests {
                 r#"{"action":"deploy","target":"clawdinator-2","target":"all"}"#,
                 "duplicate_field",
             ),
+            // Found by the request_parser fuzz target: malformed JSON is invalid_json, whatever else.
+            (r#"{"action":"sat}","action""#, "invalid_json"),
+            ("[\"\\ud800\"]", "invalid_json"),
+            ("[1e999]", "invalid_json"),
             ("\"deploy\"", "invalid_body"),
             ("{}", "missing_action"),
             (r#"{"action":1}"#, "invalid_field"),
@@ -407,6 +412,15 @@ mod tests {
         for (body, code) in cases {
             assert_eq!(parse(body).map_err(|e| e.code()), Err(code), "{body}");
         }
+    }
+
+    #[test]
+    fn invalid_utf8_is_invalid_json() {
+        assert_eq!(parse_command(b"[\"\xff\"]"), Err(RequestError::InvalidJson));
+        assert_eq!(
+            parse_command(b"{\"action\":\"\xff\"}"),
+            Err(RequestError::InvalidJson)
+        );
     }
 
     #[test]
