@@ -40,29 +40,44 @@ pub async fn build(settings: Settings, mode: Mode) -> Result<App, AppError> {
     };
     let control = secret(
         &sdk,
-        settings.control_token_parameter.as_deref(),
-        "CONTROL_API_TOKEN_PARAMETER",
-        settings.control_token.clone(),
+        mode,
+        (
+            "CONTROL_API_TOKEN_PARAMETER",
+            settings.control_token_parameter.as_deref(),
+        ),
+        ("CONTROL_API_TOKEN", settings.control_token.clone()),
     )
     .await;
     let github = secret(
         &sdk,
-        settings.github_token_parameter.as_deref(),
-        "GITHUB_TOKEN_PARAMETER",
-        settings.github_token.clone(),
+        mode,
+        (
+            "GITHUB_TOKEN_PARAMETER",
+            settings.github_token_parameter.as_deref(),
+        ),
+        ("GITHUB_TOKEN", settings.github_token.clone()),
     )
     .await;
     build_with_secrets(settings, mode, &sdk, control, github)
 }
 
+/// A token from its SSM parameter when one is named. Otherwise from the environment —
+/// but only locally: in the Lambda a plain environment value would sit in the function's
+/// configuration and in infra state for anyone with read access to either.
 async fn secret(
     sdk: &SdkConfig,
-    parameter: Option<&str>,
-    setting: &'static str,
-    from_env: Option<String>,
+    mode: Mode,
+    (setting, parameter): (&'static str, Option<&str>),
+    (env_setting, from_env): (&'static str, Option<String>),
 ) -> Secret {
     let Some(name) = parameter else {
-        return Ok(from_env);
+        return match (mode, from_env) {
+            (Mode::Lambda, Some(_)) => Err(Misconfig {
+                setting: env_setting,
+                problem: "is a plain environment value; the Lambda reads secrets only from SSM (name the parameter in the _PARAMETER setting)",
+            }),
+            (_, from_env) => Ok(from_env),
+        };
     };
     match read_secure_parameter(sdk, name).await {
         Ok(value) if value.starts_with(PLACEHOLDER_PREFIX) => Err(Misconfig {

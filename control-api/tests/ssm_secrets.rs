@@ -127,3 +127,29 @@ async fn unreadable_or_placeholder_parameters_are_a_500_naming_the_setting() {
     assert_eq!(status, 401, "a placeholder is never a token");
     assert!(received(&github).await.is_empty());
 }
+
+#[tokio::test]
+async fn the_lambda_refuses_plain_environment_secrets() {
+    let github = github_accepting().await;
+    // settings() carries CONTROL_API_TOKEN and GITHUB_TOKEN as plain values, no parameters.
+    let api = app::build(settings(&github.uri(), &[]), Mode::Lambda)
+        .await
+        .unwrap();
+    let (status, body) = deploy(&api, CONTROL_TOKEN).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (500, Some("misconfigured")),
+        "{body}"
+    );
+    assert_eq!(
+        body["message"],
+        "server misconfigured: CONTROL_API_TOKEN is a plain environment value; the Lambda reads secrets only from SSM (name the parameter in the _PARAMETER setting)"
+    );
+    // The same values are fine for the local server.
+    let local = app::build(settings(&github.uri(), &[]), Mode::Local)
+        .await
+        .unwrap();
+    let (status, body) = deploy(&local, CONTROL_TOKEN).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(received(&github).await.len(), 1);
+}

@@ -64,7 +64,18 @@ pub async fn moto_sdk() -> aws_config::SdkConfig {
         endpoint.starts_with("http://127.0.0.1:"),
         "AWS tests only talk to a loopback emulator, not {endpoint}"
     );
-    control_api::outbound::aws::load_sdk_config().await
+    // moto in Python on a shared 2-core runner answers far slower than AWS: the product's
+    // per-call limits stay in the product, the tests give the emulator room.
+    control_api::outbound::aws::load_sdk_config()
+        .await
+        .into_builder()
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .operation_timeout(std::time::Duration::from_secs(60))
+                .build(),
+        )
+        .build()
 }
 
 /// Registers an image in moto, tagged `<tag_key>=true` when a key is given; returns its
