@@ -1,6 +1,7 @@
 //! Log set-up: JSON lines for Lambda, readable text locally, written off the request path.
 
 use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,24 +15,40 @@ pub enum LogFormat {
 /// never waits on stdout; the thread drains within microseconds, well before Lambda
 /// freezes the sandbox after the response. Keep the guard alive for the process.
 pub fn init(format: LogFormat) -> WorkerGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = match format {
         LogFormat::Json => tracing_appender::non_blocking(std::io::stdout()),
         LogFormat::Text => tracing_appender::non_blocking(std::io::stderr()),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let installed = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .try_init(),
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-    };
     // A second init (tests) keeps the first subscriber; that is fine.
-    drop(installed);
+    let _installed = match format {
+        LogFormat::Json => tracing::subscriber::set_global_default(json_subscriber(writer)).is_ok(),
+        LogFormat::Text => {
+            let filter =
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(writer)
+                .with_ansi(false)
+                .try_init()
+                .is_ok()
+        }
+    };
     guard
+}
+
+/// The Lambda's JSON-lines subscriber (one flat object per event) writing to `writer`;
+/// tests use it to read the audit line exactly as CloudWatch gets it.
+pub fn json_subscriber<W>(writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .finish()
 }

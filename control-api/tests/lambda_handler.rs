@@ -143,3 +143,46 @@ async fn lambda_without_secrets_answers_500_naming_the_setting_never_dry_runs() 
 
     assert!(received(&github).await.is_empty());
 }
+
+/// A writer the test can read back, for the Lambda's JSON log lines.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_json_audit_line_keeps_every_field_and_no_secret() {
+    let github = github_accepting().await;
+    let api = lambda_app(&github.uri());
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = control_api::telemetry::json_subscriber(move || writer.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (status, body, _) = parts(handle(&api, event("deploy_bearer.json")).await.unwrap());
+    assert_eq!(status, 200, "{body}");
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        !text.contains(CONTROL_TOKEN) && !text.contains(GITHUB_TOKEN),
+        "{text}"
+    );
+    let audit: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["target"] == "audit")
+        .unwrap_or_else(|| panic!("no audit line in {text}"));
+    // One key per name: the deploy target must not be shadowed by the log target.
+    assert_eq!(audit["deploy_target"], "clawdinator-2", "{audit}");
+    assert_eq!(audit["caller"], "clawdinator-1");
+    assert_eq!(audit["action"], "deploy");
+    assert_eq!(audit["decision"], "accepted");
+    assert_eq!(audit["status"], 200);
+    assert_eq!(audit["request_id"], body["request_id"]);
+}

@@ -113,7 +113,7 @@ impl<D: Dispatcher, F: FleetReader, B: BootstrapStore> ControlApi<D, F, B> {
             principal = audit.principal.as_deref(),
             caller = audit.caller.as_deref(),
             action = audit.action,
-            target = audit.target.as_deref(),
+            deploy_target = audit.target.as_deref(),
             decision,
             status = reply.status,
             latency_us = started.elapsed().as_micros() as u64,
