@@ -205,11 +205,24 @@ def relay(listener, upstream_port):
         up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         run = CURRENT["run"]
 
-        def observe(data, run=run):
-            if run is not None:
-                run.saw(data)
-                if re.search(rb"/runtime/invocation/[^/ ]+/(response|error) ", data):
-                    run.done.set()
+        capture = {"buf": None}
+
+        def observe(data, run=run, capture=capture):
+            if run is None:
+                return
+            run.saw(data)
+            if re.search(rb"/runtime/invocation/[^/ ]+/(response|error) ", data):
+                capture["buf"] = b""
+            if capture["buf"] is None:
+                return
+            # The response POST, possibly in several chunks: complete when Content-Length is in.
+            capture["buf"] += data
+            head, sep, body = capture["buf"].partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            if sep and (length is None or len(body) >= int(length.group(1))):
+                run.response_body = body
+                capture["buf"] = None
+                run.done.set()
 
         threading.Thread(target=pump, args=(client, up, observe), daemon=True).start()
         threading.Thread(target=pump, args=(up, client, None), daemon=True).start()
@@ -323,8 +336,9 @@ def main():
         env["AWS_SECRET_ACCESS_KEY"] = os.environ.get("AWS_SECRET_ACCESS_KEY", "testing")
 
     runs = []
+    discarded = 0
     try:
-        for _ in range(args.runs):
+        while len(runs) < args.runs:
             run = Run()
             CURRENT["run"] = run
             answer = {}
@@ -348,22 +362,34 @@ def main():
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                                     stderr=stderr_sink)
             run.pid = proc.pid
-            finished = run.done.wait(20)
+            finished = run.done.wait(10)
             hwm_end = vm_hwm_kib(proc.pid)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             run.killed.set()
             if invoker:
                 invoker.join(5)
+            if (not finished and invoke_url and run.t_next is not None and discarded < 5):
+                # cargo-lambda can hand the queued event to the previous run's killed
+                # process (blocked in its second /next): the event is lost. Discard, retry.
+                discarded += 1
+                print(f"lambda_init: {args.label}: event lost to the previous process; run "
+                      f"discarded ({discarded})", file=sys.stderr)
+                continue
             if not finished or run.t_next is None or run.t_resp is None:
                 sys.exit(f"lambda_init: run failed (next={run.t_next} resp={run.t_resp} "
                          f"errors={run.errors} answer={answer})")
+            # The status the function answered, from its response POST. (With cargo-lambda
+            # the HTTP answer to the invocation is checked too when it arrived in time; after
+            # a lost event the emulator can pair invocations and answers one run apart.)
             body = run.response_body
-            if invoke_url:
-                status = answer.get("status")
-                body = answer.get("body", b"")
-            else:
+            try:
                 status = json.loads(body or b"{}").get("statusCode")
+            except ValueError:
+                status = None
+            if invoke_url and answer.get("status") not in (None, status):
+                sys.exit(f"lambda_init: the emulator answered {answer.get('status')}, "
+                         f"the function {status}")
             runs.append({
                 "init_ms": (run.t_next - run.t0) / 1e6,
                 "first_invoke_ms": (run.t_resp - run.t_next) / 1e6,
@@ -390,6 +416,7 @@ def main():
         "ssm": args.ssm,
         "extra_env": args.env,
         "runs": len(runs),
+        "discarded_runs": discarded,
         "median_init_ms": med("init_ms"),
         "min_init_ms": min(r["init_ms"] for r in runs),
         "max_init_ms": max(r["init_ms"] for r in runs),

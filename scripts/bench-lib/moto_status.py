@@ -181,7 +181,8 @@ def main():
 
         def status_once():
             req = urllib.request.Request(state["api"], data=b'{"action":"status"}', method="POST",
-                                         headers={"authorization": f"Bearer {TOKEN}"})
+                                         headers={"authorization": f"Bearer {TOKEN}",
+                                                  "content-type": "application/json"})
             post(endpoint, "/moto-api/recorder/reset-recording")
             moto_log.flush()
             lines_before = open(moto_log_path).read().count('"POST / HTTP')
