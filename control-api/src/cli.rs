@@ -7,10 +7,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::app;
-use crate::config::{Mode, Settings};
-use crate::domain::fleet::FleetReader;
+use crate::config::{AwsSettings, Mode, Settings};
+use crate::domain::fleet::{AwsError, FleetReader};
 use crate::domain::registry::Registry;
-use crate::domain::request::{AmiId, Target};
+use crate::domain::request::{AmiId, RequestError, Target};
+use crate::domain::retention::{plan_retention, KeepReason};
+use crate::outbound::aws::{load_sdk_config, Ec2Fleet};
 use crate::outbound::dispatch::AnyDispatcher;
 use crate::telemetry::{self, LogFormat};
 
@@ -74,6 +76,12 @@ pub enum Failure {
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Self::Error(e)
+    }
+}
+
+impl From<AwsError> for Failure {
+    fn from(e: AwsError) -> Self {
+        Self::Error(e.into())
     }
 }
 
@@ -154,45 +162,39 @@ async fn shutdown_signal() {
     ctrl_c.await.unwrap_or(());
 }
 
-fn latest_ami() -> Result<(), Failure> {
+/// The EC2-side tools' common set-up: settings from the environment, one current-thread
+/// runtime, the SDK and the fleet reader, then `f`.
+fn with_ec2<T>(
+    f: impl AsyncFnOnce(&Ec2Fleet, &AwsSettings) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let settings = Settings::from_env().map_err(anyhow::Error::from)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let settings = Settings::from_env().map_err(anyhow::Error::from)?;
-    let latest = runtime.block_on(async {
-        let sdk = crate::outbound::aws::load_sdk_config().await;
-        crate::outbound::aws::Ec2Fleet::new(&sdk, settings.aws.clone())
-            .latest_image()
-            .await
-    });
-    match latest {
-        Ok(Some(image)) => {
+    runtime.block_on(async {
+        let sdk = load_sdk_config().await;
+        let ec2 = Ec2Fleet::new(&sdk, settings.aws.clone());
+        f(&ec2, &settings.aws).await
+    })
+}
+
+fn latest_ami() -> Result<(), Failure> {
+    with_ec2(async |ec2, aws| match ec2.latest_image().await? {
+        Some(image) => {
             println!("{}", image.id);
             Ok(())
         }
-        Ok(None) => Err(Failure::Check(vec![format!(
+        None => Err(Failure::Check(vec![format!(
             "no image owned by this account has tag {}={}",
-            settings.aws.image_tag_key, settings.aws.image_tag_value
+            aws.image_tag_key, aws.image_tag_value
         )])),
-        Err(e) => Err(Failure::Error(e.into())),
-    }
+    })
 }
 
 fn check_ami(ami: &str) -> Result<(), Failure> {
     let ami = AmiId::parse(ami).map_err(|e| Failure::Check(vec![e.to_string()]))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let settings = Settings::from_env().map_err(anyhow::Error::from)?;
-    let found = runtime.block_on(async {
-        let sdk = crate::outbound::aws::load_sdk_config().await;
-        crate::outbound::aws::Ec2Fleet::new(&sdk, settings.aws.clone())
-            .fleet_image(ami.as_str())
-            .await
-    });
-    match found.map_err(anyhow::Error::from)? {
+    with_ec2(async |ec2, _| match ec2.fleet_image(ami.as_str()).await? {
         Some(image) => {
             println!(
                 "{} is a fleet image ({})",
@@ -202,28 +204,17 @@ fn check_ami(ami: &str) -> Result<(), Failure> {
             Ok(())
         }
         None => Err(Failure::Check(vec![
-            crate::domain::request::RequestError::UnknownAmi(ami).to_string(),
+            RequestError::UnknownAmi(ami).to_string()
         ])),
-    }
+    })
 }
 
 fn prune_amis(keep: usize, apply: bool) -> Result<(), Failure> {
-    use crate::domain::retention::{plan_retention, KeepReason};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let settings = Settings::from_env().map_err(anyhow::Error::from)?;
-    runtime.block_on(async {
-        let sdk = crate::outbound::aws::load_sdk_config().await;
-        let ec2 = crate::outbound::aws::Ec2Fleet::new(&sdk, settings.aws.clone());
+    with_ec2(async |ec2, _| {
         // Every lookup before any deletion: a failed one aborts with nothing deleted.
-        let images = ec2
-            .fleet_image_records()
-            .await
-            .map_err(anyhow::Error::from)?;
+        let images = ec2.fleet_image_records().await?;
         let ids: Vec<String> = images.iter().map(|i| i.id.clone()).collect();
-        let in_use = ec2.images_in_use(&ids).await.map_err(anyhow::Error::from)?;
+        let in_use = ec2.images_in_use(&ids).await?;
         let plan = plan_retention(images, &in_use, keep);
         for (image, reason) in &plan.keep {
             let why = match reason {
@@ -248,14 +239,10 @@ fn prune_amis(keep: usize, apply: bool) -> Result<(), Failure> {
         }
         if apply {
             for image in &plan.delete {
-                ec2.deregister_image(&image.id)
-                    .await
-                    .map_err(anyhow::Error::from)?;
+                ec2.deregister_image(&image.id).await?;
             }
             for snapshot in &plan.delete_snapshots {
-                ec2.delete_snapshot(snapshot)
-                    .await
-                    .map_err(anyhow::Error::from)?;
+                ec2.delete_snapshot(snapshot).await?;
             }
         }
         println!(

@@ -3,7 +3,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, InstanceType};
@@ -29,17 +28,11 @@ async fn instance_on(ec2: &aws_sdk_ec2::Client, ami: &str) -> String {
 }
 
 fn prune(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_control-api"))
-        .arg("prune-amis")
-        .args(args)
-        .env("FLEET_IMAGE_TAG_KEY", TAG_KEY)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let args: Vec<&str> = ["prune-amis"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    support::control_api(&args, &[("FLEET_IMAGE_TAG_KEY", TAG_KEY)])
 }
 
 async fn remaining_images(ec2: &aws_sdk_ec2::Client) -> BTreeSet<String> {
@@ -186,19 +179,17 @@ fn a_failed_lookup_aborts_before_deleting_anything() {
         .local_addr()
         .unwrap()
         .port();
-    let out = Command::new(env!("CARGO_BIN_EXE_control-api"))
-        .args(["prune-amis", "--apply"])
-        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("AWS EC2 DescribeImages failed"), "{err}");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).is_empty(),
-        "nothing planned or deleted"
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let (code, out, err) = support::control_api(
+        &["prune-amis", "--apply"],
+        &[
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ],
     );
+    assert_eq!(code, 2);
+    assert!(err.contains("AWS EC2 DescribeImages failed"), "{err}");
+    assert!(out.is_empty(), "nothing planned or deleted");
 }

@@ -453,24 +453,16 @@ async fn the_latest_ami_command_prints_the_newest_tagged_image() {
     image(&ec2, "older", Some(key)).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let newest = image(&ec2, "newest", Some(key)).await;
-    let run = |tag_key: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_control-api"))
-            .arg("latest-ami")
-            .env("FLEET_IMAGE_TAG_KEY", tag_key)
-            .output()
-            .unwrap()
-    };
-    let out = run(key);
+    let run = |tag_key: &str| control_api(&["latest-ami"], &[("FLEET_IMAGE_TAG_KEY", tag_key)]);
+    let (code, out, err) = run(key);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), newest);
+    let (code, _, err) = run("no-image-has-this");
+    assert_eq!(code, 1);
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err.contains("no image owned by this account has tag no-image-has-this=true"),
+        "{err}"
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), newest);
-    let out = run("no-image-has-this");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("no image owned by this account has tag no-image-has-this=true"));
 }
 
 #[tokio::test]
@@ -504,14 +496,13 @@ async fn an_ami_override_must_be_a_fleet_image() {
 
     // The workflow's own check, the same rule from the command line.
     let check = |ami: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_control-api"))
-            .args(["check-ami", "--ami", ami])
-            .env("FLEET_IMAGE_TAG_KEY", key)
-            .output()
-            .unwrap()
+        control_api(
+            &["check-ami", "--ami", ami],
+            &[("FLEET_IMAGE_TAG_KEY", key)],
+        )
     };
-    assert!(check(&fleet_image).status.success());
-    let out = check(&foreign);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a fleet image"));
+    assert_eq!(check(&fleet_image).0, 0);
+    let (code, _, err) = check(&foreign);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a fleet image"), "{err}");
 }

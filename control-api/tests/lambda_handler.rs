@@ -162,10 +162,17 @@ impl std::io::Write for Captured {
 async fn the_json_audit_line_keeps_every_field_and_no_secret() {
     let github = github_accepting().await;
     let api = lambda_app(&github.uri());
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = control_api::telemetry::json_subscriber(move || writer.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // A process-wide subscriber, not a scoped one: tracing caches each call site's interest
+    // globally, so a thread-local subscriber can miss lines while other tests run in parallel.
+    // Other tests' lines land here too; the audit line is found by this request's id.
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    let logs = LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = control_api::telemetry::json_subscriber(move || writer.clone());
+        tracing::subscriber::set_global_default(subscriber).expect("only this test sets one");
+        logs
+    });
     let (status, body, _) = parts(handle(&api, event("deploy_bearer.json")).await.unwrap());
     assert_eq!(status, 200, "{body}");
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
@@ -176,7 +183,7 @@ async fn the_json_audit_line_keeps_every_field_and_no_secret() {
     let audit: Value = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|v| v["target"] == "audit")
+        .find(|v| v["target"] == "audit" && v["request_id"] == body["request_id"])
         .unwrap_or_else(|| panic!("no audit line in {text}"));
     // One key per name: the deploy target must not be shadowed by the log target.
     assert_eq!(audit["deploy_target"], "clawdinator-2", "{audit}");

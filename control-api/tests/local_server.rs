@@ -191,14 +191,11 @@ fn an_invalid_registry_stops_start_up_with_a_clear_error() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("instances.json");
     std::fs::write(&file, r#"{"Bad Id":{"host":"x","instanceType":"t3.large","bootstrapPrefix":"bootstrap/x","discordTokenSecret":"s"}}"#).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_control-api"))
-        .arg("serve")
-        .env("FLEET_REGISTRY", &file)
-        .env("PORT", "0")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = control_api(
+        &["serve"],
+        &[("FLEET_REGISTRY", file.to_str().unwrap()), ("PORT", "0")],
+    );
+    assert_eq!(code, 2);
     assert!(
         err.contains("fleet registry") && err.contains("\"Bad Id\": instance id must match"),
         "{err}"

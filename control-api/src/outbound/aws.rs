@@ -104,26 +104,12 @@ impl Ec2Fleet {
         self
     }
 
-    async fn read_instances(
+    /// Every page of DescribeInstances for `filters`, each instance mapped by `map`.
+    async fn describe_instances<T>(
         &self,
-        include_terminated: bool,
-    ) -> Result<Vec<LiveInstance>, AwsError> {
-        let mut filters = vec![tag_filter(
-            &self.settings.fleet_tag_key,
-            &self.settings.fleet_tag_value,
-        )];
-        if !include_terminated {
-            filters.push(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .set_values(Some(
-                        ["pending", "running", "shutting-down", "stopping", "stopped"]
-                            .map(String::from)
-                            .to_vec(),
-                    ))
-                    .build(),
-            );
-        }
+        filters: Vec<Filter>,
+        map: impl Fn(&Instance) -> T,
+    ) -> Result<Vec<T>, AwsError> {
         let mut pages = self
             .client
             .describe_instances()
@@ -131,36 +117,61 @@ impl Ec2Fleet {
             .max_results(self.page_size)
             .into_paginator()
             .send();
-        let mut live = Vec::new();
+        let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| aws_error("EC2 DescribeInstances", e))?;
-            live.extend(
+            out.extend(
                 page.reservations()
                     .iter()
                     .flat_map(|r| r.instances())
-                    .map(live_instance),
+                    .map(&map),
             );
         }
-        Ok(live)
+        Ok(out)
     }
 
-    async fn read_images(
+    /// Every page of DescribeImages for `filters` (this account's only, if `owners_self`),
+    /// each image mapped by `map`.
+    async fn describe_images<T>(
         &self,
         filters: Vec<Filter>,
         owners_self: bool,
-    ) -> Result<Vec<FleetImage>, AwsError> {
+        map: impl Fn(&Image) -> T,
+    ) -> Result<Vec<T>, AwsError> {
         let mut request = self.client.describe_images().set_filters(Some(filters));
         if owners_self {
             request = request.owners("self");
         }
         let mut pages = request.max_results(1000).into_paginator().send();
-        let mut images = Vec::new();
+        let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| aws_error("EC2 DescribeImages", e))?;
-            images.extend(page.images().iter().map(fleet_image));
+            out.extend(page.images().iter().map(&map));
         }
-        Ok(images)
+        Ok(out)
     }
+
+    /// Bounds one answer, however many pages and retries it takes, by the deadline.
+    async fn within<T>(
+        &self,
+        call: &'static str,
+        work: impl std::future::Future<Output = Result<T, AwsError>>,
+    ) -> Result<T, AwsError> {
+        tokio::time::timeout(self.deadline, work)
+            .await
+            .map_err(|_| deadline_passed(call, self.deadline))?
+    }
+
+    fn image_tag_filter(&self) -> Filter {
+        tag_filter(&self.settings.image_tag_key, &self.settings.image_tag_value)
+    }
+}
+
+fn state_filter(states: &[&str]) -> Filter {
+    Filter::builder()
+        .name("instance-state-name")
+        .set_values(Some(states.iter().map(|s| s.to_string()).collect()))
+        .build()
 }
 
 fn tag_filter(key: &str, value: &str) -> Filter {
@@ -208,30 +219,48 @@ impl FleetReader for Ec2Fleet {
         &self,
         include_terminated: bool,
     ) -> Result<Vec<LiveInstance>, AwsError> {
-        tokio::time::timeout(self.deadline, self.read_instances(include_terminated))
-            .await
-            .map_err(|_| deadline_passed("EC2 DescribeInstances", self.deadline))?
+        let mut filters = vec![tag_filter(
+            &self.settings.fleet_tag_key,
+            &self.settings.fleet_tag_value,
+        )];
+        if !include_terminated {
+            filters.push(state_filter(&[
+                "pending",
+                "running",
+                "shutting-down",
+                "stopping",
+                "stopped",
+            ]));
+        }
+        self.within(
+            "EC2 DescribeInstances",
+            self.describe_instances(filters, live_instance),
+        )
+        .await
     }
 
     async fn latest_image(&self) -> Result<Option<FleetImage>, AwsError> {
-        let filters = vec![tag_filter(
-            &self.settings.image_tag_key,
-            &self.settings.image_tag_value,
-        )];
-        let images = tokio::time::timeout(self.deadline, self.read_images(filters, true))
-            .await
-            .map_err(|_| deadline_passed("EC2 DescribeImages", self.deadline))??;
+        let filters = vec![self.image_tag_filter()];
+        let images = self
+            .within(
+                "EC2 DescribeImages",
+                self.describe_images(filters, true, fleet_image),
+            )
+            .await?;
         Ok(newest_image(images))
     }
 
     async fn fleet_image(&self, id: &str) -> Result<Option<FleetImage>, AwsError> {
         let filters = vec![
-            tag_filter(&self.settings.image_tag_key, &self.settings.image_tag_value),
+            self.image_tag_filter(),
             Filter::builder().name("image-id").values(id).build(),
         ];
-        let images = tokio::time::timeout(self.deadline, self.read_images(filters, true))
-            .await
-            .map_err(|_| deadline_passed("EC2 DescribeImages", self.deadline))??;
+        let images = self
+            .within(
+                "EC2 DescribeImages",
+                self.describe_images(filters, true, fleet_image),
+            )
+            .await?;
         Ok(images.into_iter().find(|i| i.id == id))
     }
 
@@ -245,9 +274,11 @@ impl FleetReader for Ec2Fleet {
             .name("image-id")
             .set_values(Some(ids.to_vec()))
             .build();
-        tokio::time::timeout(self.deadline, self.read_images(vec![filter], false))
-            .await
-            .map_err(|_| deadline_passed("EC2 DescribeImages", self.deadline))?
+        self.within(
+            "EC2 DescribeImages",
+            self.describe_images(vec![filter], false, fleet_image),
+        )
+        .await
     }
 }
 
@@ -294,34 +325,17 @@ impl BootstrapStore for S3Bootstrap {
 impl Ec2Fleet {
     /// Every fleet image (owners=self, image tag) with the snapshots behind it.
     pub async fn fleet_image_records(&self) -> Result<Vec<ImageRecord>, AwsError> {
-        let mut pages = self
-            .client
-            .describe_images()
-            .owners("self")
-            .filters(tag_filter(
-                &self.settings.image_tag_key,
-                &self.settings.image_tag_value,
-            ))
-            .max_results(1000)
-            .into_paginator()
-            .send();
-        let mut records = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("EC2 DescribeImages", e))?;
-            records.extend(page.images().iter().map(|i| {
-                ImageRecord {
-                    id: i.image_id().unwrap_or_default().to_owned(),
-                    name: i.name().map(str::to_owned),
-                    created: i.creation_date().map(str::to_owned),
-                    snapshots: i
-                        .block_device_mappings()
-                        .iter()
-                        .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_owned))
-                        .collect(),
-                }
-            }));
-        }
-        Ok(records)
+        self.describe_images(vec![self.image_tag_filter()], true, |i| ImageRecord {
+            id: i.image_id().unwrap_or_default().to_owned(),
+            name: i.name().map(str::to_owned),
+            created: i.creation_date().map(str::to_owned),
+            snapshots: i
+                .block_device_mappings()
+                .iter()
+                .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_owned))
+                .collect(),
+        })
+        .await
     }
 
     /// Image id → instances (any tag, not just the fleet's) that are pending, running,
@@ -333,39 +347,21 @@ impl Ec2Fleet {
         if image_ids.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let mut pages = self
-            .client
-            .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name("image-id")
-                    .set_values(Some(image_ids.to_vec()))
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .set_values(Some(
-                        ["pending", "running", "stopping", "stopped"]
-                            .map(String::from)
-                            .to_vec(),
-                    ))
-                    .build(),
-            )
-            .max_results(self.page_size)
-            .into_paginator()
-            .send();
+        let filters = vec![
+            Filter::builder()
+                .name("image-id")
+                .set_values(Some(image_ids.to_vec()))
+                .build(),
+            state_filter(&["pending", "running", "stopping", "stopped"]),
+        ];
+        let pairs = self
+            .describe_instances(filters, |i| {
+                Some((i.image_id()?.to_owned(), i.instance_id()?.to_owned()))
+            })
+            .await?;
         let mut in_use: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("EC2 DescribeInstances", e))?;
-            for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                if let (Some(ami), Some(id)) = (i.image_id(), i.instance_id()) {
-                    in_use
-                        .entry(ami.to_owned())
-                        .or_default()
-                        .push(id.to_owned());
-                }
-            }
+        for (ami, id) in pairs.into_iter().flatten() {
+            in_use.entry(ami).or_default().push(id);
         }
         Ok(in_use)
     }

@@ -171,6 +171,21 @@ pub async fn received(server: &MockServer) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Runs the real `control-api` binary to completion: exit code, stdout, stderr.
+pub fn control_api(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_control-api"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run control-api");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The real `control-api serve` binary on a free port, with its output collected.
 pub struct LocalServer {
     child: Child,
