@@ -78,22 +78,25 @@ data "aws_iam_policy_document" "control_api" {
     resources = ["*"]
   }
 
+  # Bootstrap bundles (pre-deploy check), the audit trail (`action: audit` lists a
+  # day's prefix), idempotency records: with ListBucket on a prefix, a GetObject of
+  # a missing key there is 404 NoSuchKey, not 403, which the idempotency code needs
+  # to tell "no record" from "no access".
   statement {
-    sid       = "ListBootstrapBundles"
+    sid       = "ListFleetPrefixes"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.fleet.arn]
 
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["bootstrap/*"]
+      values   = ["bootstrap/*", "audit/*", "idempotency/*"]
     }
   }
 
-  # Idempotency and audit records. Without s3:ListBucket on these prefixes a
-  # GetObject of a missing key is answered 403 AccessDenied, not 404 NoSuchKey;
-  # the function uses conditional writes (If-None-Match) or treats that 403 as
-  # "absent".
+  # Idempotency records move pending -> done/released only by conditional writes
+  # (If-None-Match: *, If-Match: <etag>); audit records are written once per decision.
+  # No DeleteObject: records expire through the bucket's lifecycle rules.
   statement {
     sid     = "StateRecords"
     actions = ["s3:GetObject", "s3:PutObject"]

@@ -24,10 +24,13 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use control_api::domain::auth::{Authenticator, Credentials};
-use control_api::domain::deploy::{DeployRequest, DispatchError, DispatchReceipt, Dispatcher};
+use control_api::domain::deploy::{
+    DeployRequest, DispatchError, DispatchReceipt, Workflow, WorkflowError, WorkflowRun,
+};
 use control_api::domain::fleet::{AwsError, BootstrapStore, FleetImage, FleetReader, LiveInstance};
 use control_api::domain::registry::Registry;
 use control_api::domain::service::{Call, ControlApi, Method, Ports};
+use control_api::domain::state::{StateStore, Stored, Written};
 use criterion::{criterion_group, Criterion};
 use tracing_subscriber::EnvFilter;
 
@@ -35,13 +38,75 @@ const TOKEN: &str = "bench-control-token-0123456789abcdef";
 const BEARER: &str = "Bearer bench-control-token-0123456789abcdef";
 const WRONG: &str = "Bearer not-the-token-0123456789abcdef00";
 
-/// Accepts every deploy without doing anything: no network, no allocation.
-struct NoopDispatcher;
+/// Accepts every deploy at once and shows its run right away, so an accepted deploy
+/// takes the whole path (in-flight guard, dispatch, run look-up) without a network.
+#[derive(Default)]
+struct NoopWorkflow {
+    last_request: std::sync::Mutex<String>,
+}
 
-impl Dispatcher for NoopDispatcher {
-    async fn dispatch(&self, _request: &DeployRequest) -> Result<DispatchReceipt, DispatchError> {
+impl Workflow for NoopWorkflow {
+    async fn dispatch(&self, request: &DeployRequest) -> Result<DispatchReceipt, DispatchError> {
+        request
+            .request_id
+            .clone_into(&mut self.last_request.lock().unwrap());
         Ok(DispatchReceipt::default())
     }
+    async fn runs(
+        &self,
+        status: Option<&'static str>,
+        _: u8,
+    ) -> Result<Vec<WorkflowRun>, WorkflowError> {
+        if status.is_some() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![WorkflowRun {
+            run_id: 1,
+            run_url: "https://github.com/openclaw/clawdinators/actions/runs/1".into(),
+            request_id: Some(self.last_request.lock().unwrap().clone()),
+            target: None,
+            caller: None,
+            status: "queued".into(),
+            conclusion: None,
+            started: None,
+            duration_secs: None,
+            step: None,
+        }])
+    }
+    async fn run(&self, _: u64) -> Result<Option<WorkflowRun>, WorkflowError> {
+        Ok(None)
+    }
+    fn tracks_runs(&self) -> bool {
+        true
+    }
+}
+
+/// Only fills the type parameter: `state` is `None` (no idempotency key is sent).
+struct NoState;
+
+impl StateStore for NoState {
+    fn bucket(&self) -> &str {
+        ""
+    }
+    async fn create(&self, _: &str, _: Vec<u8>) -> Result<Written, AwsError> {
+        unreachable!("state is None")
+    }
+    async fn replace(&self, _: &str, _: Vec<u8>, _: &str) -> Result<Written, AwsError> {
+        unreachable!("state is None")
+    }
+    async fn read(&self, _: &str) -> Result<Option<Stored>, AwsError> {
+        unreachable!("state is None")
+    }
+    async fn put(&self, _: &str, _: Vec<u8>) -> Result<(), AwsError> {
+        unreachable!("state is None")
+    }
+    async fn list(&self, _: &str) -> Result<Vec<String>, AwsError> {
+        unreachable!("state is None")
+    }
+}
+
+fn no_sleep(_: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    unreachable!("nothing waits on this path")
 }
 
 /// Never called for deploys; answers an empty fleet if it ever is.
@@ -56,6 +121,9 @@ impl FleetReader for UnusedFleet {
     }
     async fn fleet_image(&self, _: &str) -> Result<Option<FleetImage>, AwsError> {
         Ok(None)
+    }
+    async fn fleet_images(&self) -> Result<Vec<FleetImage>, AwsError> {
+        Ok(Vec::new())
     }
     async fn images(&self, _: &[String]) -> Result<Vec<FleetImage>, AwsError> {
         Ok(Vec::new())
@@ -74,16 +142,18 @@ impl BootstrapStore for NoBootstrap {
     }
 }
 
-type Api = ControlApi<NoopDispatcher, UnusedFleet, NoBootstrap>;
+type Api = ControlApi<NoopWorkflow, UnusedFleet, NoBootstrap, NoState>;
 
 fn api() -> Api {
     ControlApi::new(
         Registry::embedded().expect("embedded registry"),
         Ok(Authenticator::shared(TOKEN)),
         Ports {
-            dispatcher: NoopDispatcher,
+            workflow: NoopWorkflow::default(),
             fleet: UnusedFleet,
             bootstrap: None,
+            state: None,
+            sleep: no_sleep,
         },
     )
     // Millions of accepted deploys in a row: the per-principal limit would turn them
@@ -142,6 +212,7 @@ fn call(case: &Case) -> Call<'static> {
             iam_arn: None,
         },
         content_type: Some("application/json"),
+        idempotency_key: None,
         body: case.body,
         body_too_large: false,
     }

@@ -12,11 +12,13 @@ use crate::domain::service::{ControlApi, Ports};
 use crate::outbound::aws::{
     load_local_sdk_config, load_sdk_config, read_secure_parameter, Ec2Fleet, S3Bootstrap,
 };
-use crate::outbound::dispatch::AnyDispatcher;
-use crate::outbound::github::GitHubDispatcher;
+use crate::outbound::dispatch::AnyWorkflow;
+use crate::outbound::github::GitHubWorkflow;
+use crate::outbound::state::S3State;
+use crate::outbound::tokio_sleep;
 
 /// The control API as the binaries run it.
-pub type App = ControlApi<AnyDispatcher, Ec2Fleet, S3Bootstrap>;
+pub type App = ControlApi<AnyWorkflow, Ec2Fleet, S3Bootstrap, S3State>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -149,25 +151,38 @@ fn build_with_secrets(
     github: Secret,
 ) -> Result<App, AppError> {
     let auth = control.and_then(|shared| authenticator(&settings, shared));
-    let dispatcher = match (github, mode) {
+    let timing = settings.timing;
+    let workflow = match (github, mode) {
         (Ok(Some(token)), _) => {
-            AnyDispatcher::GitHub(GitHubDispatcher::new(settings.github, token)?)
+            AnyWorkflow::GitHub(GitHubWorkflow::new(settings.github, token, timing.github)?)
         }
-        (Ok(None), Mode::Local) => AnyDispatcher::DryRun(settings.github),
-        (Ok(None), Mode::Lambda) => AnyDispatcher::NotConfigured(Misconfig::unset("GITHUB_TOKEN")),
-        (Err(problem), _) => AnyDispatcher::NotConfigured(problem),
+        (Ok(None), Mode::Local) => AnyWorkflow::DryRun(settings.github),
+        (Ok(None), Mode::Lambda) => AnyWorkflow::NotConfigured(Misconfig::unset("GITHUB_TOKEN")),
+        (Err(problem), _) => AnyWorkflow::NotConfigured(problem),
     };
     let bootstrap = settings
         .aws
         .bootstrap_bucket
         .clone()
         .map(|bucket| S3Bootstrap::new(sdk, bucket));
+    let state = settings
+        .aws
+        .state_bucket
+        .clone()
+        .map(|bucket| S3State::new(sdk, bucket));
+    if state.is_none() && mode == Mode::Lambda {
+        tracing::warn!("FLEET_STATE_BUCKET is not set: no idempotency keys and no audit records");
+    }
     let ports = Ports {
-        dispatcher,
+        workflow,
         fleet: Ec2Fleet::new(sdk, settings.aws),
         bootstrap,
+        state,
+        sleep: tokio_sleep,
     };
     let (max, window) = settings.deploy_rate_limit;
     let limiter = RateLimiter::new(max, Duration::from_secs(window));
-    Ok(ControlApi::new(settings.registry, auth, ports).with_rate_limit(limiter))
+    Ok(ControlApi::new(settings.registry, auth, ports)
+        .with_rate_limit(limiter)
+        .with_timing(timing.deploy, timing.claim))
 }

@@ -13,7 +13,7 @@ use crate::domain::registry::Registry;
 use crate::domain::request::{AmiId, RequestError, Target};
 use crate::domain::retention::{plan_retention, KeepReason};
 use crate::outbound::aws::{load_sdk_config, Ec2Fleet};
-use crate::outbound::dispatch::AnyDispatcher;
+use crate::outbound::dispatch::AnyWorkflow;
 use crate::telemetry::{self, LogFormat};
 
 #[derive(Debug, Parser)]
@@ -123,10 +123,10 @@ fn serve() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
         let addr = listener.local_addr()?;
-        let dispatch = match &api.ports().dispatcher {
-            AnyDispatcher::GitHub(_) => "GitHub",
-            AnyDispatcher::DryRun(_) => "dry run (GITHUB_TOKEN not set)",
-            AnyDispatcher::NotConfigured(_) => "not configured",
+        let dispatch = match &api.ports().workflow {
+            AnyWorkflow::GitHub(_) => "GitHub",
+            AnyWorkflow::DryRun(_) => "dry run (GITHUB_TOKEN not set)",
+            AnyWorkflow::NotConfigured(_) => "not configured",
         };
         // The banner goes to stdout, once; logs go to stderr and never carry the token.
         println!("control-api listening on http://{addr} (registry: {registry_source}; dispatch: {dispatch})");

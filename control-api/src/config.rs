@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
+use crate::domain::deploy::DeployTiming;
+use crate::domain::idempotency::ClaimTiming;
 use crate::domain::registry::{Registry, RegistryError};
+use crate::outbound::github::GitHubTimeouts;
 
 /// Where the process runs: the Lambda never dry-runs and never invents a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,17 @@ pub struct AwsSettings {
     pub image_tag_value: String,
     /// Unset: the pre-deploy bootstrap check is skipped, and answers say so.
     pub bootstrap_bucket: Option<String>,
+    /// `FLEET_STATE_BUCKET`: idempotency records and the audit trail. Unset: no
+    /// idempotency and no audit objects (answers say `"idempotency": "skipped"`).
+    pub state_bucket: Option<String>,
+}
+
+/// Time budgets of the deploy path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    pub deploy: DeployTiming,
+    pub claim: ClaimTiming,
+    pub github: GitHubTimeouts,
 }
 
 /// Everything the handler needs, secrets included; never printed whole.
@@ -50,6 +64,8 @@ pub struct Settings {
     pub deploy_rate_limit: (usize, u64),
     pub github: GitHubSettings,
     pub aws: AwsSettings,
+    /// Retry, polling and timeout budgets; defaults fit the Lambda's 30 s (tests shorten them).
+    pub timing: Timing,
     pub registry: Registry,
     /// Where the registry came from, for start-up logs.
     pub registry_source: String,
@@ -77,6 +93,7 @@ impl std::fmt::Debug for Settings {
             .field("deploy_rate_limit", &self.deploy_rate_limit)
             .field("github", &self.github)
             .field("aws", &self.aws)
+            .field("timing", &self.timing)
             .field("registry_source", &self.registry_source)
             .finish()
     }
@@ -200,7 +217,9 @@ impl Settings {
                     .unwrap_or_else(|| "clawdinator".to_owned()),
                 image_tag_value: get("FLEET_IMAGE_TAG_VALUE").unwrap_or_else(|| "true".to_owned()),
                 bootstrap_bucket: get("FLEET_BOOTSTRAP_BUCKET"),
+                state_bucket: get("FLEET_STATE_BUCKET"),
             },
+            timing: Timing::default(),
             registry,
             registry_source,
         })
@@ -252,6 +271,7 @@ mod tests {
                 image_tag_key: "clawdinator".into(),
                 image_tag_value: "true".into(),
                 bootstrap_bucket: None,
+                state_bucket: None,
             }
         );
         assert_eq!(s.registry.len(), 3);

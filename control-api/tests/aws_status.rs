@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use aws_sdk_ec2::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use control_api::app::{self, App};
 use control_api::config::Mode;
 use control_api::domain::fleet::FleetReader;
@@ -21,48 +20,6 @@ use lambda_http::Body;
 use serde_json::{json, Value};
 use support::*;
 use wiremock::MockServer;
-
-fn tag(key: &str, value: &str) -> Tag {
-    Tag::builder().key(key).value(value).build()
-}
-
-async fn ec2() -> aws_sdk_ec2::Client {
-    aws_sdk_ec2::Client::new(&moto_sdk().await)
-}
-
-/// Starts `count` instances in one reservation with the fleet tag and a Name.
-async fn run(
-    ec2: &aws_sdk_ec2::Client,
-    fleet: &str,
-    name: &str,
-    ami: &str,
-    ty: &str,
-    count: i32,
-) -> Vec<String> {
-    let mut tags = vec![tag("app", fleet)];
-    if !name.is_empty() {
-        tags.push(tag("Name", name));
-    }
-    let out = ec2
-        .run_instances()
-        .image_id(ami)
-        .instance_type(InstanceType::from(ty))
-        .min_count(count)
-        .max_count(count)
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::Instance)
-                .set_tags(Some(tags))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    out.instances()
-        .iter()
-        .map(|i| i.instance_id().unwrap().to_owned())
-        .collect()
-}
 
 async fn image(ec2: &aws_sdk_ec2::Client, name: &str, image_tag: Option<&str>) -> String {
     register_image(ec2, name, image_tag).await.0
@@ -334,7 +291,10 @@ async fn deploys_need_a_bootstrap_bundle_for_every_host_they_create() {
 
     let (status, body) = post(&api, json!({"action": "deploy", "target": "clawdinator-1"})).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["checks"], json!({"bootstrap": "ok"}));
+    assert_eq!(
+        body["checks"],
+        json!({"bootstrap": "ok", "idempotency": "skipped", "in_flight": "clear"})
+    );
     assert_eq!(received(&github).await.len(), 1);
 
     // A neighbour's prefix that merely starts the same does not count.
@@ -361,11 +321,13 @@ async fn deploys_need_a_bootstrap_bundle_for_every_host_they_create() {
         "no dispatch for a refused deploy"
     );
 
-    // Without a bucket setting the check is skipped, and the answer says so.
+    // Without a bucket setting the check is skipped, and the answer says so. (The first
+    // deploy's run has finished, or the in-flight guard would answer first.)
+    github.set_run(github.runs()[0].id, "completed", Some("success"), None);
     let api = moto_app(&github, &[]).await;
     let (status, body) = post(&api, json!({"action": "deploy", "target": "clawdinator-2"})).await;
-    assert_eq!(status, 200);
-    assert_eq!(body["checks"], json!({"bootstrap": "skipped"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["bootstrap"], "skipped");
 }
 
 #[tokio::test]

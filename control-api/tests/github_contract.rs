@@ -32,14 +32,30 @@ async fn github_204_is_a_200_with_a_fresh_request_id_each_time() {
     let github = github_accepting().await;
     let api = lambda_app(&github.uri());
     let (s1, b1) = call(&api, deploy("all")).await;
+    // The first run has finished, or the in-flight guard would answer the second deploy.
+    github.set_run(github.runs()[0].id, "completed", Some("success"), None);
     let (s2, b2) = call(&api, deploy("clawdinator-1")).await;
-    assert_eq!((s1, s2), (200, 200));
+    assert_eq!((s1, s2), (200, 200), "{b1} {b2}");
     assert_eq!(b1["message"], "deploy queued for all");
     assert_ne!(b1["request_id"], b2["request_id"]);
     let sent = received(&github).await;
     assert_eq!(sent.len(), 2);
-    assert_eq!(sent[0].1["inputs"]["request_id"], b1["request_id"]);
+    // Exactly the documented body: ref and string inputs, nothing else.
+    assert_eq!(
+        sent[0].1,
+        json!({"ref": "main", "inputs": {"target": "all", "ami_override": "",
+            "request_id": b1["request_id"], "caller": "human:ops"}})
+    );
     assert_eq!(sent[1].1["inputs"]["target"], "clawdinator-1");
+    // The run the workflow's run-name ties to the request.
+    assert_eq!(b1["run_id"], github.runs()[0].id);
+    assert_eq!(
+        b1["run_url"],
+        format!(
+            "https://github.com/openclaw/clawdinators/actions/runs/{}",
+            github.runs()[0].id
+        )
+    );
 }
 
 #[tokio::test]
@@ -58,8 +74,8 @@ async fn github_errors_are_502_with_a_clean_message() {
             json!({"message": "Unexpected inputs provided: [\"request_id\"]", "documentation_url": "https://docs.github.com/rest"}),
         ),
         (
-            500,
-            json!({"message": "Server Error SECRET-INTERNAL-DETAIL"}),
+            403,
+            json!({"message": "Resource not accessible by personal access token SECRET-INTERNAL-DETAIL"}),
         ),
     ] {
         let github = MockServer::start().await;
@@ -75,7 +91,7 @@ async fn github_errors_are_502_with_a_clean_message() {
         assert_eq!(body["error"], "github_refused");
         assert_eq!(
             body["message"],
-            format!("GitHub refused the workflow dispatch (HTTP {status})")
+            format!("GitHub refused the workflow dispatch (HTTP {status}); nothing was deployed")
         );
         let text = body.to_string();
         assert!(

@@ -56,6 +56,8 @@ async fn send(
 #[tokio::test]
 async fn a_bot_token_is_that_bot_whatever_the_body_says() {
     let github = github_accepting().await;
+    // Several deploys in a row: not a test of the in-flight guard.
+    github.finish_runs_at_once();
     let api = app(&github.uri(), &[]);
     // Leaving `caller` out no longer skips the self-deploy check.
     let (status, body, _) = send(
@@ -134,6 +136,8 @@ async fn a_bot_token_is_that_bot_whatever_the_body_says() {
 #[tokio::test]
 async fn a_signed_function_url_request_is_its_iam_principal() {
     let github = github_accepting().await;
+    // Several deploys in a row: not a test of the in-flight guard.
+    github.finish_runs_at_once();
     let api = app(&github.uri(), &[]);
     let event = |token: &str| {
         let path = format!(
@@ -169,6 +173,8 @@ async fn a_signed_function_url_request_is_its_iam_principal() {
 #[tokio::test]
 async fn deploys_are_rate_limited_per_principal_with_retry_after() {
     let github = github_accepting().await;
+    // Several deploys in a row: not a test of the in-flight guard.
+    github.finish_runs_at_once();
     let api = app(&github.uri(), &[("FLEET_DEPLOY_RATE_LIMIT", "2/600")]);
     for _ in 0..2 {
         let (status, _, _) = send(

@@ -65,6 +65,7 @@ fn check_command(text: &str, cmd: &ChatCommand) {
                 target: t,
                 ami_override: a,
                 caller: None,
+                queue: false,
             }) => {
                 assert_eq!(&t, target, "{body}");
                 assert_eq!(&a, ami_override, "{body}");

@@ -11,7 +11,7 @@
 use std::fmt;
 
 use control_api::domain::registry::InstanceId;
-use control_api::domain::request::{parse_command, Command, RequestError, Target};
+use control_api::domain::request::{parse_command, Command, RequestError, RunRef, Target};
 use libfuzzer_sys::fuzz_target;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{json, Map, Value};
@@ -100,16 +100,25 @@ fn check_command(cmd: &Command) {
     if let Some(caller) = cmd.caller() {
         assert!(is_caller(caller.as_str()), "caller {:?}", caller.as_str());
     }
-    if let Command::Deploy {
-        target,
-        ami_override,
-        ..
-    } = cmd
-    {
-        check_target(target);
-        if let Some(ami) = ami_override {
-            assert!(is_ami(ami.as_str()), "ami_override {:?}", ami.as_str());
+    match cmd {
+        Command::Deploy {
+            target,
+            ami_override,
+            ..
+        } => {
+            check_target(target);
+            if let Some(ami) = ami_override {
+                assert!(is_ami(ami.as_str()), "ami_override {:?}", ami.as_str());
+            }
         }
+        Command::Rollback { target, .. } => check_target(target),
+        Command::Runs { limit, .. } => assert!((1..=50).contains(limit)),
+        Command::Audit { limit, .. } => assert!((1..=100).contains(limit)),
+        Command::Run {
+            run: RunRef::RequestId(id),
+            ..
+        } => assert!(is_uuid(id), "request_id {id:?}"),
+        Command::Run { .. } | Command::Status { .. } => {}
     }
 
     // Round trip: the fields as the fleet CLI sends them must parse to the same command,
@@ -183,10 +192,16 @@ fn to_json(cmd: &Command, style: Absent) -> Value {
     };
     obj.insert("action".into(), json!(cmd.action()));
     opt(&mut obj, "caller", cmd.caller().map(|c| c.as_str()));
+    let flag = |obj: &mut Map<String, Value>, key: &str, on: bool| {
+        if on || !matches!(style, Absent::Omit) {
+            obj.insert(key.into(), json!(on));
+        }
+    };
     match cmd {
         Command::Deploy {
             target,
             ami_override,
+            queue,
             ..
         } => {
             obj.insert("target".into(), json!(target));
@@ -195,7 +210,23 @@ fn to_json(cmd: &Command, style: Absent) -> Value {
                 "ami_override",
                 ami_override.as_ref().map(|a| a.as_str()),
             );
+            flag(&mut obj, "queue", *queue);
         }
+        Command::Rollback { target, queue, .. } => {
+            obj.insert("target".into(), json!(target));
+            flag(&mut obj, "queue", *queue);
+        }
+        Command::Runs { limit, .. } | Command::Audit { limit, .. } => {
+            obj.insert("limit".into(), json!(limit));
+        }
+        Command::Run { run, .. } => match run {
+            RunRef::RequestId(id) => {
+                obj.insert("request_id".into(), json!(id));
+            }
+            RunRef::RunId(id) => {
+                obj.insert("run_id".into(), json!(id));
+            }
+        },
         Command::Status {
             include_terminated, ..
         } => {
@@ -205,6 +236,15 @@ fn to_json(cmd: &Command, style: Absent) -> Value {
         }
     }
     Value::Object(obj)
+}
+
+/// A hyphenated lowercase UUID, as the parser normalizes request ids.
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+        })
 }
 
 /// `^[a-z0-9][a-z0-9-]{0,62}$`

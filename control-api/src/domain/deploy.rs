@@ -1,6 +1,9 @@
-//! The deploy request handed to the workflow, and the port that dispatches it.
+//! The deploy request handed to the workflow, the workflow port, and the rules that make a
+//! dispatch happen once: retries with backoff, and a look for the run before any re-dispatch.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -15,16 +18,18 @@ pub struct DeployRequest {
     pub request_id: String,
     pub target: Target,
     pub ami_override: Option<AmiId>,
+    /// Who the run is for: the effective caller, else the principal (`human:…`).
     pub caller: Option<Caller>,
 }
 
 impl DeployRequest {
-    /// The `workflow_dispatch` inputs of `fleet-deploy.yml`: all strings, `""` for no override.
+    /// The `workflow_dispatch` inputs of `fleet-deploy.yml`: all strings, `""` for none.
     pub fn workflow_inputs(&self) -> Value {
         json!({
             "target": self.target.as_str(),
             "ami_override": self.ami_override.as_ref().map_or("", AmiId::as_str),
             "request_id": self.request_id,
+            "caller": self.caller.as_ref().map_or("", Caller::as_str),
         })
     }
 }
@@ -36,23 +41,406 @@ pub struct DispatchReceipt {
     pub dry_run: Option<Value>,
 }
 
+/// Why one dispatch call did not end in GitHub's 204.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DispatchError {
     /// A setting the dispatcher needs is missing; names the setting, never a value.
     #[error(transparent)]
     NotConfigured(Misconfig),
-    /// GitHub answered with an error status.
+    /// GitHub refused the dispatch (4xx other than a rate limit): nothing was started.
     #[error("GitHub refused the workflow dispatch (HTTP {status})")]
     Refused { status: u16 },
-    /// No usable answer from GitHub (network, timeout, unreadable reply).
+    /// A primary or secondary rate limit (429, or 403 with rate-limit headers): GitHub
+    /// did not process the request; it may be sent again after `retry_after`.
+    #[error("GitHub rate-limited the workflow dispatch")]
+    RateLimited { retry_after: Option<Duration> },
+    /// No connection could be opened: the request never left, so it may be sent again.
     #[error("GitHub could not be reached to dispatch the workflow")]
+    NotSent,
+    /// A 5xx, a timeout or a broken connection: GitHub may or may not have started a run.
+    #[error("GitHub did not confirm the workflow dispatch")]
+    Unknown,
+}
+
+/// Why a read of the workflow's runs failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkflowError {
+    #[error(transparent)]
+    NotConfigured(Misconfig),
+    #[error("GitHub is rate-limiting reads of the deploy runs")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("GitHub could not be reached to read the deploy runs")]
     Unavailable,
 }
 
-/// The outbound port that starts the deploy workflow.
-pub trait Dispatcher: Send + Sync {
+impl WorkflowError {
+    fn retryable(&self) -> bool {
+        !matches!(self, Self::NotConfigured(_))
+    }
+}
+
+/// One run of the deploy workflow, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkflowRun {
+    pub run_id: u64,
+    pub run_url: String,
+    /// From the run name `fleet-deploy <target> by <caller> [<request_id>]`; `None` for
+    /// runs started by hand or by an older workflow.
+    pub request_id: Option<String>,
+    pub target: Option<String>,
+    pub caller: Option<String>,
+    /// `queued`, `in_progress`, `waiting`, `pending`, `requested` or `completed`.
+    pub status: String,
+    pub conclusion: Option<String>,
+    /// RFC 3339.
+    pub started: Option<String>,
+    pub duration_secs: Option<u64>,
+    /// The step running now (only filled in for a single run).
+    pub step: Option<String>,
+}
+
+/// What the run name says, parsed: `fleet-deploy <target> [by <caller>] [<request_id>]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunName {
+    pub target: Option<String>,
+    pub caller: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl RunName {
+    pub fn parse(name: &str) -> Self {
+        let Some(rest) = name.strip_prefix("fleet-deploy ") else {
+            return Self::default();
+        };
+        let (rest, request_id) = match rest.rsplit_once(" [") {
+            Some((head, tail)) => match tail.strip_suffix(']') {
+                Some(id) if !id.is_empty() => (head, Some(id.to_owned())),
+                _ => (head, None),
+            },
+            None => (rest, None),
+        };
+        let (target, caller) = match rest.split_once(" by ") {
+            Some((t, c)) => (t, Some(c.to_owned()).filter(|c| !c.is_empty())),
+            None => (rest, None),
+        };
+        Self {
+            target: Some(target.trim().to_owned()).filter(|t| !t.is_empty()),
+            caller,
+            request_id,
+        }
+    }
+}
+
+/// Statuses of a run that has not finished: the in-flight guard looks for these.
+pub const ACTIVE_STATUSES: [&str; 4] = ["queued", "in_progress", "waiting", "pending"];
+
+/// The outbound port to the deploy workflow (GitHub Actions).
+pub trait Workflow: Send + Sync {
+    /// Sends one `workflow_dispatch`; never retries by itself.
     fn dispatch(
         &self,
         request: &DeployRequest,
     ) -> impl Future<Output = Result<DispatchReceipt, DispatchError>> + Send;
+    /// The newest `per_page` runs of the workflow, optionally only those in `status`.
+    fn runs(
+        &self,
+        status: Option<&'static str>,
+        per_page: u8,
+    ) -> impl Future<Output = Result<Vec<WorkflowRun>, WorkflowError>> + Send;
+    /// One run by id, with its current step; `None` if GitHub does not know it.
+    fn run(
+        &self,
+        run_id: u64,
+    ) -> impl Future<Output = Result<Option<WorkflowRun>, WorkflowError>> + Send;
+    /// False for the local dry run, which has no runs to guard against or to track.
+    fn tracks_runs(&self) -> bool;
+}
+
+/// A sleep the domain can wait on without naming an async runtime.
+pub type Sleep = fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Time budgets of a deploy. The sum stays well under the Lambda timeout (30 s) and the
+/// `fleet` CLI's 30 s read timeout, so a caller always gets an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeployTiming {
+    /// Retries of the dispatch (and of the run look-ups between them) end by then.
+    pub dispatch_deadline: Duration,
+    /// First backoff; doubled per attempt, capped, with full jitter.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How long a run of an accepted dispatch may take to show up in the runs list.
+    pub run_visible_within: Duration,
+    /// Between two looks at the runs list.
+    pub run_poll: Duration,
+}
+
+impl Default for DeployTiming {
+    fn default() -> Self {
+        Self {
+            dispatch_deadline: Duration::from_secs(12),
+            backoff_base: Duration::from_millis(400),
+            backoff_max: Duration::from_secs(4),
+            run_visible_within: Duration::from_secs(5),
+            run_poll: Duration::from_millis(750),
+        }
+    }
+}
+
+impl DeployTiming {
+    /// Exponential backoff with full jitter: uniform in `[0, min(max, base·2^attempt)]`.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self
+            .backoff_base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.backoff_max);
+        cap.mul_f64(fastrand::f64())
+    }
+}
+
+/// How a dispatch ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dispatched {
+    pub receipt: DispatchReceipt,
+    /// The run carrying the request id, when it showed up within the time budget.
+    pub run: Option<WorkflowRun>,
+    /// Dispatch calls sent (1 unless GitHub failed).
+    pub attempts: u32,
+}
+
+/// Why a deploy could not be handed to the workflow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    NotConfigured(Misconfig),
+    /// Definitely not dispatched.
+    #[error("GitHub refused the workflow dispatch (HTTP {status}); nothing was deployed")]
+    Refused { status: u16 },
+    /// Definitely not dispatched: still rate-limited at the deadline.
+    #[error("GitHub is rate-limiting workflow dispatches; nothing was deployed, try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// Definitely not dispatched: GitHub could not be reached until the deadline.
+    #[error("GitHub could not be reached to dispatch the workflow; nothing was deployed")]
+    Unreachable,
+    /// GitHub never confirmed, and no run with this request id could be found.
+    #[error("GitHub did not confirm the workflow dispatch and no run for request {request_id} was found yet; it may still start: check `fleet runs` before deploying again")]
+    Unknown { request_id: String },
+}
+
+/// Reads the runs, retrying rate limits and failures within `deadline`.
+pub async fn read_runs<W: Workflow>(
+    workflow: &W,
+    status: Option<&'static str>,
+    per_page: u8,
+    timing: &DeployTiming,
+    sleep: Sleep,
+    deadline: Instant,
+) -> Result<Vec<WorkflowRun>, WorkflowError> {
+    let mut attempt = 0;
+    loop {
+        match workflow.runs(status, per_page).await {
+            Ok(runs) => return Ok(runs),
+            Err(e) if e.retryable() => {
+                let retry_after = match &e {
+                    WorkflowError::RateLimited { retry_after } => *retry_after,
+                    _ => None,
+                };
+                let wait = retry_after.unwrap_or_default().max(timing.backoff(attempt));
+                if Instant::now() + wait >= deadline {
+                    return Err(e);
+                }
+                sleep(wait).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Every run that has not finished, newest first, one look per active status.
+pub async fn active_runs<W: Workflow>(
+    workflow: &W,
+    timing: &DeployTiming,
+    sleep: Sleep,
+) -> Result<Vec<WorkflowRun>, WorkflowError> {
+    let deadline = Instant::now() + timing.dispatch_deadline / 2;
+    let mut runs: Vec<WorkflowRun> = Vec::new();
+    for status in ACTIVE_STATUSES {
+        for run in read_runs(workflow, Some(status), 20, timing, sleep, deadline).await? {
+            if !runs.iter().any(|r| r.run_id == run.run_id) {
+                runs.push(run);
+            }
+        }
+    }
+    runs.sort_by_key(|r| std::cmp::Reverse(r.run_id));
+    Ok(runs)
+}
+
+/// The run whose name carries `request_id`, among the newest 50.
+pub async fn find_run<W: Workflow>(
+    workflow: &W,
+    request_id: &str,
+) -> Result<Option<WorkflowRun>, WorkflowError> {
+    let runs = workflow.runs(None, 50).await?;
+    Ok(runs
+        .into_iter()
+        .find(|r| r.request_id.as_deref() == Some(request_id)))
+}
+
+/// Looks for the request's run until it shows up or `within` has passed.
+/// `Ok(None)`: the list was read and the run is not there. `Err`: it could not be read.
+async fn await_run<W: Workflow>(
+    workflow: &W,
+    request_id: &str,
+    within: Duration,
+    timing: &DeployTiming,
+    sleep: Sleep,
+) -> Result<Option<WorkflowRun>, WorkflowError> {
+    let until = Instant::now() + within;
+    loop {
+        // Only the latest look counts: "not there" a second ago says nothing about now.
+        let last = match find_run(workflow, request_id).await {
+            Ok(Some(run)) => return Ok(Some(run)),
+            other => other,
+        };
+        if Instant::now() + timing.run_poll >= until {
+            return last;
+        }
+        sleep(timing.run_poll).await;
+    }
+}
+
+/// Dispatches `request` exactly once as far as anyone can tell:
+/// - 204: done; the run is then looked up for a few seconds (`run_visible_within`);
+/// - rate limit: GitHub did not process it; wait (Retry-After or backoff) and send again;
+/// - unknown outcome (5xx, timeout): first wait for a run carrying the request id to show
+///   up; only when the runs list was read and has none is the dispatch sent again;
+/// - anything else, or the deadline: stop without another dispatch.
+pub async fn dispatch_once<W: Workflow>(
+    workflow: &W,
+    request: &DeployRequest,
+    timing: &DeployTiming,
+    sleep: Sleep,
+) -> Result<Dispatched, DeployError> {
+    let deadline = Instant::now() + timing.dispatch_deadline;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let wait = match workflow.dispatch(request).await {
+            Ok(receipt) => {
+                let run = if workflow.tracks_runs() {
+                    await_run(
+                        workflow,
+                        &request.request_id,
+                        timing.run_visible_within,
+                        timing,
+                        sleep,
+                    )
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(request_id = %request.request_id, error = %e, "dispatched; run not looked up");
+                        None
+                    })
+                } else {
+                    None
+                };
+                return Ok(Dispatched {
+                    receipt,
+                    run,
+                    attempts,
+                });
+            }
+            Err(DispatchError::NotConfigured(m)) => return Err(DeployError::NotConfigured(m)),
+            Err(DispatchError::Refused { status }) => return Err(DeployError::Refused { status }),
+            Err(DispatchError::RateLimited { retry_after }) => {
+                let wait = retry_after
+                    .unwrap_or_default()
+                    .max(timing.backoff(attempts - 1));
+                if Instant::now() + wait >= deadline {
+                    return Err(DeployError::RateLimited {
+                        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                    });
+                }
+                wait
+            }
+            Err(DispatchError::NotSent) => {
+                let wait = timing.backoff(attempts - 1);
+                if Instant::now() + wait >= deadline {
+                    return Err(DeployError::Unreachable);
+                }
+                wait
+            }
+            Err(DispatchError::Unknown) => {
+                let within = timing
+                    .run_visible_within
+                    .min(deadline.saturating_duration_since(Instant::now()));
+                match await_run(workflow, &request.request_id, within, timing, sleep).await {
+                    Ok(Some(run)) => {
+                        tracing::info!(request_id = %request.request_id, run_id = run.run_id, "dispatch outcome was unknown; its run exists, not sending again");
+                        return Ok(Dispatched {
+                            receipt: DispatchReceipt::default(),
+                            run: Some(run),
+                            attempts,
+                        });
+                    }
+                    Ok(None) => timing.backoff(attempts - 1),
+                    Err(e) => {
+                        tracing::warn!(request_id = %request.request_id, error = %e, "dispatch outcome unknown and runs unreadable: not sending again");
+                        return Err(DeployError::Unknown {
+                            request_id: request.request_id.clone(),
+                        });
+                    }
+                }
+            }
+        };
+        if Instant::now() + wait >= deadline {
+            return Err(DeployError::Unknown {
+                request_id: request.request_id.clone(),
+            });
+        }
+        tracing::info!(request_id = %request.request_id, attempt = attempts, wait_ms = wait.as_millis() as u64, "retrying the workflow dispatch");
+        sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_names_parse_old_and_new_forms() {
+        assert_eq!(
+            RunName::parse("fleet-deploy clawdinator-2 by human:alice [0190-abc]"),
+            RunName {
+                target: Some("clawdinator-2".into()),
+                caller: Some("human:alice".into()),
+                request_id: Some("0190-abc".into()),
+            }
+        );
+        assert_eq!(
+            RunName::parse("fleet-deploy all [r1]"),
+            RunName {
+                target: Some("all".into()),
+                caller: None,
+                request_id: Some("r1".into()),
+            }
+        );
+        assert_eq!(
+            RunName::parse("fleet-deploy all by  []"),
+            RunName {
+                target: Some("all".into()),
+                caller: None,
+                request_id: None,
+            }
+        );
+        assert_eq!(RunName::parse("some other run"), RunName::default());
+    }
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let t = DeployTiming::default();
+        for attempt in 0..40 {
+            assert!(t.backoff(attempt) <= t.backoff_max);
+        }
+        assert!(t.backoff(0) <= t.backoff_base);
+    }
 }

@@ -38,6 +38,19 @@ pub fn newest_image(images: impl IntoIterator<Item = FleetImage>) -> Option<Flee
         .max_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)))
 }
 
+/// The fleet image made before `current`: the newest one older than it (creation date,
+/// then id, as [`newest_image`] orders them). `None` when `current` is not a fleet image or
+/// is the oldest one.
+pub fn previous_image(images: &[FleetImage], current: &str) -> Option<FleetImage> {
+    let cur = images.iter().find(|i| i.id == current)?;
+    let key = |i: &FleetImage| (i.created.clone(), i.id.clone());
+    images
+        .iter()
+        .filter(|i| i.created.is_some() && key(i) < key(cur))
+        .max_by_key(|i| key(i))
+        .cloned()
+}
+
 /// Why AWS could not answer; the text names the call and AWS's error code, never a credential.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -58,6 +71,8 @@ pub trait FleetReader: Send + Sync {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<FleetImage>, AwsError>> + Send;
+    /// Every fleet image (owned by this account, with the fleet image tag).
+    fn fleet_images(&self) -> impl Future<Output = Result<Vec<FleetImage>, AwsError>> + Send;
     /// Details of the given images (those deregistered since are simply absent).
     fn images(
         &self,
@@ -269,6 +284,19 @@ mod tests {
             name: Some(format!("clawdinator-nixos-{id}")),
             created: Some(created.into()),
         }
+    }
+
+    #[test]
+    fn previous_image_is_the_newest_older_one() {
+        let images = [
+            image("ami-3", "2026-03-01T00:00:00.000Z"),
+            image("ami-1", "2026-01-01T00:00:00.000Z"),
+            image("ami-2", "2026-02-01T00:00:00.000Z"),
+        ];
+        assert_eq!(previous_image(&images, "ami-3").unwrap().id, "ami-2");
+        assert_eq!(previous_image(&images, "ami-2").unwrap().id, "ami-1");
+        assert_eq!(previous_image(&images, "ami-1"), None);
+        assert_eq!(previous_image(&images, "ami-unknown"), None);
     }
 
     #[test]

@@ -116,6 +116,15 @@ impl Caller {
     }
 }
 
+/// Which run `action: run` asks about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunRef {
+    /// The control API's request id (a UUID), which the run name carries.
+    RequestId(String),
+    /// GitHub's run id.
+    RunId(u64),
+}
+
 /// A parsed, syntactically valid command. Registry membership and policy come later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -123,25 +132,53 @@ pub enum Command {
         target: Target,
         caller: Option<Caller>,
         ami_override: Option<AmiId>,
+        /// Dispatch even while another deploy runs (humans only).
+        queue: bool,
+    },
+    /// Redeploy `target` on the fleet image before its current one.
+    Rollback {
+        target: Target,
+        caller: Option<Caller>,
+        queue: bool,
     },
     Status {
         caller: Option<Caller>,
         include_terminated: bool,
     },
+    /// The newest deploy runs.
+    Runs { caller: Option<Caller>, limit: u8 },
+    /// One deploy run, with its current step.
+    Run { caller: Option<Caller>, run: RunRef },
+    /// The newest audit records (humans only).
+    Audit { caller: Option<Caller>, limit: u8 },
 }
 
 impl Command {
     pub fn action(&self) -> &'static str {
         match self {
             Self::Deploy { .. } => "deploy",
+            Self::Rollback { .. } => "rollback",
             Self::Status { .. } => "status",
+            Self::Runs { .. } => "runs",
+            Self::Run { .. } => "run",
+            Self::Audit { .. } => "audit",
         }
     }
 
     pub fn caller(&self) -> Option<&Caller> {
         match self {
-            Self::Deploy { caller, .. } | Self::Status { caller, .. } => caller.as_ref(),
+            Self::Deploy { caller, .. }
+            | Self::Rollback { caller, .. }
+            | Self::Status { caller, .. }
+            | Self::Runs { caller, .. }
+            | Self::Run { caller, .. }
+            | Self::Audit { caller, .. } => caller.as_ref(),
         }
+    }
+
+    /// Whether the command starts a deploy (and so takes an idempotency key).
+    pub fn deploys(&self) -> bool {
+        matches!(self, Self::Deploy { .. } | Self::Rollback { .. })
     }
 }
 
@@ -158,7 +195,7 @@ pub enum RequestError {
     WrongType(&'static str, &'static str),
     #[error("field \"action\" is required")]
     MissingAction,
-    #[error("unknown action {0:?}; expected \"deploy\" or \"status\"")]
+    #[error("unknown action {0:?}; expected one of deploy, rollback, status, runs, run, audit")]
     UnknownAction(String),
     #[error("field \"target\" is required for deploy: \"all\" or an instance id")]
     MissingTarget,
@@ -174,6 +211,12 @@ pub enum RequestError {
     UnknownAmi(AmiId),
     #[error("caller must match ^[A-Za-z0-9][A-Za-z0-9:._@-]{{0,127}}$")]
     InvalidCaller,
+    #[error("field {0:?} must be a whole number from 1 to {1}")]
+    OutOfRange(&'static str, u8),
+    #[error("action run needs exactly one of request_id (a UUID) or run_id (a number)")]
+    MissingRun,
+    #[error("request_id must be a UUID such as 0190c0de-0000-7000-8000-000000000000")]
+    InvalidRequestId,
 }
 
 impl RequestError {
@@ -191,6 +234,9 @@ impl RequestError {
             Self::InvalidAmi => "invalid_ami",
             Self::UnknownAmi(_) => "unknown_ami",
             Self::InvalidCaller => "invalid_caller",
+            Self::OutOfRange(..) => "invalid_field",
+            Self::MissingRun => "missing_run",
+            Self::InvalidRequestId => "invalid_request_id",
         }
     }
 }
@@ -208,13 +254,14 @@ pub fn parse_command(body: &[u8]) -> Result<Command, RequestError> {
         .filter(|s| !s.is_empty())
         .map(Caller::parse)
         .transpose()?;
+    let target = || match optional_str(&obj, "target")? {
+        None | Some("") => Err(RequestError::MissingTarget),
+        Some(t) => Target::parse(t),
+    };
     // The seed lowercased the action; keep accepting "Deploy" from old clients.
     match action.to_ascii_lowercase().as_str() {
         "deploy" => {
-            let target = match optional_str(&obj, "target")? {
-                None | Some("") => return Err(RequestError::MissingTarget),
-                Some(t) => Target::parse(t)?,
-            };
+            let target = target()?;
             let ami_override = optional_str(&obj, "ami_override")?
                 .filter(|s| !s.is_empty())
                 .map(AmiId::parse)
@@ -223,20 +270,68 @@ pub fn parse_command(body: &[u8]) -> Result<Command, RequestError> {
                 target,
                 caller,
                 ami_override,
+                queue: optional_bool(&obj, "queue")?,
             })
         }
-        "status" => {
-            let include_terminated = match obj.get("include_terminated") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(b)) => *b,
-                Some(_) => return Err(RequestError::WrongType("include_terminated", "boolean")),
+        "rollback" => Ok(Command::Rollback {
+            target: target()?,
+            caller,
+            queue: optional_bool(&obj, "queue")?,
+        }),
+        "status" => Ok(Command::Status {
+            caller,
+            include_terminated: optional_bool(&obj, "include_terminated")?,
+        }),
+        "runs" => Ok(Command::Runs {
+            caller,
+            limit: limit(&obj, 10, 50)?,
+        }),
+        "audit" => Ok(Command::Audit {
+            caller,
+            limit: limit(&obj, 20, 100)?,
+        }),
+        "run" => {
+            let request_id = optional_str(&obj, "request_id")?.filter(|s| !s.is_empty());
+            let run_id = match obj.get("run_id") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    v.as_u64()
+                        .filter(|&n| n > 0)
+                        .ok_or(RequestError::WrongType("run_id", "positive whole number"))?,
+                ),
             };
-            Ok(Command::Status {
-                caller,
-                include_terminated,
-            })
+            let run = match (request_id, run_id) {
+                (Some(id), None) => RunRef::RequestId(
+                    uuid::Uuid::try_parse(id)
+                        .map_err(|_| RequestError::InvalidRequestId)?
+                        .hyphenated()
+                        .to_string(),
+                ),
+                (None, Some(id)) => RunRef::RunId(id),
+                _ => return Err(RequestError::MissingRun),
+            };
+            Ok(Command::Run { caller, run })
         }
         _ => Err(RequestError::UnknownAction(truncate(action, 64))),
+    }
+}
+
+fn optional_bool(obj: &Map<String, Value>, field: &'static str) -> Result<bool, RequestError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(RequestError::WrongType(field, "boolean")),
+    }
+}
+
+fn limit(obj: &Map<String, Value>, default: u8, max: u8) -> Result<u8, RequestError> {
+    match obj.get("limit") {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=u64::from(max)).contains(n))
+            .map(|n| n as u8)
+            .ok_or(RequestError::OutOfRange("limit", max)),
     }
 }
 
@@ -317,6 +412,7 @@ mod tests {
                 target: Target::Instance(InstanceId::parse("clawdinator-2").unwrap()),
                 caller: Some(Caller::parse("clawdinator-1").unwrap()),
                 ami_override: Some(AmiId::parse("ami-0123456789abcdef0").unwrap()),
+                queue: false,
             }
         );
     }
@@ -330,7 +426,8 @@ mod tests {
             Command::Deploy {
                 target: Target::All,
                 caller: None,
-                ami_override: None
+                ami_override: None,
+                queue: false,
             }
         );
     }
@@ -410,6 +507,71 @@ mod tests {
             ),
         ];
         for (body, code) in cases {
+            assert_eq!(parse(body).map_err(|e| e.code()), Err(code), "{body}");
+        }
+    }
+
+    #[test]
+    fn deploy_safety_actions() {
+        assert_eq!(
+            parse(r#"{"action":"rollback","target":"clawdinator-2","queue":true}"#).unwrap(),
+            Command::Rollback {
+                target: Target::parse("clawdinator-2").unwrap(),
+                caller: None,
+                queue: true
+            }
+        );
+        assert_eq!(
+            parse(r#"{"action":"runs"}"#).unwrap(),
+            Command::Runs {
+                caller: None,
+                limit: 10
+            }
+        );
+        assert_eq!(
+            parse(r#"{"action":"audit","limit":100}"#).unwrap(),
+            Command::Audit {
+                caller: None,
+                limit: 100
+            }
+        );
+        assert_eq!(
+            parse(r#"{"action":"run","request_id":"0190C0DE-0000-7000-8000-000000000001"}"#)
+                .unwrap(),
+            Command::Run {
+                caller: None,
+                run: RunRef::RequestId("0190c0de-0000-7000-8000-000000000001".into())
+            }
+        );
+        assert_eq!(
+            parse(r#"{"action":"run","run_id":42}"#).unwrap(),
+            Command::Run {
+                caller: None,
+                run: RunRef::RunId(42)
+            }
+        );
+        let refused = [
+            (r#"{"action":"rollback"}"#, "missing_target"),
+            (
+                r#"{"action":"deploy","target":"all","queue":"yes"}"#,
+                "invalid_field",
+            ),
+            (r#"{"action":"runs","limit":0}"#, "invalid_field"),
+            (r#"{"action":"runs","limit":51}"#, "invalid_field"),
+            (r#"{"action":"audit","limit":1.5}"#, "invalid_field"),
+            (r#"{"action":"run"}"#, "missing_run"),
+            (
+                r#"{"action":"run","run_id":1,"request_id":"0190c0de-0000-7000-8000-000000000001"}"#,
+                "missing_run",
+            ),
+            (r#"{"action":"run","run_id":-1}"#, "invalid_field"),
+            (r#"{"action":"run","run_id":"1"}"#, "invalid_field"),
+            (
+                r#"{"action":"run","request_id":"../x"}"#,
+                "invalid_request_id",
+            ),
+        ];
+        for (body, code) in refused {
             assert_eq!(parse(body).map_err(|e| e.code()), Err(code), "{body}");
         }
     }

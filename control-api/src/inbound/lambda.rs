@@ -7,14 +7,15 @@ use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 
 use crate::app;
 use crate::config::{Mode, Settings};
-use crate::domain::deploy::Dispatcher;
+use crate::domain::deploy::Workflow;
 use crate::domain::fleet::{BootstrapStore, FleetReader};
 use crate::domain::service::ControlApi;
+use crate::domain::state::StateStore;
 use crate::telemetry::{self, LogFormat};
 
 /// Handles one Function URL event. A plain async fn, so tests call it without the runtime.
-pub async fn handle<D: Dispatcher, F: FleetReader, B: BootstrapStore>(
-    api: &ControlApi<D, F, B>,
+pub async fn handle<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore>(
+    api: &ControlApi<W, F, B, S>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
     let iam_arn = iam_caller_arn(&request);

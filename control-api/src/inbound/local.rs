@@ -11,22 +11,24 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::domain::deploy::Dispatcher;
+use crate::domain::deploy::Workflow;
 use crate::domain::fleet::{BootstrapStore, FleetReader};
 use crate::domain::request::MAX_BODY_BYTES;
 use crate::domain::service::ControlApi;
+use crate::domain::state::StateStore;
 
 /// Serves until `shutdown` resolves. It is a development server: connections still open
 /// then are dropped with the runtime.
-pub async fn serve<D, F, B>(
-    api: Arc<ControlApi<D, F, B>>,
+pub async fn serve<W, F, B, S>(
+    api: Arc<ControlApi<W, F, B, S>>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()>
 where
-    D: Dispatcher + 'static,
+    W: Workflow + 'static,
     F: FleetReader + 'static,
     B: BootstrapStore + 'static,
+    S: StateStore + 'static,
 {
     tokio::pin!(shutdown);
     loop {
@@ -55,8 +57,8 @@ where
     Ok(())
 }
 
-async fn handle<D: Dispatcher, F: FleetReader, B: BootstrapStore>(
-    api: &ControlApi<D, F, B>,
+async fn handle<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore>(
+    api: &ControlApi<W, F, B, S>,
     request: http::Request<Incoming>,
 ) -> http::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();

@@ -29,6 +29,7 @@ pub fn call<'a>(
             iam_arn: None,
         },
         content_type: header("content-type"),
+        idempotency_key: header("idempotency-key"),
         body,
         body_too_large,
     }

@@ -52,7 +52,7 @@ fn sdk_defaults() -> aws_config::ConfigLoader {
 }
 
 /// Names the failed call and AWS's error code for the caller; the full chain goes to the log.
-fn aws_error<E, R>(call: &'static str, e: SdkError<E, R>) -> AwsError
+pub(crate) fn aws_error<E, R>(call: &'static str, e: SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -240,14 +240,16 @@ impl FleetReader for Ec2Fleet {
     }
 
     async fn latest_image(&self) -> Result<Option<FleetImage>, AwsError> {
+        Ok(newest_image(self.fleet_images().await?))
+    }
+
+    async fn fleet_images(&self) -> Result<Vec<FleetImage>, AwsError> {
         let filters = vec![self.image_tag_filter()];
-        let images = self
-            .within(
-                "EC2 DescribeImages",
-                self.describe_images(filters, true, fleet_image),
-            )
-            .await?;
-        Ok(newest_image(images))
+        self.within(
+            "EC2 DescribeImages",
+            self.describe_images(filters, true, fleet_image),
+        )
+        .await
     }
 
     async fn fleet_image(&self, id: &str) -> Result<Option<FleetImage>, AwsError> {
@@ -282,6 +284,16 @@ impl FleetReader for Ec2Fleet {
     }
 }
 
+/// An S3 client. Emulators on loopback have no per-bucket host names; real S3 keeps
+/// virtual hosts.
+pub(crate) fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    let mut config = aws_sdk_s3::config::Builder::from(sdk);
+    if sdk.endpoint_url().is_some() {
+        config = config.force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(config.build())
+}
+
 /// Looks for bootstrap bundles in the bootstrap bucket.
 pub struct S3Bootstrap {
     client: aws_sdk_s3::Client,
@@ -290,13 +302,8 @@ pub struct S3Bootstrap {
 
 impl S3Bootstrap {
     pub fn new(sdk: &SdkConfig, bucket: String) -> Self {
-        let mut config = aws_sdk_s3::config::Builder::from(sdk);
-        // Emulators on loopback have no per-bucket host names; real S3 keeps virtual hosts.
-        if sdk.endpoint_url().is_some() {
-            config = config.force_path_style(true);
-        }
         Self {
-            client: aws_sdk_s3::Client::from_conf(config.build()),
+            client: s3_client(sdk),
             bucket,
         }
     }

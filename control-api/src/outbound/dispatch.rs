@@ -1,14 +1,16 @@
-//! The dispatcher chosen at start-up: GitHub, the local dry run, or none (a 500 per deploy).
+//! The workflow chosen at start-up: GitHub, the local dry run, or none (a 500 per deploy).
 
 use serde_json::json;
 
-use super::github::GitHubDispatcher;
+use super::github::GitHubWorkflow;
 use crate::config::GitHubSettings;
-use crate::domain::deploy::{DeployRequest, DispatchError, DispatchReceipt, Dispatcher};
+use crate::domain::deploy::{
+    DeployRequest, DispatchError, DispatchReceipt, Workflow, WorkflowError, WorkflowRun,
+};
 use crate::domain::response::Misconfig;
 
-pub enum AnyDispatcher {
-    GitHub(GitHubDispatcher),
+pub enum AnyWorkflow {
+    GitHub(GitHubWorkflow),
     /// Local server without `GITHUB_TOKEN`: everything runs as in production up to the
     /// dispatch, which is logged and returned instead of sent.
     DryRun(GitHubSettings),
@@ -16,7 +18,7 @@ pub enum AnyDispatcher {
     NotConfigured(Misconfig),
 }
 
-impl Dispatcher for AnyDispatcher {
+impl Workflow for AnyWorkflow {
     async fn dispatch(&self, request: &DeployRequest) -> Result<DispatchReceipt, DispatchError> {
         match self {
             Self::GitHub(github) => github.dispatch(request).await,
@@ -35,5 +37,30 @@ impl Dispatcher for AnyDispatcher {
             }
             Self::NotConfigured(problem) => Err(DispatchError::NotConfigured(*problem)),
         }
+    }
+
+    async fn runs(
+        &self,
+        status: Option<&'static str>,
+        per_page: u8,
+    ) -> Result<Vec<WorkflowRun>, WorkflowError> {
+        match self {
+            Self::GitHub(github) => github.runs(status, per_page).await,
+            Self::DryRun(_) => Ok(Vec::new()),
+            Self::NotConfigured(problem) => Err(WorkflowError::NotConfigured(*problem)),
+        }
+    }
+
+    async fn run(&self, run_id: u64) -> Result<Option<WorkflowRun>, WorkflowError> {
+        match self {
+            Self::GitHub(github) => github.run(run_id).await,
+            Self::DryRun(_) => Ok(None),
+            Self::NotConfigured(problem) => Err(WorkflowError::NotConfigured(*problem)),
+        }
+    }
+
+    fn tracks_runs(&self) -> bool {
+        // NotConfigured says so through its errors, before anything is dispatched.
+        !matches!(self, Self::DryRun(_))
     }
 }

@@ -1,64 +1,412 @@
-//! Dispatches `fleet-deploy.yml` through GitHub's REST API with octocrab.
+//! The deploy workflow on GitHub Actions through octocrab: dispatch, runs list, one run
+//! with its jobs. Raw responses, so status codes and rate-limit headers decide what the
+//! domain may retry; octocrab's own retries are off (a blind retry could deploy twice).
 
 use std::time::Duration;
 
 use http::header::ACCEPT;
+use http::{HeaderMap, StatusCode, Uri};
 use octocrab::Octocrab;
+use serde::Deserialize;
+use serde_json::json;
 
 use crate::config::GitHubSettings;
-use crate::domain::deploy::{DeployRequest, DispatchError, DispatchReceipt, Dispatcher};
+use crate::domain::deploy::{
+    DeployRequest, DispatchError, DispatchReceipt, RunName, Workflow, WorkflowError, WorkflowRun,
+};
+
+/// Connect and read timeouts of every GitHub call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GitHubTimeouts {
+    pub connect: Duration,
+    pub read: Duration,
+}
+
+impl Default for GitHubTimeouts {
+    fn default() -> Self {
+        // Well under the Lambda timeout, so a hung GitHub gives the caller an answer.
+        Self {
+            connect: Duration::from_secs(3),
+            read: Duration::from_secs(8),
+        }
+    }
+}
 
 /// One octocrab client for the life of the process: its connection pool and TLS
 /// setup are paid once, not per request.
-pub struct GitHubDispatcher {
+pub struct GitHubWorkflow {
     client: Octocrab,
     settings: GitHubSettings,
 }
 
-impl GitHubDispatcher {
-    pub fn new(settings: GitHubSettings, token: String) -> Result<Self, octocrab::Error> {
+impl GitHubWorkflow {
+    pub fn new(
+        settings: GitHubSettings,
+        token: String,
+        timeouts: GitHubTimeouts,
+    ) -> Result<Self, octocrab::Error> {
         let client = Octocrab::builder()
             .base_uri(settings.api_url.as_str())?
             .personal_token(token)
             .add_header(ACCEPT, "application/vnd.github+json".to_owned())
-            // Well under the Lambda timeout, so a hung GitHub gives the caller a 502, not a Lambda timeout.
-            .set_connect_timeout(Some(Duration::from_secs(3)))
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .set_write_timeout(Some(Duration::from_secs(10)))
+            .set_connect_timeout(Some(timeouts.connect))
+            .set_read_timeout(Some(timeouts.read))
+            .set_write_timeout(Some(timeouts.read))
             .build()?;
         Ok(Self { client, settings })
     }
+
+    fn repo_path(&self) -> String {
+        format!("/repos/{}/{}", self.settings.owner, self.settings.repo)
+    }
+
+    /// GET `path`: `Ok(None)` on 404, the JSON body on 2xx.
+    async fn get<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: String,
+    ) -> Result<Option<T>, WorkflowError> {
+        let uri: Uri = path.parse().map_err(|_| WorkflowError::Unavailable)?;
+        let response = self.client._get(uri).await.map_err(|e| {
+            tracing::warn!(error = %e, "GitHub request failed");
+            WorkflowError::Unavailable
+        })?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = self.client.body_to_string(response).await.map_err(|e| {
+            tracing::warn!(error = %e, "GitHub answer unreadable");
+            WorkflowError::Unavailable
+        })?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            log_refusal(status, &body, "GitHub read refused");
+            return Err(match rate_limit(status, &headers, &body) {
+                Some(retry_after) => WorkflowError::RateLimited { retry_after },
+                None => WorkflowError::Unavailable,
+            });
+        }
+        serde_json::from_str(&body).map(Some).map_err(|e| {
+            tracing::warn!(error = %e, "GitHub answer is not the documented JSON");
+            WorkflowError::Unavailable
+        })
+    }
 }
 
-impl Dispatcher for GitHubDispatcher {
+impl Workflow for GitHubWorkflow {
     async fn dispatch(&self, request: &DeployRequest) -> Result<DispatchReceipt, DispatchError> {
         let s = &self.settings;
-        let result = self
-            .client
-            .actions()
-            .create_workflow_dispatch(&s.owner, &s.repo, &s.workflow, &s.git_ref)
-            .inputs(request.workflow_inputs())
-            .send()
-            .await;
-        match result {
-            Ok(()) => Ok(DispatchReceipt::default()),
-            Err(octocrab::Error::GitHub { source, .. }) => {
-                // GitHub's own words go to the log for the operator, not to the caller.
-                tracing::warn!(
-                    request_id = %request.request_id,
-                    status = source.status_code.as_u16(),
-                    github_message = %source.message,
-                    documentation_url = source.documentation_url.as_deref(),
-                    "workflow dispatch refused by GitHub"
-                );
-                Err(DispatchError::Refused {
-                    status: source.status_code.as_u16(),
-                })
+        let path = format!(
+            "{}/actions/workflows/{}/dispatches",
+            self.repo_path(),
+            s.workflow
+        );
+        let uri: Uri = path
+            .parse()
+            .map_err(|_| DispatchError::Refused { status: 0 })?;
+        let body = json!({ "ref": s.git_ref, "inputs": request.workflow_inputs() });
+        let response = match self.client._post(uri, Some(&body)).await {
+            Ok(r) => r,
+            Err(e) if never_sent(&e) => {
+                tracing::warn!(request_id = %request.request_id, error = %e, "workflow dispatch: GitHub unreachable");
+                return Err(DispatchError::NotSent);
             }
             Err(e) => {
-                tracing::warn!(request_id = %request.request_id, error = %e, "workflow dispatch failed");
-                Err(DispatchError::Unavailable)
+                // Timeout or broken connection: the request may have reached GitHub.
+                tracing::warn!(request_id = %request.request_id, error = %e, "workflow dispatch: no answer");
+                return Err(DispatchError::Unknown);
+            }
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(DispatchReceipt::default());
+        }
+        let headers = response.headers().clone();
+        let text = self
+            .client
+            .body_to_string(response)
+            .await
+            .unwrap_or_default();
+        // GitHub's own words go to the log for the operator, not to the caller.
+        log_refusal(status, &text, "workflow dispatch refused by GitHub");
+        Err(
+            if let Some(retry_after) = rate_limit(status, &headers, &text) {
+                DispatchError::RateLimited { retry_after }
+            } else if status.is_server_error() {
+                DispatchError::Unknown
+            } else {
+                DispatchError::Refused {
+                    status: status.as_u16(),
+                }
+            },
+        )
+    }
+
+    async fn runs(
+        &self,
+        status: Option<&'static str>,
+        per_page: u8,
+    ) -> Result<Vec<WorkflowRun>, WorkflowError> {
+        let mut path = format!(
+            "{}/actions/workflows/{}/runs?event=workflow_dispatch&per_page={per_page}",
+            self.repo_path(),
+            self.settings.workflow
+        );
+        if let Some(status) = status {
+            path.push_str("&status=");
+            path.push_str(status);
+        }
+        let list: Option<RunList> = self.get(path).await?;
+        let now = chrono::Utc::now();
+        Ok(list
+            .map(|l| l.workflow_runs)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.into_run(now, None))
+            .collect())
+    }
+
+    async fn run(&self, run_id: u64) -> Result<Option<WorkflowRun>, WorkflowError> {
+        let base = format!("{}/actions/runs/{run_id}", self.repo_path());
+        let Some(run): Option<ApiRun> = self.get(base.clone()).await? else {
+            return Ok(None);
+        };
+        // Only runs of the deploy workflow: a run id of another workflow is "not found".
+        if let Some(path) = &run.path {
+            let file = self.settings.workflow.as_str();
+            if (file.ends_with(".yml") || file.ends_with(".yaml"))
+                && !path.split('@').next().unwrap_or(path).ends_with(file)
+            {
+                return Ok(None);
             }
         }
+        let step = if run.status.as_deref() == Some("completed") {
+            None
+        } else {
+            let jobs: Option<JobList> = self.get(format!("{base}/jobs?per_page=30")).await?;
+            jobs.and_then(|j| current_step(&j.jobs))
+        };
+        Ok(Some(run.into_run(chrono::Utc::now(), step)))
+    }
+
+    fn tracks_runs(&self) -> bool {
+        true
+    }
+}
+
+/// Whether the connection itself failed (DNS, refused, TLS handshake): then no byte of
+/// the request reached GitHub. Anything later (a timeout waiting for the answer) is unknown.
+fn never_sent(e: &octocrab::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(client) = err.downcast_ref::<hyper_util::client::legacy::Error>() {
+            return client.is_connect();
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// A rate limit, as GitHub documents it: 429, or 403 with `retry-after`, with
+/// `x-ratelimit-remaining: 0`, or with the secondary-rate-limit message.
+/// `Some(wait)` if so, with the wait GitHub asked for when it said.
+fn rate_limit(status: StatusCode, headers: &HeaderMap, body: &str) -> Option<Option<Duration>> {
+    let number =
+        |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+    let retry_after = number("retry-after").map(Duration::from_secs);
+    let exhausted = number("x-ratelimit-remaining") == Some(0);
+    let limited = status == StatusCode::TOO_MANY_REQUESTS
+        || (status == StatusCode::FORBIDDEN
+            && (retry_after.is_some()
+                || exhausted
+                || body.to_ascii_lowercase().contains("rate limit")));
+    if !limited {
+        return None;
+    }
+    let until_reset = || {
+        let reset = number("x-ratelimit-reset")?;
+        let now = u64::try_from(chrono::Utc::now().timestamp()).ok()?;
+        Some(Duration::from_secs(reset.saturating_sub(now).max(1)))
+    };
+    Some(retry_after.or_else(|| if exhausted { until_reset() } else { None }))
+}
+
+fn log_refusal(status: StatusCode, body: &str, what: &str) {
+    #[derive(Deserialize)]
+    struct GitHubMessage {
+        message: Option<String>,
+        documentation_url: Option<String>,
+    }
+    let parsed: Option<GitHubMessage> = serde_json::from_str(body).ok();
+    tracing::warn!(
+        status = status.as_u16(),
+        github_message = parsed.as_ref().and_then(|m| m.message.as_deref()),
+        documentation_url = parsed.as_ref().and_then(|m| m.documentation_url.as_deref()),
+        "{what}"
+    );
+}
+
+/// `GET …/runs`: only the fields used.
+#[derive(Deserialize)]
+struct RunList {
+    #[serde(default)]
+    workflow_runs: Vec<ApiRun>,
+}
+
+#[derive(Deserialize)]
+struct ApiRun {
+    id: u64,
+    html_url: String,
+    /// The run name (`run-name:`); older GitHub answers lack it, `name` is the workflow's.
+    display_title: Option<String>,
+    status: Option<String>,
+    conclusion: Option<String>,
+    run_started_at: Option<String>,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+    path: Option<String>,
+}
+
+impl ApiRun {
+    fn into_run(self, now: chrono::DateTime<chrono::Utc>, step: Option<String>) -> WorkflowRun {
+        let name = RunName::parse(self.display_title.as_deref().unwrap_or_default());
+        let status = self.status.unwrap_or_else(|| "unknown".to_owned());
+        let started = self.run_started_at.or(self.created_at);
+        let parse = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc))
+        };
+        let end = if status == "completed" {
+            parse(&self.updated_at)
+        } else {
+            Some(now)
+        };
+        let duration_secs = parse(&started)
+            .zip(end)
+            .and_then(|(s, e)| u64::try_from((e - s).num_seconds()).ok());
+        WorkflowRun {
+            run_id: self.id,
+            run_url: self.html_url,
+            request_id: name.request_id,
+            target: name.target,
+            caller: name.caller,
+            status,
+            conclusion: self.conclusion,
+            started,
+            duration_secs,
+            step,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct JobList {
+    #[serde(default)]
+    jobs: Vec<Job>,
+}
+
+#[derive(Deserialize)]
+struct Job {
+    name: String,
+    status: String,
+    #[serde(default)]
+    steps: Vec<Step>,
+}
+
+#[derive(Deserialize)]
+struct Step {
+    name: String,
+    status: String,
+}
+
+/// The step running now: the first in-progress step of the first in-progress job, else
+/// that job's name, else the first queued job's name.
+fn current_step(jobs: &[Job]) -> Option<String> {
+    if let Some(job) = jobs.iter().find(|j| j.status == "in_progress") {
+        return Some(
+            job.steps
+                .iter()
+                .find(|s| s.status == "in_progress")
+                .map_or_else(|| job.name.clone(), |s| s.name.clone()),
+        );
+    }
+    jobs.iter()
+        .find(|j| j.status != "completed")
+        .map(|j| j.name.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn rate_limits_as_github_documents_them() {
+        let none = HeaderMap::new();
+        assert_eq!(
+            rate_limit(
+                StatusCode::TOO_MANY_REQUESTS,
+                &headers(&[("retry-after", "7")]),
+                ""
+            ),
+            Some(Some(Duration::from_secs(7)))
+        );
+        assert_eq!(
+            rate_limit(StatusCode::TOO_MANY_REQUESTS, &none, ""),
+            Some(None)
+        );
+        assert_eq!(
+            rate_limit(
+                StatusCode::FORBIDDEN,
+                &none,
+                r#"{"message":"You have exceeded a secondary rate limit."}"#
+            ),
+            Some(None)
+        );
+        assert!(rate_limit(
+            StatusCode::FORBIDDEN,
+            &headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1")]),
+            ""
+        )
+        .is_some());
+        // A plain 403 (no permission) is not a rate limit: it is final.
+        assert_eq!(
+            rate_limit(
+                StatusCode::FORBIDDEN,
+                &none,
+                r#"{"message":"Resource not accessible by personal access token"}"#
+            ),
+            None
+        );
+        assert_eq!(rate_limit(StatusCode::BAD_GATEWAY, &none, ""), None);
+    }
+
+    #[test]
+    fn the_current_step_is_the_running_one() {
+        let jobs: JobList = serde_json::from_value(json!({"jobs": [
+            {"name": "deploy all", "status": "in_progress", "steps": [
+                {"name": "Checkout", "status": "completed"},
+                {"name": "Apply clawdinator-2", "status": "in_progress"},
+                {"name": "Summary", "status": "queued"}
+            ]}
+        ]}))
+        .unwrap();
+        assert_eq!(
+            current_step(&jobs.jobs).as_deref(),
+            Some("Apply clawdinator-2")
+        );
+        let queued: JobList =
+            serde_json::from_value(json!({"jobs": [{"name": "deploy all", "status": "queued"}]}))
+                .unwrap();
+        assert_eq!(current_step(&queued.jobs).as_deref(), Some("deploy all"));
+        assert_eq!(current_step(&[]), None);
     }
 }

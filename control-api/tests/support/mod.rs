@@ -10,12 +10,13 @@ use control_api::app::{self, App};
 use control_api::config::{Mode, Settings};
 use serde_json::Value;
 use wiremock::matchers::{header, header_exists, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer};
+
+pub mod github;
+#[allow(unused_imports)]
+pub use github::{fast_timing, Answer, GitHubDouble, DISPATCH_PATH, GITHUB_TOKEN, RUNS_PATH};
 
 pub const CONTROL_TOKEN: &str = "test-control-token";
-pub const GITHUB_TOKEN: &str = "ghp_testGitHubToken0123456789abcdef";
-pub const DISPATCH_PATH: &str =
-    "/repos/openclaw/clawdinators/actions/workflows/fleet-deploy.yml/dispatches";
 
 /// Settings as the Lambda would read them, with GitHub at `github_url`.
 pub fn settings(github_url: &str, extra: &[(&str, &str)]) -> Settings {
@@ -25,13 +26,15 @@ pub fn settings(github_url: &str, extra: &[(&str, &str)]) -> Settings {
         ("GITHUB_API_URL".into(), github_url.into()),
     ];
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    Settings::from_lookup(|k| {
+    let mut settings = Settings::from_lookup(|k| {
         env.iter()
             .rev()
             .find(|(n, _)| n == k)
             .map(|(_, v)| v.clone())
     })
-    .unwrap()
+    .unwrap();
+    settings.timing = fast_timing();
+    settings
 }
 
 /// AWS settings that never reach out: a fixed region, dummy credentials, no IMDS, and
@@ -76,6 +79,51 @@ pub async fn moto_sdk() -> aws_config::SdkConfig {
                 .build(),
         )
         .build()
+}
+
+pub fn tag(key: &str, value: &str) -> aws_sdk_ec2::types::Tag {
+    aws_sdk_ec2::types::Tag::builder()
+        .key(key)
+        .value(value)
+        .build()
+}
+
+pub async fn ec2() -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(&moto_sdk().await)
+}
+
+/// Starts `count` instances in one reservation with the fleet tag and a Name.
+pub async fn run(
+    ec2: &aws_sdk_ec2::Client,
+    fleet: &str,
+    name: &str,
+    ami: &str,
+    ty: &str,
+    count: i32,
+) -> Vec<String> {
+    let mut tags = vec![tag("app", fleet)];
+    if !name.is_empty() {
+        tags.push(tag("Name", name));
+    }
+    let out = ec2
+        .run_instances()
+        .image_id(ami)
+        .instance_type(aws_sdk_ec2::types::InstanceType::from(ty))
+        .min_count(count)
+        .max_count(count)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .set_tags(Some(tags))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_owned())
+        .collect()
 }
 
 /// Registers an image in moto, tagged `<tag_key>=true` when a key is given; returns its
@@ -146,22 +194,26 @@ pub fn dispatch_endpoint() -> wiremock::MockBuilder {
         .and(header_exists("user-agent"))
 }
 
-pub async fn github_accepting() -> MockServer {
-    let server = MockServer::start().await;
-    dispatch_endpoint()
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&server)
-        .await;
-    server
+/// GitHub accepting every dispatch, with runs that show up at once.
+pub async fn github_accepting() -> GitHubDouble {
+    GitHubDouble::start().await
 }
 
-/// Every request GitHub received, as (path, JSON body).
+impl std::ops::Deref for GitHubDouble {
+    type Target = MockServer;
+    fn deref(&self) -> &MockServer {
+        &self.server
+    }
+}
+
+/// Every workflow dispatch GitHub received, as (path, JSON body).
 pub async fn received(server: &MockServer) -> Vec<(String, Value)> {
     server
         .received_requests()
         .await
         .unwrap_or_default()
         .into_iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path().ends_with("/dispatches"))
         .map(|r| {
             (
                 r.url.path().to_owned(),
@@ -169,6 +221,11 @@ pub async fn received(server: &MockServer) -> Vec<(String, Value)> {
             )
         })
         .collect()
+}
+
+/// Every request GitHub received, reads included.
+pub async fn github_calls(server: &MockServer) -> usize {
+    server.received_requests().await.unwrap_or_default().len()
 }
 
 /// Runs the real `control-api` binary to completion: exit code, stdout, stderr.

@@ -1,0 +1,148 @@
+//! The shared state store on S3 (`FLEET_STATE_BUCKET`): conditional writes for
+//! idempotency records, plain writes and listings for audit records.
+
+use aws_config::SdkConfig;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+
+use super::aws::{aws_error, s3_client};
+use crate::domain::fleet::AwsError;
+use crate::domain::state::{StateStore, Stored, Written};
+
+pub struct S3State {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3State {
+    pub fn new(sdk: &SdkConfig, bucket: String) -> Self {
+        Self {
+            client: s3_client(sdk),
+            bucket,
+        }
+    }
+}
+
+/// A conditional write lost: 412 Precondition Failed, or S3's 409 for a conditional write
+/// racing another one on the same key.
+fn lost_condition<E: ProvideErrorMetadata>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    match e {
+        aws_sdk_s3::error::SdkError::ServiceError(se) => {
+            matches!(se.raw().status().as_u16(), 409 | 412)
+                || matches!(
+                    se.err().code(),
+                    Some("PreconditionFailed" | "ConditionalRequestConflict")
+                )
+        }
+        _ => false,
+    }
+}
+
+impl S3State {
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        condition: Condition<'_>,
+    ) -> Result<Written, AwsError> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(body));
+        let request = match condition {
+            Condition::Absent => request.if_none_match("*"),
+            Condition::Version(etag) => request.if_match(etag),
+        };
+        match request.send().await {
+            Ok(out) => Ok(Written::Done {
+                etag: out.e_tag().unwrap_or_default().to_owned(),
+            }),
+            Err(e) if lost_condition(&e) => Ok(Written::Conflict),
+            Err(e) => Err(aws_error("S3 PutObject", e)),
+        }
+    }
+}
+
+enum Condition<'a> {
+    Absent,
+    Version(&'a str),
+}
+
+impl StateStore for S3State {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn create(&self, key: &str, body: Vec<u8>) -> Result<Written, AwsError> {
+        self.put_if(key, body, Condition::Absent).await
+    }
+
+    async fn replace(&self, key: &str, body: Vec<u8>, etag: &str) -> Result<Written, AwsError> {
+        self.put_if(key, body, Condition::Version(etag)).await
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<Stored>, AwsError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(aws_error("S3 GetObject", e)),
+        };
+        let etag = out.e_tag().unwrap_or_default().to_owned();
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| AwsError(format!("AWS S3 GetObject body unreadable ({e})")))?
+            .into_bytes()
+            .to_vec();
+        Ok(Some(Stored { body, etag }))
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), AwsError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("S3 PutObject", e))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("S3 ListObjectsV2", e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}
