@@ -150,6 +150,9 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         let request_id = uuid::Uuid::now_v7().to_string();
         let mut audit = Audit::default();
         let outcome = self.decide(&call, &request_id, &mut audit).await;
+        // Deploy decisions and refused credentials or policy get a durable record;
+        // reads get the log line only.
+        let mut durable = matches!(audit.action, Some("deploy" | "rollback"));
         let (reply, decision, error) = match outcome {
             Ok(answer) => {
                 let mut body = answer.body;
@@ -172,18 +175,14 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                     _ => "refused",
                 };
                 let code = e.code();
-                let durable = matches!(
+                durable |= matches!(
                     e,
                     ApiError::Auth(_)
                         | ApiError::Policy(_)
                         | ApiError::QueueNotAllowed
                         | ApiError::AuditHumansOnly
                 );
-                let reply = e.into_reply(&request_id);
-                if durable {
-                    audit.action.get_or_insert("refused");
-                }
-                (reply, decision, Some(code))
+                (e.into_reply(&request_id), decision, Some(code))
             }
         };
         tracing::info!(
@@ -200,7 +199,6 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             latency_us = started.elapsed().as_micros() as u64,
             "request"
         );
-        let durable = matches!(audit.action, Some("deploy" | "rollback" | "refused"));
         if let (true, Some(store)) = (durable, &self.ports.state) {
             let record = AuditRecord {
                 request_id: request_id.clone(),
