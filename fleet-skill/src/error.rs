@@ -1,8 +1,10 @@
 //! Every way a `fleet` run fails, and the exit code each one means.
 //!
 //! The exit codes are the skill's contract with the bot: 1 is a refusal (tell the user
-//! why), 2 is a usage or configuration problem (nothing was sent), 3 is a server or
-//! network failure (say so; a deploy may or may not have been queued).
+//! why) or a followed run that did not succeed, 2 is a usage or configuration problem
+//! (nothing was sent), 3 is a server or network failure (say so; a deploy may or may not
+//! have been queued), including a wait that timed out or whose polls kept failing (the
+//! run itself goes on).
 
 use control_api::domain::policy::PolicyError;
 
@@ -10,11 +12,12 @@ use crate::chat::ChatError;
 use crate::config::ConfigError;
 use crate::sigv4::SignError;
 
-/// Refused by the API (4xx) or locally by policy.
+/// Refused by the API (4xx) or locally by policy; or a followed run concluded other than success.
 pub const EXIT_REFUSED: u8 = 1;
 /// Bad arguments, bad chat text or missing configuration; no request was sent.
 pub const EXIT_USAGE: u8 = 2;
-/// Server error (5xx), network failure or an answer that is not the API's JSON.
+/// Server error (5xx), network failure or an answer that is not the API's JSON; a wait
+/// that timed out or whose polls failed too often in a row.
 pub const EXIT_FAILED: u8 = 3;
 
 /// What the API said about a failed request, from its JSON error body.
@@ -65,6 +68,25 @@ pub enum FleetError {
     NoAnswer(String),
     #[error("unexpected answer from the control API: {0}")]
     BadAnswer(String),
+    /// A followed run completed with a conclusion other than `success`.
+    #[error("{run} concluded {conclusion}")]
+    RunConcluded { run: String, conclusion: String },
+    /// The wait's deadline passed first; the run itself is not affected.
+    #[error(
+        "gave up waiting after {after} (last seen: {state}); follow it with: fleet wait {follow}"
+    )]
+    WaitTimedOut {
+        after: String,
+        state: String,
+        follow: String,
+    },
+    /// Polls kept failing (network, 5xx); the run itself is not affected.
+    #[error("gave up waiting after {failures} failed polls in a row (last: {last}); follow it with: fleet wait {follow}")]
+    PollsFailed {
+        failures: u32,
+        last: String,
+        follow: String,
+    },
     #[error(transparent)]
     Sign(#[from] SignError),
     #[error("cannot write the output: {0}")]
@@ -74,12 +96,14 @@ pub enum FleetError {
 impl FleetError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Policy(_) | Self::Refused(_) => EXIT_REFUSED,
+            Self::Policy(_) | Self::Refused(_) | Self::RunConcluded { .. } => EXIT_REFUSED,
             Self::Chat(_) | Self::Config(_) | Self::Sign(_) => EXIT_USAGE,
             Self::Server(_)
             | Self::Unreachable { .. }
             | Self::NoAnswer(_)
             | Self::BadAnswer(_)
+            | Self::WaitTimedOut { .. }
+            | Self::PollsFailed { .. }
             | Self::Output(_) => EXIT_FAILED,
         }
     }

@@ -1,10 +1,11 @@
 //! The `fleet` CLI and chat skill: talk to the fleet control API from a shell or a chat bot.
 //!
 //! [`run`] is the whole program minus process concerns: it takes parsed arguments, an
-//! environment lookup and a stdout, and returns a [`FleetError`] whose
-//! [`exit_code`](FleetError::exit_code) the binary exits with. The order of checks is the
-//! contract: chat text and local policy are judged before any configuration is read or
-//! any connection is opened, so a refused or malformed command never reaches the network.
+//! environment lookup, a stdout and a stderr for progress, and returns a [`FleetError`]
+//! whose [`exit_code`](FleetError::exit_code) the binary exits with. The order of checks
+//! is the contract: chat text and local policy are judged before any configuration is
+//! read or any connection is opened, so a refused or malformed command never reaches the
+//! network.
 
 pub mod chat;
 pub mod cli;
@@ -13,52 +14,70 @@ pub mod config;
 pub mod error;
 pub mod render;
 pub mod sigv4;
+pub mod wait;
 
 use std::io::Write;
 
 use control_api::domain::policy::{authorize_deploy, PolicyError};
 use control_api::domain::registry::Registry;
 use control_api::domain::request::{AmiId, Caller, Target};
-use serde_json::json;
+use serde_json::{json, Value};
 
 pub use chat::{parse_chat, ChatCommand, ChatError, USAGE};
 pub use error::FleetError;
 
 use cli::{Cli, Command};
 use config::{Endpoint, Lookup};
+use wait::{Progress, RunRef, WaitOptions};
 
 /// What a run asks of the API, whichever way it was typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
     Status { json: bool },
     Deploy { target: Target, ami: Option<AmiId> },
+    Runs { limit: Option<u8>, json: bool },
+    Audit { limit: Option<u8>, json: bool },
+    Wait { run: RunRef, options: WaitOptions },
 }
 
-/// Runs one `fleet` invocation. Output for the user goes to `out`; the error, if any, is
-/// for the caller to print as one `fleet: …` line on stderr.
-pub fn run(cli: Cli, lookup: Lookup<'_>, out: &mut dyn Write) -> Result<(), FleetError> {
+/// Runs one `fleet` invocation. Output for the user goes to `out`; a wait's progress goes
+/// to `err`, redrawn in place when `err_is_terminal`. The error, if any, is for the
+/// caller to print as one `fleet: …` line on stderr.
+pub fn run(
+    cli: Cli,
+    lookup: Lookup<'_>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    err_is_terminal: bool,
+) -> Result<(), FleetError> {
+    let mut terminal = err_is_terminal;
     let action = match cli.command {
         Command::Status { json } => Action::Status { json },
         Command::Deploy { target, ami } => Action::Deploy { target, ami },
-        Command::Chat { text } => match parse_chat(&text) {
-            Ok(ChatCommand::Status) => Action::Status { json: false },
-            Ok(ChatCommand::Deploy {
-                target,
-                ami_override,
-            }) => Action::Deploy {
-                target,
-                ami: ami_override,
-            },
-            Ok(ChatCommand::Help) => {
-                writeln!(out, "{USAGE}")?;
-                return Ok(());
-            }
-            Err(e) => {
-                // The usage goes to stdout, which the bot relays to the user.
-                writeln!(out, "{USAGE}")?;
-                return Err(e.into());
-            }
+        Command::Runs { limit, json } => Action::Runs { limit, json },
+        Command::Audit { limit, json } => Action::Audit { limit, json },
+        Command::Wait { run, timing } => Action::Wait {
+            run,
+            options: timing.options(),
         },
+        Command::Chat { text } => {
+            // A bot relays lines; a redrawn line would reach the chat as a smear of frames.
+            terminal = false;
+            match parse_chat(&text) {
+                Ok(command) => match from_chat(command) {
+                    Some(action) => action,
+                    None => {
+                        writeln!(out, "{USAGE}")?;
+                        return Ok(());
+                    }
+                },
+                Err(e) => {
+                    // The usage goes to stdout, which the bot relays to the user.
+                    writeln!(out, "{USAGE}")?;
+                    return Err(e.into());
+                }
+            }
+        }
     };
     let caller = match cli.caller {
         Some(caller) => Some(caller),
@@ -68,12 +87,49 @@ pub fn run(cli: Cli, lookup: Lookup<'_>, out: &mut dyn Write) -> Result<(), Flee
         check_policy(caller.as_ref(), target)?;
     }
     let endpoint = Endpoint::from_env(lookup)?;
+    let caller = caller.as_ref();
     match action {
-        Action::Status { json } => status(&endpoint, caller.as_ref(), json, out),
+        Action::Status { json } => {
+            let body = json!({"action": "status", "caller": caller});
+            read(&endpoint, body, json, render::render_status, out)
+        }
         Action::Deploy { target, ami } => {
-            deploy(&endpoint, caller.as_ref(), &target, ami.as_ref(), out)
+            let body = json!({
+                "action": "deploy",
+                "target": target,
+                "caller": caller,
+                "ami_override": ami,
+            });
+            deploy(&endpoint, body, out)
+        }
+        Action::Runs { limit, json } => {
+            let body = with_limit(json!({"action": "runs", "caller": caller}), limit);
+            read(&endpoint, body, json, render::render_runs, out)
+        }
+        Action::Audit { limit, json } => {
+            let body = with_limit(json!({"action": "audit", "caller": caller}), limit);
+            read(&endpoint, body, json, render::render_audit, out)
+        }
+        Action::Wait { run, options } => {
+            let mut progress = Progress::start(err, terminal);
+            wait::wait(&endpoint, caller, run, &options, &mut progress, out)
         }
     }
+}
+
+/// The action a chat command stands for; `None` for help, which needs no call.
+fn from_chat(command: ChatCommand) -> Option<Action> {
+    Some(match command {
+        ChatCommand::Status => Action::Status { json: false },
+        ChatCommand::Deploy {
+            target,
+            ami_override,
+        } => Action::Deploy {
+            target,
+            ami: ami_override,
+        },
+        ChatCommand::Help => return None,
+    })
 }
 
 /// The API's own deploy policy, applied before sending: a bot never deploys itself or
@@ -93,36 +149,34 @@ pub fn check_policy(caller: Option<&Caller>, target: &Target) -> Result<(), Poli
     }
 }
 
-fn status(
+/// `limit` only when given, so the API's default applies otherwise.
+fn with_limit(mut body: Value, limit: Option<u8>) -> Value {
+    if let Some(limit) = limit {
+        body["limit"] = limit.into();
+    }
+    body
+}
+
+/// A call that only reads: the table, or with `json` the API's answer unchanged.
+fn read(
     endpoint: &Endpoint,
-    caller: Option<&Caller>,
+    body: Value,
     json: bool,
+    render: fn(&Value) -> String,
     out: &mut dyn Write,
 ) -> Result<(), FleetError> {
-    let body = json!({"action": "status", "caller": caller});
     let answer = client::post(endpoint, body.to_string().as_bytes(), None)?;
     let value = client::interpret(&answer)?;
     if json {
         writeln!(out, "{}", answer.body.trim())?;
     } else {
-        out.write_all(render::render_status(&value).as_bytes())?;
+        out.write_all(render(&value).as_bytes())?;
     }
     Ok(())
 }
 
-fn deploy(
-    endpoint: &Endpoint,
-    caller: Option<&Caller>,
-    target: &Target,
-    ami: Option<&AmiId>,
-    out: &mut dyn Write,
-) -> Result<(), FleetError> {
-    let body = json!({
-        "action": "deploy",
-        "target": target,
-        "caller": caller,
-        "ami_override": ami,
-    });
+/// A deploy: sent once with a fresh `Idempotency-Key`, receipt printed.
+fn deploy(endpoint: &Endpoint, body: Value, out: &mut dyn Write) -> Result<(), FleetError> {
     // One key per invocation: the retry in `client::post` reuses it.
     let key = uuid::Uuid::new_v4().to_string();
     let answer = client::post(endpoint, body.to_string().as_bytes(), Some(&key))?;

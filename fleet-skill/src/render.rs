@@ -1,6 +1,7 @@
-//! Plain-text answers from the API's JSON: the status table and the deploy receipt.
+//! Plain-text answers from the API's JSON: the status, runs and audit tables, the deploy
+//! receipt, and the line a finished wait ends with.
 //!
-//! Pure functions over `serde_json::Value`. The status shape is still settling on the
+//! Pure functions over `serde_json::Value`. The answers' shapes are still settling on the
 //! server side, so every field is optional here: a missing or null value renders as
 //! `-`, a wrong type is treated as missing, and server text is cut to one short line.
 
@@ -44,6 +45,107 @@ pub fn render_deploy(answer: &Value) -> String {
         out.push_str("dry run: the control API did not dispatch the workflow\n");
     }
     out
+}
+
+/// Workflow runs, newest first as the API sends them: run id, target, caller,
+/// status/conclusion, start, duration, request id.
+pub fn render_runs(answer: &Value) -> String {
+    let mut rows = vec![[
+        "RUN", "TARGET", "CALLER", "STATUS", "STARTED", "DURATION", "REQUEST",
+    ]
+    .map(String::from)];
+    let runs = array(answer.get("runs"));
+    for run in runs {
+        rows.push([
+            cell(run.get("run_id")),
+            cell(run.get("target")),
+            cell(run.get("caller")),
+            run_status(run),
+            cell(run.get("started")),
+            run.get("duration_secs")
+                .and_then(Value::as_u64)
+                .map_or_else(|| "-".into(), duration),
+            cell(run.get("request_id")),
+        ]);
+    }
+    let mut out = table(&rows);
+    if runs.is_empty() {
+        out.push_str("(no runs)\n");
+    }
+    out
+}
+
+/// Audit records, newest first as the API sends them.
+pub fn render_audit(answer: &Value) -> String {
+    let mut rows = vec![[
+        "TIME",
+        "PRINCIPAL",
+        "CALLER",
+        "ACTION",
+        "TARGET",
+        "AMI",
+        "DECISION",
+        "STATUS",
+        "ERROR",
+        "RUN",
+        "REQUEST",
+    ]
+    .map(String::from)];
+    let records = array(answer.get("records"));
+    for r in records {
+        rows.push([
+            cell(r.get("time")),
+            cell(r.get("principal")),
+            cell(r.get("caller")),
+            cell(r.get("action")),
+            cell(r.get("target")),
+            cell(r.get("ami_override")),
+            cell(r.get("decision")),
+            cell(r.get("status")),
+            cell(r.get("error")),
+            cell(r.get("run_id")),
+            cell(r.get("request_id")),
+        ]);
+    }
+    let mut out = table(&rows);
+    if records.is_empty() {
+        out.push_str("(no records)\n");
+    }
+    out
+}
+
+/// The line a finished wait prints: `run 123 concluded success in 4m12s: <url>`.
+pub fn render_run_summary(label: &str, run: &Value) -> String {
+    let conclusion = text(run.get("conclusion")).map_or_else(|| "unknown".into(), cut);
+    let mut out = format!("{label} concluded {conclusion}");
+    if let Some(secs) = run.get("duration_secs").and_then(Value::as_u64) {
+        out.push_str(&format!(" in {}", duration(secs)));
+    }
+    if let Some(url) = text(run.get("run_url")) {
+        out.push_str(&format!(": {}", one_line(url, 300)));
+    }
+    out.push('\n');
+    out
+}
+
+/// `0m05s`, `4m12s`, `1h02m03s`.
+pub fn duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m{s:02}s")
+    } else {
+        format!("{m}m{s:02}s")
+    }
+}
+
+/// `completed/success` once a run has a conclusion, else its status.
+fn run_status(run: &Value) -> String {
+    match (text(run.get("status")), text(run.get("conclusion"))) {
+        (Some(status), Some(conclusion)) => cut(&format!("{status}/{conclusion}")),
+        (Some(status), None) => cut(status),
+        (None, Some(conclusion)) => cut(&format!("-/{conclusion}")),
+        (None, None) => "-".into(),
+    }
 }
 
 /// The fleet as a table (id, instance id, state, AMI, IP, flags), then the latest AMI and
@@ -154,8 +256,8 @@ fn summary(answer: &Value, instances: &[Value], unmanaged: usize) -> String {
 }
 
 /// Left-aligned columns two spaces apart; the last column is not padded.
-fn table(rows: &[[String; 6]]) -> String {
-    let mut widths = [0usize; 6];
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
     for row in rows {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
@@ -238,5 +340,13 @@ mod tests {
         assert_eq!(cell(Some(&json!(7))), "7");
         assert_eq!(cell(None), "-");
         assert_eq!(cell(Some(&json!("x".repeat(50)))).chars().count(), 41);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(0), "0m00s");
+        assert_eq!(duration(65), "1m05s");
+        assert_eq!(duration(3599), "59m59s");
+        assert_eq!(duration(3723), "1h02m03s");
     }
 }

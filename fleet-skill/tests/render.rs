@@ -1,6 +1,8 @@
-//! The status table and the deploy receipt, rendered from JSON samples of the API's answers.
+//! The status, runs and audit tables, the deploy receipt and the wait summary, rendered from JSON samples of the API's answers.
 
-use fleet_skill::render::{render_deploy, render_status};
+use fleet_skill::render::{
+    render_audit, render_deploy, render_run_summary, render_runs, render_status,
+};
 use serde_json::json;
 
 /// A status answer of the announced shape, with nulls, flags and an unmanaged instance.
@@ -146,4 +148,73 @@ fn deploy_receipt() {
         "deploy queued for all (request r1)\n"
     );
     assert_eq!(render_deploy(&json!({"ok": true})), "deploy queued for -\n");
+}
+
+#[test]
+fn runs_table_from_odd_answers() {
+    for v in [
+        json!({"ok": true}),
+        json!({"ok": true, "runs": null}),
+        json!({"ok": true, "runs": {"run_id": 1}}),
+    ] {
+        assert_eq!(
+            render_runs(&v),
+            "RUN  TARGET  CALLER  STATUS  STARTED  DURATION  REQUEST\n(no runs)\n",
+            "{v}"
+        );
+    }
+    let v = json!({"ok": true, "runs": [
+        7,
+        {"run_id": 9, "status": "completed", "conclusion": null, "duration_secs": -1,
+         "target": "evil\nfleet: line", "step": "ignored in the table"}
+    ]});
+    let out = render_runs(&v);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(
+        lines[1],
+        "-    -                 -       -          -        -         -"
+    );
+    assert_eq!(
+        lines[2],
+        "9    evil_fleet:_line  -       completed  -        -         -"
+    );
+}
+
+#[test]
+fn audit_table_from_odd_answers() {
+    assert_eq!(
+        render_audit(&json!({"ok": true, "records": []})),
+        "TIME  PRINCIPAL  CALLER  ACTION  TARGET  AMI  DECISION  STATUS  ERROR  RUN  REQUEST\n(no records)\n"
+    );
+    let out = render_audit(&json!({"ok": true, "records": [
+        {"time": "t", "principal": "shared", "action": "status", "decision": "accepted", "status": 200}
+    ]}));
+    assert_eq!(
+        out.lines().nth(1).unwrap(),
+        "t     shared     -       status  -       -    accepted  200     -      -    -"
+    );
+}
+
+#[test]
+fn run_summary_line() {
+    let url = "https://github.com/openclaw/clawdinators/actions/runs/123";
+    assert_eq!(
+        render_run_summary(
+            "run 123",
+            &json!({"conclusion": "success", "duration_secs": 252, "run_url": url})
+        ),
+        format!("run 123 concluded success in 4m12s: {url}\n")
+    );
+    assert_eq!(
+        render_run_summary("run 123", &json!({"conclusion": null})),
+        "run 123 concluded unknown\n"
+    );
+    assert_eq!(
+        render_run_summary(
+            "run 123",
+            &json!({"conclusion": "a b\nc", "duration_secs": "x"})
+        ),
+        "run 123 concluded a_b_c\n"
+    );
 }

@@ -1,0 +1,445 @@
+//! `fleet runs`, `audit` and `wait` against a double of the API's contract: tables, JSON, following a run through refusals, failures and timeouts.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::*;
+
+const REQUEST_ID: &str = "4f1c2a9e-5b6d-4e7f-8a9b-0c1d2e3f4a5b";
+const OTHER_REQUEST_ID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d";
+const RUN_URL: &str = "https://github.com/openclaw/clawdinators/actions/runs/123";
+const OTHER_RUN_URL: &str = "https://github.com/openclaw/clawdinators/actions/runs/122";
+
+/// A run of the contract's shape.
+fn run(status: &str, conclusion: Option<&str>, step: Option<&str>) -> Value {
+    let done = conclusion.is_some();
+    json!({
+        "run_id": 123,
+        "run_url": RUN_URL,
+        "request_id": REQUEST_ID,
+        "target": "clawdinator-2",
+        "caller": "human:ops",
+        "status": status,
+        "conclusion": conclusion,
+        "started": "2026-01-10T12:00:00Z",
+        "duration_secs": if done { json!(252) } else { json!(null) },
+        "step": step,
+    })
+}
+
+fn found(run: Value) -> (u16, Value) {
+    (200, json!({"ok": true, "run": run}))
+}
+
+fn refusal(status: u16, code: &str, message: &str) -> (u16, Value) {
+    (
+        status,
+        json!({"ok": false, "error": code, "message": message, "request_id": OTHER_REQUEST_ID}),
+    )
+}
+
+fn by_run_id(caller: Value) -> Value {
+    json!({"action": "run", "run_id": 123, "caller": caller})
+}
+
+/// The progress lines of a transcript without their clock, which the test does not time.
+fn progress(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| !l.starts_with("fleet: "))
+        .map(|l| {
+            let (clock, rest) = l.split_once("] ").unwrap_or_else(|| panic!("{l:?}"));
+            assert!(clock.starts_with('[') && clock.ends_with('s'), "{l:?}");
+            rest.to_owned()
+        })
+        .collect()
+}
+
+fn runs_answer() -> Value {
+    json!({"ok": true, "runs": [
+        run("in_progress", None, Some("Apply clawdinator-2")),
+        {"run_id": 122, "run_url": OTHER_RUN_URL, "request_id": null, "target": "all",
+         "caller": null, "status": "completed", "conclusion": "cancelled",
+         "started": "2026-01-09T08:00:00Z", "duration_secs": 3723, "step": null},
+        {"run_id": 121, "run_url": null, "request_id": null, "target": null, "caller": null,
+         "status": "queued", "conclusion": null, "started": null, "duration_secs": null, "step": null}
+    ]})
+}
+
+#[test]
+fn runs_prints_a_table_or_the_json() {
+    let api = ApiDouble::start();
+    api.on(
+        json!({"action": "runs", "caller": null}),
+        &[(200, runs_answer())],
+    );
+    api.on(
+        json!({"action": "runs", "caller": null, "limit": 50}),
+        &[(200, json!({"ok": true, "runs": []}))],
+    );
+    let run = api.fleet().run(&["runs"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "\
+RUN  TARGET         CALLER     STATUS               STARTED               DURATION  REQUEST
+123  clawdinator-2  human:ops  in_progress          2026-01-10T12:00:00Z  -         {REQUEST_ID}
+122  all            -          completed/cancelled  2026-01-09T08:00:00Z  1h02m03s  -
+121  -              -          queued               -                     -         -
+"
+        )
+    );
+    let json = api.fleet().run(&["runs", "--json"]);
+    assert_eq!(json.code, 0, "{json:?}");
+    let v: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v, runs_answer());
+    let empty = api.fleet().run(&["runs", "--limit", "50"]);
+    assert_eq!(empty.code, 0, "{empty:?}");
+    assert_eq!(
+        empty.stdout,
+        "RUN  TARGET  CALLER  STATUS  STARTED  DURATION  REQUEST\n(no runs)\n"
+    );
+    // Out of range is a usage error, sent nowhere.
+    let before = api.proxy.connection_count();
+    for limit in ["0", "51", "-1", "ten"] {
+        assert_eq!(api.fleet().run(&["runs", "--limit", limit]).code, 2);
+    }
+    assert_eq!(api.proxy.connection_count(), before);
+}
+
+fn audit_answer() -> Value {
+    json!({"ok": true, "records": [
+        {"request_id": REQUEST_ID, "time": "2026-01-10T12:00:00Z", "principal": "human:ops",
+         "caller": "human:ops", "action": "deploy", "target": "clawdinator-2",
+         "ami_override": "ami-0123456789abcdef0", "decision": "accepted", "status": 200,
+         "error": null, "run_id": 123, "run_url": RUN_URL},
+        {"request_id": OTHER_REQUEST_ID, "time": "2026-01-10T11:59:00Z", "principal": "clawdinator-1",
+         "caller": "clawdinator-1", "action": "deploy", "target": "all", "ami_override": null,
+         "decision": "refused", "status": 403, "error": "bot_deploy_all", "run_id": null, "run_url": null}
+    ]})
+}
+
+#[test]
+fn audit_prints_a_table_or_the_json_and_bots_are_refused() {
+    let api = ApiDouble::start();
+    api.on(
+        json!({"action": "audit", "caller": "human:ops", "limit": 2}),
+        &[(200, audit_answer())],
+    );
+    api.on(
+        json!({"action": "audit", "caller": "clawdinator-1"}),
+        &[refusal(
+            403,
+            "audit_humans_only",
+            "the audit log is for humans",
+        )],
+    );
+    let run = api
+        .fleet()
+        .run(&["--caller", "human:ops", "audit", "--limit", "2"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "\
+TIME                  PRINCIPAL      CALLER         ACTION  TARGET         AMI                    DECISION  STATUS  ERROR           RUN  REQUEST
+2026-01-10T12:00:00Z  human:ops      human:ops      deploy  clawdinator-2  ami-0123456789abcdef0  accepted  200     -               123  {REQUEST_ID}
+2026-01-10T11:59:00Z  clawdinator-1  clawdinator-1  deploy  all            -                      refused   403     bot_deploy_all  -    {OTHER_REQUEST_ID}
+"
+        )
+    );
+    let json = api
+        .fleet()
+        .run(&["--caller", "human:ops", "audit", "--limit", "2", "--json"]);
+    assert_eq!(json.code, 0, "{json:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&json.stdout).unwrap(),
+        audit_answer()
+    );
+    api.set_instance_name("clawdinator-1");
+    let bot = api.fleet().run(&["audit"]);
+    assert_eq!(bot.code, 1, "{bot:?}");
+    assert!(
+        bot.stderr.starts_with(
+            "fleet: the audit log is for humans (HTTP 403, audit_humans_only, request "
+        ),
+        "{}",
+        bot.stderr
+    );
+    assert_eq!(
+        api.fleet().run(&["audit", "--limit", "101"]).code,
+        2,
+        "1..=100"
+    );
+}
+
+#[test]
+fn wait_follows_a_run_to_success_with_a_line_per_change() {
+    let api = ApiDouble::start();
+    api.on(
+        by_run_id(Value::Null),
+        &[
+            found(run("queued", None, None)),
+            found(run("queued", None, None)),
+            found(run("in_progress", None, Some("Check inputs"))),
+            found(run("in_progress", None, Some("Check inputs"))),
+            found(run("in_progress", None, Some("Apply clawdinator-2"))),
+            found(run(
+                "completed",
+                Some("success"),
+                Some("Apply clawdinator-2"),
+            )),
+        ],
+    );
+    let run = api.fleet().run(&["wait", "123", "--interval", "0.01"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!("run 123 concluded success in 4m12s: {RUN_URL}\n")
+    );
+    assert_eq!(
+        progress(&run.stderr),
+        [
+            "run 123 queued",
+            "run 123 in_progress: Check inputs",
+            "run 123 in_progress: Apply clawdinator-2",
+        ]
+    );
+    assert!(!run.stderr.contains('\r'), "no redrawing off a terminal");
+    assert_eq!(api.requests().len(), 6);
+}
+
+#[test]
+fn wait_on_a_failed_or_cancelled_run_is_exit_1() {
+    for conclusion in ["failure", "cancelled", "timed_out", "action_required"] {
+        let api = ApiDouble::start();
+        api.on(
+            by_run_id(Value::Null),
+            &[found(run("completed", Some(conclusion), None))],
+        );
+        let run = api.fleet().run(&["wait", "123", "--interval", "0.01"]);
+        assert_eq!(run.code, 1, "{conclusion}: {run:?}");
+        assert_eq!(
+            run.stdout,
+            format!("run 123 concluded {conclusion} in 4m12s: {RUN_URL}\n")
+        );
+        assert_eq!(
+            run.stderr,
+            format!("fleet: run 123 concluded {conclusion}\n")
+        );
+    }
+}
+
+#[test]
+fn wait_for_a_request_id_is_patient_until_the_run_shows_up() {
+    let api = ApiDouble::start();
+    api.on(
+        json!({"action": "run", "request_id": REQUEST_ID, "caller": null}),
+        &[
+            refusal(404, "run_not_found", "no run for this request yet"),
+            refusal(404, "run_not_found", "no run for this request yet"),
+            found(run("queued", None, None)),
+        ],
+    );
+    api.on(
+        by_run_id(Value::Null),
+        &[found(run("completed", Some("success"), None))],
+    );
+    // Typed in capitals: the same request, asked for in the API's spelling.
+    let run = api
+        .fleet()
+        .run(&["wait", &REQUEST_ID.to_uppercase(), "--interval", "0.01"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        progress(&run.stderr),
+        [
+            format!("run for request {REQUEST_ID}: not visible yet"),
+            "run 123 queued".to_owned(),
+        ]
+    );
+    // Once the run is known it is asked for by run id.
+    let bodies: Vec<Value> = api.requests().iter().map(RawRequest::json).collect();
+    assert_eq!(bodies.len(), 4);
+    assert_eq!(bodies[3], by_run_id(Value::Null));
+}
+
+#[test]
+fn wait_survives_a_dropped_connection_and_a_server_error() {
+    // The second poll's connection is hung up on after the request was sent.
+    let api = ApiDouble::start_dropping(&[1]);
+    api.on(
+        by_run_id(Value::Null),
+        &[
+            found(run("in_progress", None, Some("Apply clawdinator-2"))),
+            refusal(502, "github_unavailable", "GitHub did not answer"),
+            (
+                503,
+                json!({"Message": "Service Unavailable"}), // Lambda's own throttle
+            ),
+            found(run("completed", Some("success"), None)),
+        ],
+    );
+    let run = api.fleet().run(&["wait", "123", "--interval", "0.01"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        progress(&run.stderr),
+        ["run 123 in_progress: Apply clawdinator-2"],
+        "failed polls add no lines to a transcript"
+    );
+    assert_eq!(
+        api.requests().len(),
+        5,
+        "one dropped, two failed, two answered"
+    );
+}
+
+#[test]
+fn wait_gives_up_after_five_failed_polls_in_a_row() {
+    let api = ApiDouble::start();
+    api.on(
+        by_run_id(Value::Null),
+        &[refusal(502, "github_unavailable", "GitHub did not answer")],
+    );
+    let run = api.fleet().run(&["wait", "123", "--interval", "0.01"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "fleet: gave up waiting after 5 failed polls in a row (last: GitHub did not answer \
+             (HTTP 502, github_unavailable, request {OTHER_REQUEST_ID})); follow it with: fleet wait 123\n"
+        )
+    );
+    assert_eq!(api.requests().len(), 5);
+}
+
+#[test]
+fn wait_times_out_with_exit_3() {
+    let api = ApiDouble::start();
+    api.on(
+        by_run_id(Value::Null),
+        &[found(run("in_progress", None, Some("Apply clawdinator-2")))],
+    );
+    let run = api
+        .fleet()
+        .run(&["wait", "123", "--interval", "0.01", "--timeout", "0.05"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert_eq!(run.stdout, "");
+    let last = run.stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("fleet: gave up waiting after ")
+            && last.ends_with(
+                " (last seen: run 123 in_progress: Apply clawdinator-2); follow it with: fleet wait 123"
+            ),
+        "{last}"
+    );
+    assert_eq!(
+        progress(&run.stderr),
+        ["run 123 in_progress: Apply clawdinator-2"]
+    );
+}
+
+#[test]
+fn a_refusal_ends_the_wait_at_once() {
+    let api = ApiDouble::start();
+    // A run id the API does not know is not "not visible yet": only a request id is.
+    api.on(
+        by_run_id(Value::Null),
+        &[refusal(404, "run_not_found", "no run 123")],
+    );
+    let run = api.fleet().run(&["wait", "123", "--interval", "0.01"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with("fleet: no run 123 (HTTP 404, run_not_found"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(api.requests().len(), 1);
+
+    let api = ApiDouble::start();
+    api.on(
+        by_run_id(Value::Null),
+        &[refusal(401, "unauthorized", "missing or invalid token")],
+    );
+    let run = api.fleet().run(&["wait", "123", "--interval", "0.01"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(api.requests().len(), 1);
+}
+
+#[test]
+fn bad_wait_ids_are_usage_errors_that_send_nothing() {
+    let api = ApiDouble::start();
+    for args in [
+        &["wait"][..],
+        &["wait", "abc"],
+        &["wait", "0"],
+        &["wait", "007"],
+        &["wait", "-5"],
+        &["wait", "12.5"],
+        &["wait", "{4f1c2a9e-5b6d-4e7f-8a9b-0c1d2e3f4a5b}"],
+        &["wait", "4f1c2a9e5b6d4e7f8a9b0c1d2e3f4a5b"],
+        &["wait", "4f1c2a9e-5b6d-4e7f-8a9b-0c1d2e3f4a5b;reboot"],
+        &["wait", "123", "456"],
+        &["wait", "123", "--interval", "0"],
+        &["wait", "123", "--timeout", "forever"],
+    ] {
+        let run = api.fleet().run(args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+    }
+    assert_eq!(api.proxy.connection_count(), 0);
+}
+
+/// `fleet_skill::run` in-process with stderr taken for a terminal.
+fn run_on_a_terminal(api: &ApiDouble, args: &[&str]) -> (Result<(), u8>, String, String) {
+    use clap::Parser;
+    let env = api.env();
+    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let cli =
+        fleet_skill::cli::Cli::try_parse_from(std::iter::once("fleet").chain(args.iter().copied()))
+            .unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let result =
+        fleet_skill::run(cli, &lookup, &mut out, &mut err, true).map_err(|e| e.exit_code());
+    (
+        result,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn on_a_terminal_wait_redraws_one_line() {
+    let api = ApiDouble::start();
+    api.on(
+        by_run_id(Value::Null),
+        &[
+            found(run("queued", None, None)),
+            found(run("in_progress", None, Some("Apply clawdinator-2"))),
+            found(run("completed", Some("success"), None)),
+        ],
+    );
+    let (result, out, err) = run_on_a_terminal(&api, &["wait", "123", "--interval", "0.3"]);
+    assert_eq!(result, Ok(()));
+    assert_eq!(
+        out,
+        format!("run 123 concluded success in 4m12s: {RUN_URL}\n")
+    );
+    assert!(!err.contains('\n'), "{err:?}");
+    let frames: Vec<&str> = err.split('\r').filter(|f| !f.trim().is_empty()).collect();
+    assert!(
+        frames.iter().any(|f| f.contains("run 123 queued"))
+            && frames
+                .iter()
+                .any(|f| f.contains("run 123 in_progress: Apply clawdinator-2")),
+        "{frames:?}"
+    );
+    for frame in &frames {
+        assert!(
+            ['|', '/', '-', '\\'].contains(&frame.chars().next().unwrap()),
+            "spinner first: {frame:?}"
+        );
+    }
+    assert!(err.ends_with('\r'), "the line is blanked at the end");
+}
