@@ -1,4 +1,4 @@
-//! The command line (clap derive): `fleet [--caller C] status | deploy | runs | audit | wait | chat`.
+//! The command line (clap derive): `fleet [--caller C] status | deploy | rollback | runs | audit | wait | chat`.
 //!
 //! Values are parsed with the control API's own types, so a bad target or AMI is a usage
 //! error (exit 2) before anything is sent. The control token has no flag on purpose:
@@ -22,12 +22,12 @@ Environment:
   FLEET_INSTANCE_NAME_FILE  default caller (default /etc/clawdinator/instance-name)
 
 Exit codes:
-  0  done; for wait: the run concluded success
-  1  refused (by the API or locally by policy); for wait: the run concluded anything
-     but success (failure, cancelled, timed_out, ...)
+  0  done; for wait and --wait: the run concluded success
+  1  refused (by the API or locally by policy); for wait and --wait: the run concluded
+     anything but success (failure, cancelled, timed_out, ...)
   2  usage or configuration; nothing was sent
-  3  server or network failure; for wait also: the wait timed out, or polls failed 5
-     times in a row (the run itself goes on)";
+  3  server or network failure; for wait and --wait also: the wait timed out, or polls
+     failed 5 times in a row (the run itself goes on)";
 
 const WAIT_HELP: &str = "\
 Progress goes to stderr: on a terminal one line is redrawn in place (spinner, status,
@@ -65,6 +65,7 @@ pub enum Command {
         json: bool,
     },
     /// Queue a deploy of one instance or of `all`.
+    #[command(after_help = "Exit with --wait: as for `fleet wait` once the deploy is queued.")]
     Deploy {
         /// `all` or an instance id such as clawdinator-2.
         #[arg(value_parser = parse_target)]
@@ -72,6 +73,21 @@ pub enum Command {
         /// Deploy this AMI instead of the latest one.
         #[arg(long, value_name = "AMI_ID", value_parser = parse_ami)]
         ami: Option<AmiId>,
+        #[command(flatten)]
+        queue: QueueArgs,
+        #[command(flatten)]
+        wait: FollowArgs,
+    },
+    /// Redeploy one instance or `all` on the fleet image before its current one.
+    #[command(after_help = "Exit with --wait: as for `fleet wait` once the rollback is queued.")]
+    Rollback {
+        /// `all` (every host must be on the same image) or an instance id.
+        #[arg(value_parser = parse_target)]
+        target: Target,
+        #[command(flatten)]
+        queue: QueueArgs,
+        #[command(flatten)]
+        wait: FollowArgs,
     },
     /// List recent deploy workflow runs, newest first.
     Runs {
@@ -106,6 +122,37 @@ pub enum Command {
         #[arg(allow_hyphen_values = true, value_name = "MESSAGE")]
         text: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// Queue behind a deploy run already in flight instead of being refused (humans only).
+    #[arg(long)]
+    pub queue: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// Then follow the run like `fleet wait` does.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds (fractions allowed) [default: 3600]
+    #[arg(long, value_name = "SECS", requires = "wait", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+    /// With --wait: ask for the run's state every this many seconds (fractions allowed) [default: 5]
+    #[arg(long, value_name = "SECS", requires = "wait", value_parser = parse_seconds)]
+    pub interval: Option<Duration>,
+}
+
+impl FollowArgs {
+    /// The wait to do after the request, if one was asked for.
+    pub fn options(&self) -> Option<WaitOptions> {
+        let defaults = WaitOptions::default();
+        self.wait.then(|| WaitOptions {
+            timeout: self.timeout.unwrap_or(defaults.timeout),
+            interval: self.interval.unwrap_or(defaults.interval),
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -181,7 +228,9 @@ mod tests {
             ok.command,
             Command::Deploy {
                 target: Target::All,
-                ami: None
+                ami: None,
+                queue: QueueArgs { queue: false },
+                wait: FollowArgs { wait: false, .. },
             }
         ));
         for bad in [
@@ -191,6 +240,8 @@ mod tests {
             &["fleet", "--caller", "a b", "status"],
             &["fleet", "deploy"],
             &["fleet"],
+            &["fleet", "rollback"],
+            &["fleet", "rollback", "all", "--ami", "ami-0123456789abcdef0"],
             &["fleet", "runs", "--limit", "0"],
             &["fleet", "runs", "--limit", "51"],
             &["fleet", "audit", "--limit", "101"],
@@ -203,6 +254,7 @@ mod tests {
             &["fleet", "wait", "12", "--timeout", "inf"],
             // Timing belongs to a wait.
             &["fleet", "deploy", "all", "--timeout", "5"],
+            &["fleet", "rollback", "all", "--interval", "1"],
         ] {
             let e = Cli::try_parse_from(bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad:?}");
@@ -217,6 +269,29 @@ mod tests {
         };
         assert_eq!(run, RunRef::RunId(123));
         assert_eq!(timing.options(), WaitOptions::default());
+        let cli = Cli::try_parse_from([
+            "fleet",
+            "deploy",
+            "clawdinator-2",
+            "--queue",
+            "--wait",
+            "--interval",
+            "0.05",
+            "--timeout",
+            "90",
+        ])
+        .unwrap();
+        let Command::Deploy { queue, wait, .. } = cli.command else {
+            panic!("not a deploy")
+        };
+        assert!(queue.queue);
+        assert_eq!(
+            wait.options(),
+            Some(WaitOptions {
+                timeout: Duration::from_secs(90),
+                interval: Duration::from_millis(50),
+            })
+        );
         for (text, ok) in [
             ("5", true),
             ("0.01", true),

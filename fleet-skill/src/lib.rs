@@ -18,7 +18,7 @@ pub mod wait;
 
 use std::io::Write;
 
-use control_api::domain::policy::{authorize_deploy, PolicyError};
+use control_api::domain::policy::{authorize_deploy, caller_instance, PolicyError};
 use control_api::domain::registry::Registry;
 use control_api::domain::request::{AmiId, Caller, Target};
 use serde_json::{json, Value};
@@ -33,11 +33,32 @@ use wait::{Progress, RunRef, WaitOptions};
 /// What a run asks of the API, whichever way it was typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
-    Status { json: bool },
-    Deploy { target: Target, ami: Option<AmiId> },
-    Runs { limit: Option<u8>, json: bool },
-    Audit { limit: Option<u8>, json: bool },
-    Wait { run: RunRef, options: WaitOptions },
+    Status {
+        json: bool,
+    },
+    Deploy {
+        target: Target,
+        ami: Option<AmiId>,
+        queue: bool,
+        wait: Option<WaitOptions>,
+    },
+    Rollback {
+        target: Target,
+        queue: bool,
+        wait: Option<WaitOptions>,
+    },
+    Runs {
+        limit: Option<u8>,
+        json: bool,
+    },
+    Audit {
+        limit: Option<u8>,
+        json: bool,
+    },
+    Wait {
+        run: RunRef,
+        options: WaitOptions,
+    },
 }
 
 /// Runs one `fleet` invocation. Output for the user goes to `out`; a wait's progress goes
@@ -53,7 +74,26 @@ pub fn run(
     let mut terminal = err_is_terminal;
     let action = match cli.command {
         Command::Status { json } => Action::Status { json },
-        Command::Deploy { target, ami } => Action::Deploy { target, ami },
+        Command::Deploy {
+            target,
+            ami,
+            queue,
+            wait,
+        } => Action::Deploy {
+            target,
+            ami,
+            queue: queue.queue,
+            wait: wait.options(),
+        },
+        Command::Rollback {
+            target,
+            queue,
+            wait,
+        } => Action::Rollback {
+            target,
+            queue: queue.queue,
+            wait: wait.options(),
+        },
         Command::Runs { limit, json } => Action::Runs { limit, json },
         Command::Audit { limit, json } => Action::Audit { limit, json },
         Command::Wait { run, timing } => Action::Wait {
@@ -83,8 +123,11 @@ pub fn run(
         Some(caller) => Some(caller),
         None => config::default_caller(lookup)?,
     };
-    if let Action::Deploy { target, .. } = &action {
+    if let Action::Deploy { target, queue, .. } | Action::Rollback { target, queue, .. } = &action {
         check_policy(caller.as_ref(), target)?;
+        if *queue {
+            check_queue(caller.as_ref())?;
+        }
     }
     let endpoint = Endpoint::from_env(lookup)?;
     let caller = caller.as_ref();
@@ -93,14 +136,29 @@ pub fn run(
             let body = json!({"action": "status", "caller": caller});
             read(&endpoint, body, json, render::render_status, out)
         }
-        Action::Deploy { target, ami } => {
+        Action::Deploy {
+            target,
+            ami,
+            queue,
+            wait,
+        } => {
             let body = json!({
                 "action": "deploy",
                 "target": target,
                 "caller": caller,
                 "ami_override": ami,
             });
-            deploy(&endpoint, body, out)
+            let answer = deploy(&endpoint, with_queue(body, queue), out)?;
+            follow(&endpoint, caller, &answer, wait, err, terminal, out)
+        }
+        Action::Rollback {
+            target,
+            queue,
+            wait,
+        } => {
+            let body = json!({"action": "rollback", "target": target, "caller": caller});
+            let answer = deploy(&endpoint, with_queue(body, queue), out)?;
+            follow(&endpoint, caller, &answer, wait, err, terminal, out)
         }
         Action::Runs { limit, json } => {
             let body = with_limit(json!({"action": "runs", "caller": caller}), limit);
@@ -127,13 +185,16 @@ fn from_chat(command: ChatCommand) -> Option<Action> {
         } => Action::Deploy {
             target,
             ami: ami_override,
+            queue: false,
+            wait: None,
         },
         ChatCommand::Help => return None,
     })
 }
 
-/// The API's own deploy policy, applied before sending: a bot never deploys itself or
-/// `all`. The API checks again; this only spares the call and gives a clear refusal.
+/// The API's own deploy policy, applied before sending: a bot never deploys (or rolls
+/// back) itself or `all`. The API checks again; this only spares the call and gives a
+/// clear refusal.
 pub fn check_policy(caller: Option<&Caller>, target: &Target) -> Result<(), PolicyError> {
     if let (Some(caller), Target::Instance(id)) = (caller, target) {
         // Holds even for an instance added after this binary was built.
@@ -147,6 +208,31 @@ pub fn check_policy(caller: Option<&Caller>, target: &Target) -> Result<(), Poli
         Ok(registry) => authorize_deploy(&registry, caller, target),
         Err(_) => Ok(()),
     }
+}
+
+/// The API's rule for `queue`: only a human may queue behind a deploy in flight, so a
+/// caller that is a fleet instance (by the same registry test as [`check_policy`]) is
+/// refused before sending.
+pub fn check_queue(caller: Option<&Caller>) -> Result<(), FleetError> {
+    let Some(caller) = caller else {
+        return Ok(());
+    };
+    match Registry::embedded() {
+        Ok(registry) => match caller_instance(&registry, caller) {
+            Some(bot) => Err(FleetError::QueueNotAllowed(bot.clone())),
+            None => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
+/// `queue` only when asked for: absent means no, and keeps a plain deploy's body as it
+/// always was.
+fn with_queue(mut body: Value, queue: bool) -> Value {
+    if queue {
+        body["queue"] = Value::Bool(true);
+    }
+    body
 }
 
 /// `limit` only when given, so the API's default applies otherwise.
@@ -175,14 +261,60 @@ fn read(
     Ok(())
 }
 
-/// A deploy: sent once with a fresh `Idempotency-Key`, receipt printed.
-fn deploy(endpoint: &Endpoint, body: Value, out: &mut dyn Write) -> Result<(), FleetError> {
+/// A deploy or rollback: sent once with a fresh `Idempotency-Key`, receipt printed.
+fn deploy(endpoint: &Endpoint, body: Value, out: &mut dyn Write) -> Result<Value, FleetError> {
     // One key per invocation: the retry in `client::post` reuses it.
     let key = uuid::Uuid::new_v4().to_string();
     let answer = client::post(endpoint, body.to_string().as_bytes(), Some(&key))?;
     let value = client::interpret(&answer)?;
     out.write_all(render::render_deploy(&value).as_bytes())?;
-    Ok(())
+    Ok(value)
+}
+
+/// `--wait` after an accepted deploy or rollback: follows its run by run id when the
+/// answer has one, else by request id.
+fn follow(
+    endpoint: &Endpoint,
+    caller: Option<&Caller>,
+    answer: &Value,
+    wait: Option<WaitOptions>,
+    err: &mut dyn Write,
+    terminal: bool,
+    out: &mut dyn Write,
+) -> Result<(), FleetError> {
+    let Some(options) = wait else {
+        return Ok(());
+    };
+    if answer
+        .get("dispatch")
+        .and_then(|d| d.get("dry_run"))
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        writeln!(out, "nothing to wait for: no workflow run was dispatched")?;
+        return Ok(());
+    }
+    let by_run_id = answer
+        .get("run_id")
+        .and_then(Value::as_u64)
+        .filter(|id| *id > 0)
+        .map(RunRef::RunId);
+    let by_request_id = || {
+        answer
+            .get("request_id")
+            .and_then(Value::as_str)
+            .and_then(|id| RunRef::parse(id).ok())
+            .filter(|r| matches!(r, RunRef::RequestId(_)))
+    };
+    let Some(run) = by_run_id.or_else(by_request_id) else {
+        return Err(FleetError::BadAnswer(
+            "the deploy answer has neither a run id nor a request id to follow".to_owned(),
+        ));
+    };
+    // The receipt first, in order, before progress starts on stderr.
+    out.flush()?;
+    let mut progress = Progress::start(err, terminal);
+    wait::wait(endpoint, caller, run, &options, &mut progress, out)
 }
 
 #[cfg(test)]
@@ -209,5 +341,19 @@ mod tests {
             check(Some("clawdinator-77"), "clawdinator-77"),
             Err("self_deploy")
         );
+    }
+
+    #[test]
+    fn only_humans_queue() {
+        let queue = |caller: Option<&str>| {
+            let caller = caller.map(|c| Caller::parse(c).unwrap());
+            check_queue(caller.as_ref()).map_err(|e| e.exit_code())
+        };
+        assert_eq!(queue(None), Ok(()));
+        assert_eq!(queue(Some("human:ops")), Ok(()));
+        assert_eq!(queue(Some("clawdinator-1")), Err(1));
+        assert_eq!(queue(Some("clawdinator-babelfish")), Err(1));
+        // Not in the embedded registry: the API, which knows, decides.
+        assert_eq!(queue(Some("clawdinator-77")), Ok(()));
     }
 }

@@ -1,5 +1,5 @@
 //! Plain-text answers from the API's JSON: the status, runs and audit tables, the deploy
-//! receipt, and the line a finished wait ends with.
+//! and rollback receipt, and the line a finished wait ends with.
 //!
 //! Pure functions over `serde_json::Value`. The answers' shapes are still settling on the
 //! server side, so every field is optional here: a missing or null value renders as
@@ -8,6 +8,7 @@
 use serde_json::Value;
 
 use crate::error::one_line;
+use crate::wait::RunRef;
 
 /// Widest a table cell gets; AMI names and the like are cut with `…`.
 const MAX_CELL_CHARS: usize = 40;
@@ -23,25 +24,54 @@ const SUMMARY_ORDER: [&str; 7] = [
     "unmanaged",
 ];
 
-/// `deploy queued for <target> (request <id>)`, then the run URL and dry-run note when present.
+/// `deploy queued for <target> (request <id>)`, then for a rollback the images, then the
+/// run (or how to follow it), the API's warning, a replay note and a dry-run note.
 pub fn render_deploy(answer: &Value) -> String {
     let target = cell(answer.get("target"));
     let message = text(answer.get("message"))
         .map(|m| one_line(m, 200))
         .unwrap_or_else(|| format!("deploy queued for {target}"));
-    let mut out = match text(answer.get("request_id")) {
+    let request_id = text(answer.get("request_id"));
+    let mut out = match request_id {
         Some(id) => format!("{message} (request {})\n", one_line(id, 80)),
         None => format!("{message}\n"),
     };
-    if let Some(url) = text(answer.get("run_url")) {
-        out.push_str(&format!("run: {}\n", one_line(url, 300)));
+    if let Some(rollback) = answer.get("rollback").filter(|r| r.is_object()) {
+        out.push_str(&format!(
+            "rollback: {} \u{2192} {}\n",
+            cell(rollback.get("from")),
+            cell(rollback.get("to"))
+        ));
     }
-    if answer
+    let dry_run = answer
         .get("dispatch")
         .and_then(|d| d.get("dry_run"))
         .and_then(Value::as_bool)
-        == Some(true)
-    {
+        == Some(true);
+    match (
+        text(answer.get("run_url")),
+        answer.get("run_id").and_then(Value::as_u64),
+    ) {
+        (Some(url), _) => out.push_str(&format!("run: {}\n", one_line(url, 300))),
+        (None, Some(id)) => out.push_str(&format!("run: {id}\n")),
+        // A dry run never becomes a run: nothing to follow.
+        (None, None) if dry_run => {}
+        // Offered as a command only for an id that `fleet wait` takes: the text is the
+        // server's, and a user may paste it into a shell.
+        (None, None) => match request_id.and_then(|id| RunRef::parse(id).ok()) {
+            Some(id) => out.push_str(&format!(
+                "run not visible yet; follow it with: fleet wait {id}\n"
+            )),
+            None => out.push_str("run not visible yet\n"),
+        },
+    }
+    if let Some(warning) = text(answer.get("warning")) {
+        out.push_str(&format!("warning: {}\n", one_line(warning, 300)));
+    }
+    if answer.get("replayed").and_then(Value::as_bool) == Some(true) {
+        out.push_str("(replayed: an earlier identical request already answered)\n");
+    }
+    if dry_run {
         out.push_str("dry run: the control API did not dispatch the workflow\n");
     }
     out

@@ -439,6 +439,7 @@ mod tests {
             code: None,
             message: "m".into(),
             request_id: None,
+            run: None,
         };
         assert!(passing_failure(&FleetError::NoAnswer("reset".into())).is_some());
         assert!(passing_failure(&FleetError::BadAnswer("html".into())).is_some());

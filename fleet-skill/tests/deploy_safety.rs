@@ -1,4 +1,4 @@
-//! `fleet runs`, `audit` and `wait` against a double of the API's contract: tables, JSON, following a run through refusals, failures and timeouts.
+//! Deploy safety from the CLI side: queue, replay, in-flight refusals, rollback, runs, audit and wait, against a double of the API's contract.
 
 mod support;
 
@@ -9,6 +9,25 @@ const REQUEST_ID: &str = "4f1c2a9e-5b6d-4e7f-8a9b-0c1d2e3f4a5b";
 const OTHER_REQUEST_ID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d";
 const RUN_URL: &str = "https://github.com/openclaw/clawdinators/actions/runs/123";
 const OTHER_RUN_URL: &str = "https://github.com/openclaw/clawdinators/actions/runs/122";
+
+/// A 200 deploy answer of the contract's shape, with `extra` fields on top.
+fn accepted(target: &str, extra: Value) -> Value {
+    let mut v = json!({
+        "ok": true,
+        "request_id": REQUEST_ID,
+        "message": format!("deploy queued for {target}"),
+        "target": target,
+        "ami_override": null,
+        "caller": "human:ops",
+        "checks": {"bootstrap": "ok", "idempotency": "new", "in_flight": "clear"},
+        "run_id": 123,
+        "run_url": RUN_URL,
+    });
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v
+}
 
 /// A run of the contract's shape.
 fn run(status: &str, conclusion: Option<&str>, step: Option<&str>) -> Value {
@@ -38,6 +57,10 @@ fn refusal(status: u16, code: &str, message: &str) -> (u16, Value) {
     )
 }
 
+fn deploy_body(target: &str, caller: Value) -> Value {
+    json!({"action": "deploy", "target": target, "caller": caller, "ami_override": null})
+}
+
 fn by_run_id(caller: Value) -> Value {
     json!({"action": "run", "run_id": 123, "caller": caller})
 }
@@ -53,6 +76,345 @@ fn progress(stderr: &str) -> Vec<String> {
             rest.to_owned()
         })
         .collect()
+}
+
+#[test]
+fn deploy_prints_the_run_url_and_sends_the_contract() {
+    let api = ApiDouble::start();
+    api.on(
+        deploy_body("clawdinator-2", json!("human:ops")),
+        &[(200, accepted("clawdinator-2", json!({})))],
+    );
+    let run = api
+        .fleet()
+        .run(&["--caller", "human:ops", "deploy", "clawdinator-2"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!("deploy queued for clawdinator-2 (request {REQUEST_ID})\nrun: {RUN_URL}\n")
+    );
+    assert_eq!(run.stderr, "");
+    let sent = api.requests();
+    assert_eq!(sent.len(), 1, "one request, no polling without --wait");
+    assert!(is_uuid_v4(sent[0].header("idempotency-key").unwrap()));
+}
+
+#[test]
+fn a_queued_deploy_sends_queue_and_shows_the_apis_warning() {
+    let api = ApiDouble::start();
+    let mut body = deploy_body("clawdinator-2", json!("human:ops"));
+    body["ami_override"] = json!("ami-0123456789abcdef0");
+    body["queue"] = json!(true);
+    let answer = accepted(
+        "clawdinator-2",
+        json!({
+            "ami_override": "ami-0123456789abcdef0",
+            "checks": {"bootstrap": "ok", "idempotency": "new", "in_flight": "queued"},
+            "warning": "queued behind run 122 (in_progress)\nfleet: fake line",
+        }),
+    );
+    api.on(body, &[(200, answer)]);
+    let run = api.fleet().run(&[
+        "--caller",
+        "human:ops",
+        "deploy",
+        "clawdinator-2",
+        "--ami",
+        "ami-0123456789abcdef0",
+        "--queue",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "deploy queued for clawdinator-2 (request {REQUEST_ID})\nrun: {RUN_URL}\nwarning: queued behind run 122 (in_progress) fleet: fake line\n"
+        )
+    );
+}
+
+#[test]
+fn a_replayed_deploy_says_so_and_how_to_follow_it() {
+    let api = ApiDouble::start();
+    let answer = accepted(
+        "clawdinator-2",
+        json!({
+            "checks": {"bootstrap": "skipped", "idempotency": "skipped", "in_flight": "skipped"},
+            "run_id": null,
+            "run_url": null,
+            "replayed": true,
+        }),
+    );
+    api.on(deploy_body("clawdinator-2", Value::Null), &[(200, answer)]);
+    let run = api.fleet().run(&["deploy", "clawdinator-2"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "deploy queued for clawdinator-2 (request {REQUEST_ID})\n\
+             run not visible yet; follow it with: fleet wait {REQUEST_ID}\n\
+             (replayed: an earlier identical request already answered)\n"
+        )
+    );
+}
+
+#[test]
+fn deploy_in_flight_is_refused_with_the_other_runs_url() {
+    let api = ApiDouble::start();
+    api.on(
+        deploy_body("all", json!("human:ops")),
+        &[(
+            409,
+            json!({
+                "ok": false,
+                "error": "deploy_in_flight",
+                "message": "another deploy is queued or in progress; pass \"queue\": true to queue behind it",
+                "request_id": OTHER_REQUEST_ID,
+                "run": {
+                    "run_id": 122, "run_url": OTHER_RUN_URL, "request_id": REQUEST_ID,
+                    "target": "clawdinator-1", "caller": "clawdinator-2", "status": "in_progress",
+                    "conclusion": null, "started": "2026-01-10T11:58:00Z", "duration_secs": null,
+                    "step": "Apply clawdinator-1"
+                }
+            }),
+        )],
+    );
+    let run = api
+        .fleet()
+        .run(&["--caller", "human:ops", "deploy", "all", "--wait"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "fleet: another deploy is queued or in progress; pass \"queue\": true to queue behind it \
+             (HTTP 409, deploy_in_flight, request {OTHER_REQUEST_ID}); run 122 in_progress: {OTHER_RUN_URL}\n"
+        )
+    );
+    assert_eq!(api.requests().len(), 1, "a refusal is not waited on");
+}
+
+#[test]
+fn the_new_refusals_and_failures_keep_their_exit_codes() {
+    let api = ApiDouble::start();
+    api.on(
+        deploy_body("clawdinator-2", Value::Null),
+        &[
+            refusal(403, "queue_not_allowed", "bots may not queue"),
+            refusal(422, "idempotency_key_reused", "key reused"),
+            refusal(409, "idempotency_in_progress", "same key in progress"),
+            refusal(
+                502,
+                "dispatch_unknown",
+                "the dispatch may or may not have happened",
+            ),
+        ],
+    );
+    for (code, error) in [
+        (1, "queue_not_allowed"),
+        (1, "idempotency_key_reused"),
+        (1, "idempotency_in_progress"),
+        (3, "dispatch_unknown"),
+    ] {
+        let run = api.fleet().run(&["deploy", "clawdinator-2"]);
+        assert_eq!(run.code, code, "{error}: {run:?}");
+        assert!(
+            run.stderr.contains(&format!(", {error}, request ")),
+            "{}",
+            run.stderr
+        );
+    }
+    // Every invocation is a new deploy with its own key.
+    let keys: std::collections::BTreeSet<String> = api
+        .requests()
+        .iter()
+        .map(|r| r.header("idempotency-key").unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), 4);
+}
+
+#[test]
+fn deploy_wait_follows_the_run_to_success() {
+    let api = ApiDouble::start();
+    api.on(
+        deploy_body("clawdinator-2", json!("human:ops")),
+        &[(200, accepted("clawdinator-2", json!({})))],
+    );
+    api.on(
+        by_run_id(json!("human:ops")),
+        &[
+            found(run("in_progress", None, Some("Apply clawdinator-2"))),
+            found(run("completed", Some("success"), None)),
+        ],
+    );
+    let run = api.fleet().run(&[
+        "--caller",
+        "human:ops",
+        "deploy",
+        "clawdinator-2",
+        "--wait",
+        "--interval",
+        "0.01",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "deploy queued for clawdinator-2 (request {REQUEST_ID})\nrun: {RUN_URL}\n\
+             run 123 concluded success in 4m12s: {RUN_URL}\n"
+        )
+    );
+    assert_eq!(
+        progress(&run.stderr),
+        ["run 123 in_progress: Apply clawdinator-2"]
+    );
+    let sent = api.requests();
+    assert_eq!(sent.len(), 3);
+    assert!(sent[1].header("idempotency-key").is_none());
+}
+
+#[test]
+fn deploy_wait_on_a_failed_run_is_exit_1() {
+    let api = ApiDouble::start();
+    api.on(
+        json!({"action": "rollback", "target": "clawdinator-2", "caller": null}),
+        &[(
+            200,
+            accepted(
+                "clawdinator-2",
+                json!({"rollback": {"from": "ami-0bbbbbbbbbbbbbbbb", "to": "ami-0aaaaaaaaaaaaaaaa"},
+                       "ami_override": "ami-0aaaaaaaaaaaaaaaa", "caller": null}),
+            ),
+        )],
+    );
+    api.on(
+        by_run_id(Value::Null),
+        &[found(run(
+            "completed",
+            Some("failure"),
+            Some("Apply clawdinator-2"),
+        ))],
+    );
+    let run = api
+        .fleet()
+        .run(&["rollback", "clawdinator-2", "--wait", "--interval", "0.01"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout
+            .ends_with(&format!("run 123 concluded failure in 4m12s: {RUN_URL}\n")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.stderr, "fleet: run 123 concluded failure\n");
+}
+
+#[test]
+fn rollback_prints_the_images_and_the_run() {
+    let api = ApiDouble::start();
+    api.on(
+        json!({"action": "rollback", "target": "clawdinator-2", "caller": "human:ops", "queue": true}),
+        &[(
+            200,
+            accepted(
+                "clawdinator-2",
+                json!({
+                    "message": "rollback queued for clawdinator-2",
+                    "ami_override": "ami-0aaaaaaaaaaaaaaaa",
+                    "rollback": {"from": "ami-0bbbbbbbbbbbbbbbb", "to": "ami-0aaaaaaaaaaaaaaaa"},
+                }),
+            ),
+        )],
+    );
+    let run = api.fleet().run(&[
+        "--caller",
+        "human:ops",
+        "rollback",
+        "clawdinator-2",
+        "--queue",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "rollback queued for clawdinator-2 (request {REQUEST_ID})\n\
+             rollback: ami-0bbbbbbbbbbbbbbbb \u{2192} ami-0aaaaaaaaaaaaaaaa\n\
+             run: {RUN_URL}\n"
+        )
+    );
+    assert!(is_uuid_v4(
+        api.requests()[0].header("idempotency-key").unwrap()
+    ));
+}
+
+#[test]
+fn rollback_refusals_are_exit_1() {
+    let api = ApiDouble::start();
+    api.on(
+        json!({"action": "rollback", "target": "all", "caller": null}),
+        &[
+            refusal(409, "rollback_ambiguous", "hosts are on different images"),
+            refusal(
+                409,
+                "no_previous_image",
+                "no fleet image before the current one",
+            ),
+            refusal(404, "instance_not_running", "no running instance"),
+        ],
+    );
+    for code in [
+        "rollback_ambiguous",
+        "no_previous_image",
+        "instance_not_running",
+    ] {
+        let run = api.fleet().run(&["rollback", "all"]);
+        assert_eq!(run.code, 1, "{code}: {run:?}");
+        assert_eq!(run.stdout, "");
+        assert!(run.stderr.contains(code), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn a_bot_may_not_roll_back_itself_or_all_nor_queue() {
+    let api = ApiDouble::start();
+    api.set_instance_name("clawdinator-1");
+    for (args, expected) in [
+        (
+            &["rollback", "clawdinator-1"][..],
+            "fleet: clawdinator-1 may not deploy itself; ask another bot or a human (refused locally, nothing was sent)\n",
+        ),
+        (
+            &["rollback", "all"],
+            "fleet: clawdinator-1 is a fleet instance and may not deploy all (it would replace itself); deploy other instances one by one (refused locally, nothing was sent)\n",
+        ),
+        (
+            &["deploy", "clawdinator-2", "--queue"],
+            "fleet: clawdinator-1 is a fleet instance and may not queue behind a deploy in flight; a human can (refused locally, nothing was sent)\n",
+        ),
+        (
+            &["rollback", "clawdinator-2", "--queue", "--wait"],
+            "fleet: clawdinator-1 is a fleet instance and may not queue behind a deploy in flight; a human can (refused locally, nothing was sent)\n",
+        ),
+    ] {
+        let run = api.fleet().run(args);
+        assert_eq!(run.code, 1, "{args:?}: {run:?}");
+        assert_eq!(run.stdout, "", "{args:?}");
+        assert_eq!(run.stderr, expected, "{args:?}");
+    }
+    assert_eq!(api.proxy.connection_count(), 0, "no HTTP call at all");
+    // The same host may roll back another bot, and a human naming themselves may queue.
+    api.on(
+        json!({"action": "rollback", "target": "clawdinator-2", "caller": "clawdinator-1"}),
+        &[(200, accepted("clawdinator-2", json!({})))],
+    );
+    api.on(
+        json!({"action": "rollback", "target": "all", "caller": "human:ops", "queue": true}),
+        &[(200, accepted("all", json!({})))],
+    );
+    let run = api.fleet().run(&["rollback", "clawdinator-2"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = api
+        .fleet()
+        .run(&["--caller", "human:ops", "rollback", "all", "--queue"]);
+    assert_eq!(run.code, 0, "{run:?}");
 }
 
 fn runs_answer() -> Value {
@@ -262,6 +624,67 @@ fn wait_for_a_request_id_is_patient_until_the_run_shows_up() {
     let bodies: Vec<Value> = api.requests().iter().map(RawRequest::json).collect();
     assert_eq!(bodies.len(), 4);
     assert_eq!(bodies[3], by_run_id(Value::Null));
+}
+
+#[test]
+fn a_deploy_without_a_visible_run_is_followed_by_request_id() {
+    let api = ApiDouble::start();
+    api.on(
+        deploy_body("clawdinator-2", Value::Null),
+        &[(
+            200,
+            accepted(
+                "clawdinator-2",
+                json!({"run_id": null, "run_url": null, "caller": null}),
+            ),
+        )],
+    );
+    api.on(
+        json!({"action": "run", "request_id": REQUEST_ID, "caller": null}),
+        &[
+            refusal(404, "run_not_found", "not yet"),
+            found(run("completed", Some("success"), None)),
+        ],
+    );
+    let run = api
+        .fleet()
+        .run(&["deploy", "clawdinator-2", "--wait", "--interval", "0.01"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "deploy queued for clawdinator-2 (request {REQUEST_ID})\n\
+             run not visible yet; follow it with: fleet wait {REQUEST_ID}\n\
+             run 123 concluded success in 4m12s: {RUN_URL}\n"
+        )
+    );
+}
+
+#[test]
+fn a_dry_run_deploy_has_nothing_to_wait_for() {
+    let api = ApiDouble::start();
+    api.on(
+        deploy_body("clawdinator-2", Value::Null),
+        &[(
+            200,
+            accepted(
+                "clawdinator-2",
+                json!({"run_id": null, "run_url": null,
+                       "dispatch": {"dry_run": true, "inputs": {}}}),
+            ),
+        )],
+    );
+    let run = api.fleet().run(&["deploy", "clawdinator-2", "--wait"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "deploy queued for clawdinator-2 (request {REQUEST_ID})\n\
+             dry run: the control API did not dispatch the workflow\n\
+             nothing to wait for: no workflow run was dispatched\n"
+        )
+    );
+    assert_eq!(api.requests().len(), 1);
 }
 
 #[test]
