@@ -188,6 +188,23 @@ fn from_chat(command: ChatCommand) -> Option<Action> {
             queue: false,
             wait: None,
         },
+        ChatCommand::Rollback { target } => Action::Rollback {
+            target,
+            queue: false,
+            wait: None,
+        },
+        ChatCommand::Runs => Action::Runs {
+            limit: None,
+            json: false,
+        },
+        ChatCommand::Wait { run } => Action::Wait {
+            run,
+            options: WaitOptions::default(),
+        },
+        ChatCommand::Audit => Action::Audit {
+            limit: None,
+            json: false,
+        },
         ChatCommand::Help => return None,
     })
 }

@@ -382,7 +382,15 @@ fn a_bot_may_not_roll_back_itself_or_all_nor_queue() {
             "fleet: clawdinator-1 may not deploy itself; ask another bot or a human (refused locally, nothing was sent)\n",
         ),
         (
+            &["chat", "/fleet rollback clawdinator-1"],
+            "fleet: clawdinator-1 may not deploy itself; ask another bot or a human (refused locally, nothing was sent)\n",
+        ),
+        (
             &["rollback", "all"],
+            "fleet: clawdinator-1 is a fleet instance and may not deploy all (it would replace itself); deploy other instances one by one (refused locally, nothing was sent)\n",
+        ),
+        (
+            &["chat", "/fleet@clawdinator_bot rollback all"],
             "fleet: clawdinator-1 is a fleet instance and may not deploy all (it would replace itself); deploy other instances one by one (refused locally, nothing was sent)\n",
         ),
         (
@@ -409,7 +417,7 @@ fn a_bot_may_not_roll_back_itself_or_all_nor_queue() {
         json!({"action": "rollback", "target": "all", "caller": "human:ops", "queue": true}),
         &[(200, accepted("all", json!({})))],
     );
-    let run = api.fleet().run(&["rollback", "clawdinator-2"]);
+    let run = api.fleet().run(&["chat", "/fleet rollback clawdinator-2"]);
     assert_eq!(run.code, 0, "{run:?}");
     let run = api
         .fleet()
@@ -520,15 +528,17 @@ TIME                  PRINCIPAL      CALLER         ACTION  TARGET         AMI  
         audit_answer()
     );
     api.set_instance_name("clawdinator-1");
-    let bot = api.fleet().run(&["audit"]);
-    assert_eq!(bot.code, 1, "{bot:?}");
-    assert!(
-        bot.stderr.starts_with(
-            "fleet: the audit log is for humans (HTTP 403, audit_humans_only, request "
-        ),
-        "{}",
-        bot.stderr
-    );
+    for args in [&["audit"][..], &["chat", "/fleet audit"]] {
+        let bot = api.fleet().run(args);
+        assert_eq!(bot.code, 1, "{args:?}: {bot:?}");
+        assert!(
+            bot.stderr.starts_with(
+                "fleet: the audit log is for humans (HTTP 403, audit_humans_only, request "
+            ),
+            "{}",
+            bot.stderr
+        );
+    }
     assert_eq!(
         api.fleet().run(&["audit", "--limit", "101"]).code,
         2,
@@ -807,11 +817,50 @@ fn bad_wait_ids_are_usage_errors_that_send_nothing() {
         &["wait", "123", "456"],
         &["wait", "123", "--interval", "0"],
         &["wait", "123", "--timeout", "forever"],
+        &["chat", "/fleet wait abc"],
+        &["chat", "/fleet wait"],
+        &["chat", "/fleet wait 123 --timeout 5"],
+        &["chat", "/fleet wait 123;reboot"],
     ] {
         let run = api.fleet().run(args);
         assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        // Chat text goes back to a channel: never echoed. (clap quotes a bad argument,
+        // which the user typed in their own shell.)
+        if args[0] == "chat" {
+            assert!(!run.stderr.contains("reboot") && !run.stdout.contains("reboot"));
+        }
     }
     assert_eq!(api.proxy.connection_count(), 0);
+}
+
+#[test]
+fn chat_runs_and_wait_print_what_a_bot_relays() {
+    let api = ApiDouble::start();
+    api.set_instance_name("clawdinator-1");
+    api.on(
+        json!({"action": "runs", "caller": "clawdinator-1"}),
+        &[(200, runs_answer())],
+    );
+    api.on(
+        by_run_id(json!("clawdinator-1")),
+        &[
+            found(run("in_progress", None, Some("Apply clawdinator-2"))),
+            found(run("completed", Some("success"), None)),
+        ],
+    );
+    let table = api.fleet().run(&["chat", "/fleet@clawdinator_bot RUNS"]);
+    assert_eq!(table.code, 0, "{table:?}");
+    assert_eq!(table.stdout, api.fleet().run(&["runs"]).stdout);
+    let wait = api.fleet().run(&["chat", "  /fleet wait 123 "]);
+    assert_eq!(wait.code, 0, "{wait:?}");
+    assert_eq!(
+        wait.stdout,
+        format!("run 123 concluded success in 4m12s: {RUN_URL}\n")
+    );
+    assert_eq!(
+        progress(&wait.stderr),
+        ["run 123 in_progress: Apply clawdinator-2"]
+    );
 }
 
 /// `fleet_skill::run` in-process with stderr taken for a terminal.
@@ -833,7 +882,7 @@ fn run_on_a_terminal(api: &ApiDouble, args: &[&str]) -> (Result<(), u8>, String,
 }
 
 #[test]
-fn on_a_terminal_wait_redraws_one_line() {
+fn on_a_terminal_wait_redraws_one_line_but_chat_never_does() {
     let api = ApiDouble::start();
     api.on(
         by_run_id(Value::Null),
@@ -865,4 +914,17 @@ fn on_a_terminal_wait_redraws_one_line() {
         );
     }
     assert!(err.ends_with('\r'), "the line is blanked at the end");
+
+    let api = ApiDouble::start();
+    api.on(
+        by_run_id(Value::Null),
+        &[
+            found(run("queued", None, None)),
+            found(run("completed", Some("success"), None)),
+        ],
+    );
+    let (result, _, err) = run_on_a_terminal(&api, &["chat", "/fleet wait 123"]);
+    assert_eq!(result, Ok(()));
+    assert!(!err.contains('\r'), "{err:?}");
+    assert_eq!(progress(&err), ["run 123 queued"]);
 }
