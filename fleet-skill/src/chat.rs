@@ -1,14 +1,18 @@
-//! Chat text to command: `/fleet status`, `/fleet deploy <target> [ami]`, nothing else.
+//! Chat text to command: `/fleet status | deploy <target> [ami] | rollback <target> | runs | wait <id> | audit | help`, nothing else.
 //!
 //! [`parse_chat`] is total: it never panics, reads at most [`MAX_CHAT_BYTES`] of any
 //! input, and never echoes the input back. Everything it accepts has passed the same
-//! `Target` and `AmiId` rules the control API applies, so a chat message can only ever
-//! become a request the API would also have parsed.
+//! `Target` and `AmiId` rules the control API applies, and run references the strict
+//! [`RunRef`] rules, so a chat message can only ever become a request the API would also
+//! have parsed. Nothing in chat queues behind a deploy in flight: only humans may, and
+//! in chat the caller is the bot.
 
 use control_api::domain::request::{AmiId, RequestError, Target};
 
+use crate::wait::{RunRef, RunRefError};
+
 /// The one line a user gets back for text that is not a fleet command.
-pub const USAGE: &str = "usage: /fleet status | /fleet deploy <all|instance-id> [ami-id]";
+pub const USAGE: &str = "usage: /fleet status | /fleet deploy <all|instance-id> [ami-id] | /fleet rollback <all|instance-id> | /fleet runs | /fleet wait <request-id|run-id> | /fleet audit";
 
 /// Longest message considered at all; a real command is under 80 bytes.
 pub const MAX_CHAT_BYTES: usize = 512;
@@ -24,6 +28,15 @@ pub enum ChatCommand {
         target: Target,
         ami_override: Option<AmiId>,
     },
+    Rollback {
+        target: Target,
+    },
+    Runs,
+    /// Followed with line-per-change progress, whatever stderr is: a bot relays lines.
+    Wait {
+        run: RunRef,
+    },
+    Audit,
     /// `/fleet help`: answered with [`USAGE`], no call.
     Help,
 }
@@ -44,21 +57,29 @@ pub enum ChatError {
     BadMention,
     #[error("missing command after /fleet")]
     MissingCommand,
-    #[error("unknown command; expected status, deploy or help")]
+    #[error("unknown command; expected status, deploy, rollback, runs, wait, audit or help")]
     UnknownCommand,
     #[error("/fleet {0} takes no arguments")]
     UnexpectedArguments(&'static str),
-    #[error("/fleet deploy needs a target: all or an instance id")]
-    MissingTarget,
-    #[error("/fleet deploy takes a target and at most one AMI id")]
-    TooManyArguments,
+    #[error("/fleet {0} needs a target: all or an instance id")]
+    MissingTarget(&'static str),
+    #[error("/fleet wait needs a request id or a run id")]
+    MissingRun,
+    #[error("/fleet {command} takes {takes}")]
+    TooManyArguments {
+        command: &'static str,
+        takes: &'static str,
+    },
     /// The target or AMI broke the API's own rule; its message states the rule.
     #[error(transparent)]
     Invalid(#[from] RequestError),
+    /// Not a run id or request id; the message states the rule.
+    #[error(transparent)]
+    InvalidRun(#[from] RunRefError),
 }
 
-/// Parses one chat message. Command words (`/fleet`, `status`, `deploy`, `help`) are
-/// ASCII case-insensitive; targets and AMI ids are exact, as the API wants them.
+/// Parses one chat message. Command words (`/fleet`, `status`, `deploy`, …) are ASCII
+/// case-insensitive; targets and AMI ids are exact, as the API wants them.
 pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
     if text.len() > MAX_CHAT_BYTES {
         return Err(ChatError::TooLong);
@@ -93,15 +114,42 @@ pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
         no_more(words, "help")?;
         Ok(ChatCommand::Help)
     } else if sub.eq_ignore_ascii_case("deploy") {
-        let target = Target::parse(words.next().ok_or(ChatError::MissingTarget)?)?;
+        let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("deploy"))?)?;
         let ami_override = words.next().map(AmiId::parse).transpose()?;
         if words.next().is_some() {
-            return Err(ChatError::TooManyArguments);
+            return Err(ChatError::TooManyArguments {
+                command: "deploy",
+                takes: "a target and at most one AMI id",
+            });
         }
         Ok(ChatCommand::Deploy {
             target,
             ami_override,
         })
+    } else if sub.eq_ignore_ascii_case("rollback") {
+        let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("rollback"))?)?;
+        if words.next().is_some() {
+            return Err(ChatError::TooManyArguments {
+                command: "rollback",
+                takes: "exactly one target",
+            });
+        }
+        Ok(ChatCommand::Rollback { target })
+    } else if sub.eq_ignore_ascii_case("runs") {
+        no_more(words, "runs")?;
+        Ok(ChatCommand::Runs)
+    } else if sub.eq_ignore_ascii_case("wait") {
+        let run = RunRef::parse(words.next().ok_or(ChatError::MissingRun)?)?;
+        if words.next().is_some() {
+            return Err(ChatError::TooManyArguments {
+                command: "wait",
+                takes: "exactly one request id or run id",
+            });
+        }
+        Ok(ChatCommand::Wait { run })
+    } else if sub.eq_ignore_ascii_case("audit") {
+        no_more(words, "audit")?;
+        Ok(ChatCommand::Audit)
     } else {
         Err(ChatError::UnknownCommand)
     }

@@ -1,11 +1,15 @@
-//! The command line (clap derive): `fleet [--caller C] status [--json] | deploy <target> [--ami A] | chat <text>`.
+//! The command line (clap derive): `fleet [--caller C] status | deploy | rollback | runs | audit | wait | chat`.
 //!
 //! Values are parsed with the control API's own types, so a bad target or AMI is a usage
 //! error (exit 2) before anything is sent. The control token has no flag on purpose:
 //! arguments show in `ps` and shell history.
 
-use clap::{Parser, Subcommand};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
 use control_api::domain::request::{AmiId, Caller, Target};
+
+use crate::wait::{RunRef, WaitOptions};
 
 const ENVIRONMENT_HELP: &str = "\
 Environment:
@@ -17,7 +21,23 @@ Environment:
   FLEET_AGENIX_DIR          where the agenix AWS key files are (default /run/agenix)
   FLEET_INSTANCE_NAME_FILE  default caller (default /etc/clawdinator/instance-name)
 
-Exit codes: 0 done, 1 refused, 2 usage or configuration, 3 server or network failure.";
+Exit codes:
+  0  done; for wait and --wait: the run concluded success
+  1  refused (by the API or locally by policy); for wait and --wait: the run concluded
+     anything but success (failure, cancelled, timed_out, ...)
+  2  usage or configuration; nothing was sent
+  3  server or network failure; for wait and --wait also: the wait timed out, or polls
+     failed 5 times in a row (the run itself goes on)";
+
+const WAIT_HELP: &str = "\
+Progress goes to stderr: on a terminal one line is redrawn in place (spinner, status,
+current step, elapsed time); otherwise a line is written only when the status or step
+changes. A run not yet visible for a request id is asked for again for up to 60 s.
+Failed polls (network, 5xx) are retried; 5 in a row, or a refusal, end the wait.
+The last line on stdout is the summary: conclusion, duration, run URL.
+
+Exit: 0 the run concluded success; 1 it concluded anything else, or the API refused;
+2 a bad id; 3 the wait timed out or polls kept failing (the run itself goes on).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,6 +65,7 @@ pub enum Command {
         json: bool,
     },
     /// Queue a deploy of one instance or of `all`.
+    #[command(after_help = "Exit with --wait: as for `fleet wait` once the deploy is queued.")]
     Deploy {
         /// `all` or an instance id such as clawdinator-2.
         #[arg(value_parser = parse_target)]
@@ -52,6 +73,48 @@ pub enum Command {
         /// Deploy this AMI instead of the latest one.
         #[arg(long, value_name = "AMI_ID", value_parser = parse_ami)]
         ami: Option<AmiId>,
+        #[command(flatten)]
+        queue: QueueArgs,
+        #[command(flatten)]
+        wait: FollowArgs,
+    },
+    /// Redeploy one instance or `all` on the fleet image before its current one.
+    #[command(after_help = "Exit with --wait: as for `fleet wait` once the rollback is queued.")]
+    Rollback {
+        /// `all` (every host must be on the same image) or an instance id.
+        #[arg(value_parser = parse_target)]
+        target: Target,
+        #[command(flatten)]
+        queue: QueueArgs,
+        #[command(flatten)]
+        wait: FollowArgs,
+    },
+    /// List recent deploy workflow runs, newest first.
+    Runs {
+        /// How many runs, 1 to 50 (the API's default: 10).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=50))]
+        limit: Option<u8>,
+        /// Print the API's JSON answer instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List recent audit records, newest first (humans only).
+    Audit {
+        /// How many records, 1 to 100 (the API's default: 20).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=100))]
+        limit: Option<u8>,
+        /// Print the API's JSON answer instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow a deploy run until it completes.
+    #[command(after_help = WAIT_HELP)]
+    Wait {
+        /// A run id (all digits) or the request id a deploy printed (a UUID).
+        #[arg(value_name = "REQUEST_ID|RUN_ID", value_parser = parse_run)]
+        run: RunRef,
+        #[command(flatten)]
+        timing: Timing,
     },
     /// Run a chat message such as '/fleet deploy clawdinator-2'.
     Chat {
@@ -59,6 +122,56 @@ pub enum Command {
         #[arg(allow_hyphen_values = true, value_name = "MESSAGE")]
         text: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// Queue behind a deploy run already in flight instead of being refused (humans only).
+    #[arg(long)]
+    pub queue: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// Then follow the run like `fleet wait` does.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds (fractions allowed) [default: 3600]
+    #[arg(long, value_name = "SECS", requires = "wait", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+    /// With --wait: ask for the run's state every this many seconds (fractions allowed) [default: 5]
+    #[arg(long, value_name = "SECS", requires = "wait", value_parser = parse_seconds)]
+    pub interval: Option<Duration>,
+}
+
+impl FollowArgs {
+    /// The wait to do after the request, if one was asked for.
+    pub fn options(&self) -> Option<WaitOptions> {
+        let defaults = WaitOptions::default();
+        self.wait.then(|| WaitOptions {
+            timeout: self.timeout.unwrap_or(defaults.timeout),
+            interval: self.interval.unwrap_or(defaults.interval),
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Timing {
+    /// Give up after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECS", default_value = "3600", value_parser = parse_seconds)]
+    pub timeout: Duration,
+    /// Ask for the run's state every this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+    pub interval: Duration,
+}
+
+impl Timing {
+    pub fn options(&self) -> WaitOptions {
+        WaitOptions {
+            timeout: self.timeout,
+            interval: self.interval,
+        }
+    }
 }
 
 fn parse_caller(s: &str) -> Result<Caller, String> {
@@ -71,6 +184,31 @@ fn parse_target(s: &str) -> Result<Target, String> {
 
 fn parse_ami(s: &str) -> Result<AmiId, String> {
     AmiId::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_run(s: &str) -> Result<RunRef, String> {
+    RunRef::parse(s).map_err(|e| e.to_string())
+}
+
+/// Longest timeout or interval: a day.
+const MAX_SECONDS: f64 = 86_400.0;
+
+/// Plain decimal seconds, `5` or `0.05`, from 0.01 to a day. Fractions are for tests and
+/// impatient people; exponents, signs and `inf` are not numbers anyone means here.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let plain = match s.split_once('.') {
+        Some((whole, fraction)) => {
+            !whole.is_empty()
+                && !fraction.is_empty()
+                && (whole.bytes().chain(fraction.bytes())).all(|c| c.is_ascii_digit())
+        }
+        None => !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()),
+    };
+    let secs = s.parse::<f64>().ok().filter(|_| plain && s.len() <= 12);
+    match secs {
+        Some(secs) if (0.01..=MAX_SECONDS).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        _ => Err("must be a number of seconds from 0.01 to 86400, such as 5 or 0.5".to_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -90,7 +228,9 @@ mod tests {
             ok.command,
             Command::Deploy {
                 target: Target::All,
-                ami: None
+                ami: None,
+                queue: QueueArgs { queue: false },
+                wait: FollowArgs { wait: false, .. },
             }
         ));
         for bad in [
@@ -100,9 +240,72 @@ mod tests {
             &["fleet", "--caller", "a b", "status"],
             &["fleet", "deploy"],
             &["fleet"],
+            &["fleet", "rollback"],
+            &["fleet", "rollback", "all", "--ami", "ami-0123456789abcdef0"],
+            &["fleet", "runs", "--limit", "0"],
+            &["fleet", "runs", "--limit", "51"],
+            &["fleet", "audit", "--limit", "101"],
+            &["fleet", "wait"],
+            &["fleet", "wait", "abc"],
+            &["fleet", "wait", "0"],
+            &["fleet", "wait", "12", "--interval", "0"],
+            &["fleet", "wait", "12", "--timeout", "-1"],
+            &["fleet", "wait", "12", "--timeout", "1e3"],
+            &["fleet", "wait", "12", "--timeout", "inf"],
+            // Timing belongs to a wait.
+            &["fleet", "deploy", "all", "--timeout", "5"],
+            &["fleet", "rollback", "all", "--interval", "1"],
         ] {
             let e = Cli::try_parse_from(bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn waits_take_ids_and_decimal_seconds() {
+        let cli = Cli::try_parse_from(["fleet", "wait", "123"]).unwrap();
+        let Command::Wait { run, timing } = cli.command else {
+            panic!("not a wait")
+        };
+        assert_eq!(run, RunRef::RunId(123));
+        assert_eq!(timing.options(), WaitOptions::default());
+        let cli = Cli::try_parse_from([
+            "fleet",
+            "deploy",
+            "clawdinator-2",
+            "--queue",
+            "--wait",
+            "--interval",
+            "0.05",
+            "--timeout",
+            "90",
+        ])
+        .unwrap();
+        let Command::Deploy { queue, wait, .. } = cli.command else {
+            panic!("not a deploy")
+        };
+        assert!(queue.queue);
+        assert_eq!(
+            wait.options(),
+            Some(WaitOptions {
+                timeout: Duration::from_secs(90),
+                interval: Duration::from_millis(50),
+            })
+        );
+        for (text, ok) in [
+            ("5", true),
+            ("0.01", true),
+            ("86400", true),
+            ("0.001", false),
+            ("86401", false),
+            (".5", false),
+            ("5.", false),
+            ("0x10", false),
+            ("1_000", false),
+            ("", false),
+            ("NaN", false),
+        ] {
+            assert_eq!(parse_seconds(text).is_ok(), ok, "{text:?}");
         }
     }
 

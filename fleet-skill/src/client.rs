@@ -13,7 +13,7 @@ use serde_json::Value;
 use ureq::Agent;
 
 use crate::config::Endpoint;
-use crate::error::{one_line, ApiFailure, FleetError};
+use crate::error::{one_line, ApiFailure, FleetError, RunNote};
 use crate::sigv4::SignError;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -220,7 +220,25 @@ fn failure(status: u16, json: &Value) -> ApiFailure {
             .or_else(|| text("Message"))
             .unwrap_or_else(|| format!("the control API answered HTTP {status}")),
         request_id: text("request_id"),
+        run: json.get("run").and_then(run_note),
     }
+}
+
+/// The run an error body names (`deploy_in_flight` carries the run in the way), if it
+/// names one with anything to show.
+fn run_note(run: &Value) -> Option<Box<RunNote>> {
+    let text = |key: &str| {
+        run.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| one_line(s.trim(), 300))
+    };
+    let note = RunNote {
+        run_id: run.get("run_id").and_then(Value::as_u64),
+        status: text("status").map(|s| one_line(&s, 40)),
+        run_url: text("run_url"),
+    };
+    (note.run_id.is_some() || note.run_url.is_some()).then(|| Box::new(note))
 }
 
 #[cfg(test)]
@@ -278,6 +296,29 @@ mod tests {
         ] {
             let e = interpret(&answer(status, body)).unwrap_err();
             assert_eq!(e.exit_code(), 3, "{status} {body}");
+        }
+    }
+
+    #[test]
+    fn an_in_flight_refusal_names_the_other_run() {
+        let e = interpret(&answer(
+            409,
+            r#"{"ok":false,"error":"deploy_in_flight","message":"busy","request_id":"r",
+                "run":{"run_id":7,"status":"queued","run_url":"https://github.com/o/r/actions/runs/7"}}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert_eq!(
+            e.to_string(),
+            "busy (HTTP 409, deploy_in_flight, request r); run 7 queued: https://github.com/o/r/actions/runs/7"
+        );
+        // A run with nothing to show, or not an object, adds nothing.
+        for run in [r#"{"status":"queued"}"#, "[7]", "null"] {
+            let body = format!(r#"{{"ok":false,"error":"x","message":"m","run":{run}}}"#);
+            assert_eq!(
+                interpret(&answer(409, &body)).unwrap_err().to_string(),
+                "m (HTTP 409, x)"
+            );
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! All logic is in the library; this only maps errors. clap exits 2 by itself on usage errors.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,7 +11,15 @@ use fleet_skill::cli::Cli;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut out = std::io::stdout().lock();
-    let result = fleet_skill::run(cli, &|name| std::env::var(name).ok(), &mut out);
+    let mut err = std::io::stderr();
+    let err_is_terminal = err.is_terminal();
+    let result = fleet_skill::run(
+        cli,
+        &|name| std::env::var(name).ok(),
+        &mut out,
+        &mut err,
+        err_is_terminal,
+    );
     let flushed = out.flush();
     match result.and(flushed.map_err(Into::into)) {
         Ok(()) => ExitCode::SUCCESS,

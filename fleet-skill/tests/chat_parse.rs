@@ -1,6 +1,7 @@
 //! `parse_chat` as a table: what chat text becomes which command, and what hostile text is refused.
 
 use control_api::domain::request::{AmiId, Target};
+use fleet_skill::wait::{RunRef, RunRefError};
 use fleet_skill::{parse_chat, ChatCommand, ChatError};
 
 fn deploy(target: &str, ami: Option<&str>) -> Result<ChatCommand, ChatError> {
@@ -40,10 +41,43 @@ fn accepted_commands() {
         ),
         // Syntax only: whether the instance exists is the API's 404 to give.
         ("/fleet deploy clawdinator-9", deploy("clawdinator-9", None)),
+        ("/fleet rollback clawdinator-2", rollback("clawdinator-2")),
+        ("/FLEET ROLLBACK all", rollback("all")),
+        (
+            "  /fleet@clawdinator_bot\tRollBack   clawdinator-2  \n",
+            rollback("clawdinator-2"),
+        ),
+        ("/fleet runs", Ok(ChatCommand::Runs)),
+        ("/fleet@clawdinator_bot RUNS ", Ok(ChatCommand::Runs)),
+        ("/fleet audit", Ok(ChatCommand::Audit)),
+        ("/Fleet Audit\r\n", Ok(ChatCommand::Audit)),
+        ("/fleet wait 123", wait("123")),
+        ("/fleet@clawdinator_bot WAIT 9876543210", wait("9876543210")),
+        (
+            "/fleet wait 5b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d",
+            wait("5b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d"),
+        ),
+        // Ids are hex: the case of a UUID does not change which request it is.
+        (
+            "/fleet wait 5B0C1D2E-3F40-4A5B-8C6D-7E8F9A0B1C2D",
+            wait("5b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d"),
+        ),
     ];
     for (text, expected) in cases {
         assert_eq!(&parse_chat(text), expected, "{text:?}");
     }
+}
+
+fn rollback(target: &str) -> Result<ChatCommand, ChatError> {
+    Ok(ChatCommand::Rollback {
+        target: Target::parse(target).unwrap(),
+    })
+}
+
+fn wait(run: &str) -> Result<ChatCommand, ChatError> {
+    Ok(ChatCommand::Wait {
+        run: RunRef::parse(run).unwrap(),
+    })
 }
 
 /// Which refusal a case expects.
@@ -71,8 +105,8 @@ fn refused_text() {
         ("/fleet statuses", |e| *e == UnknownCommand),
         ("/fleet status now", |e| *e == UnexpectedArguments("status")),
         ("/fleet help me", |e| *e == UnexpectedArguments("help")),
-        ("/fleet deploy", |e| *e == MissingTarget),
-        ("/fleet deploy   ", |e| *e == MissingTarget),
+        ("/fleet deploy", |e| *e == MissingTarget("deploy")),
+        ("/fleet deploy   ", |e| *e == MissingTarget("deploy")),
         ("/fleet deploy ALL", |e| matches!(e, Invalid(_))),
         ("/fleet deploy Clawdinator-2", |e| matches!(e, Invalid(_))),
         ("/fleet deploy -clawdinator", |e| matches!(e, Invalid(_))),
@@ -82,7 +116,13 @@ fn refused_text() {
             matches!(e, Invalid(_))
         }),
         ("/fleet deploy all ami-0123456789abcdef0 extra", |e| {
-            *e == TooManyArguments
+            matches!(
+                e,
+                TooManyArguments {
+                    command: "deploy",
+                    ..
+                }
+            )
         }),
         ("/fleet deploy clawdinator-1 clawdinator-2", |e| {
             matches!(e, Invalid(_))
@@ -102,7 +142,13 @@ fn refused_text() {
         ("/fleet deploy all|sh", |e| matches!(e, Invalid(_))),
         ("/fleet deploy all && reboot", |e| matches!(e, Invalid(_))),
         ("/fleet deploy all ami-0123456789abcdef0 && reboot", |e| {
-            *e == TooManyArguments
+            matches!(
+                e,
+                TooManyArguments {
+                    command: "deploy",
+                    ..
+                }
+            )
         }),
         ("/fleet deploy 'all'", |e| matches!(e, Invalid(_))),
         ("/fleet deploy all ami-0123456789abcdef0>x", |e| {
@@ -110,6 +156,80 @@ fn refused_text() {
         }),
         ("/fleet deploy ../../etc", |e| matches!(e, Invalid(_))),
         (&long_target, |e| matches!(e, Invalid(_))),
+        // rollback: one target, nothing else (no AMI: the API picks the previous image).
+        ("/fleet rollback", |e| *e == MissingTarget("rollback")),
+        ("/fleet rollback ALL", |e| matches!(e, Invalid(_))),
+        ("/fleet rollback clawdinator-2;reboot", |e| {
+            matches!(e, Invalid(_))
+        }),
+        ("/fleet rollback clawdinator-2 ami-0123456789abcdef0", |e| {
+            matches!(
+                e,
+                TooManyArguments {
+                    command: "rollback",
+                    ..
+                }
+            )
+        }),
+        ("/fleet rollback clawdinator-2 --queue", |e| {
+            matches!(
+                e,
+                TooManyArguments {
+                    command: "rollback",
+                    ..
+                }
+            )
+        }),
+        ("/fleet rollback $(reboot)", |e| matches!(e, Invalid(_))),
+        ("/fleet rollbacks all", |e| *e == UnknownCommand),
+        // runs and audit take nothing, not even a limit.
+        ("/fleet runs 5", |e| *e == UnexpectedArguments("runs")),
+        ("/fleet runs --json", |e| *e == UnexpectedArguments("runs")),
+        ("/fleet audit all", |e| *e == UnexpectedArguments("audit")),
+        ("/fleet audit; reboot", |e| *e == UnknownCommand),
+        // wait: exactly one run id or request id, strictly spelled.
+        ("/fleet wait", |e| *e == MissingRun),
+        ("/fleet wait 0", |e| *e == InvalidRun(RunRefError::BadRunId)),
+        ("/fleet wait 0123", |e| {
+            *e == InvalidRun(RunRefError::BadRunId)
+        }),
+        ("/fleet wait 99999999999999999999", |e| {
+            *e == InvalidRun(RunRefError::BadRunId)
+        }),
+        ("/fleet wait -1", |e| *e == InvalidRun(RunRefError::NotAnId)),
+        ("/fleet wait clawdinator-2", |e| {
+            *e == InvalidRun(RunRefError::NotAnId)
+        }),
+        ("/fleet wait 123;reboot", |e| {
+            *e == InvalidRun(RunRefError::NotAnId)
+        }),
+        ("/fleet wait $(reboot)", |e| {
+            *e == InvalidRun(RunRefError::NotAnId)
+        }),
+        ("/fleet wait {5b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d}", |e| {
+            *e == InvalidRun(RunRefError::NotAnId)
+        }),
+        ("/fleet wait 5b0c1d2e3f404a5b8c6d7e8f9a0b1c2d", |e| {
+            *e == InvalidRun(RunRefError::NotAnId)
+        }),
+        ("/fleet wait 123 456", |e| {
+            matches!(
+                e,
+                TooManyArguments {
+                    command: "wait",
+                    ..
+                }
+            )
+        }),
+        ("/fleet wait 123 --timeout 5", |e| {
+            matches!(
+                e,
+                TooManyArguments {
+                    command: "wait",
+                    ..
+                }
+            )
+        }),
         // More than one line, or control characters anywhere inside.
         ("/fleet status\n/fleet deploy all", |e| {
             *e == ControlCharacter
@@ -151,6 +271,12 @@ fn unicode_look_alikes_are_refused() {
         "/fleet deploy all ami-0123456789abcdeƒ0",
         "/fleet ſtatus",   // long s, which some case folds map to s
         "/fleet \u{212a}", // Kelvin sign
+        "/fleet rollback clawdinator‐2",
+        "/fleet ｒｕｎｓ",
+        "/fleet wait １２３",                               // fullwidth digits
+        "/fleet wait ١٢٣",                                  // Arabic-Indic digits
+        "/fleet wait 5b0c1d2e‐3f40‐4a5b‐8c6d‐7e8f9a0b1c2d", // U+2010 hyphens
+        "/fleet \u{212a}audit",
     ] {
         assert!(parse_chat(text).is_err(), "{text:?} was accepted");
     }
@@ -180,6 +306,10 @@ fn messages_never_echo_the_input() {
         "/fleet deploy all tok-secret-value",
         "/fleet@tok-secret;value status",
         "tok-secret-value",
+        "/fleet rollback tok-secret-VALUE",
+        "/fleet wait tok-secret-value",
+        "/fleet wait 1 tok-secret-value",
+        "/fleet runs tok-secret-value",
     ] {
         let e = parse_chat(text).unwrap_err().to_string();
         assert!(!e.contains("secret"), "{text:?} → {e}");
@@ -212,6 +342,14 @@ fn never_panics_and_accepts_only_valid_commands() {
         "status",
         "deploy",
         "help",
+        "rollback",
+        "runs",
+        "wait",
+        "audit",
+        "WAIT",
+        "123",
+        "0",
+        "5b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d",
         "all",
         "clawdinator-2",
         "ami-0123456789abcdef0",
@@ -261,6 +399,29 @@ fn never_panics_and_accepts_only_valid_commands() {
 fn check_total(text: &str) {
     match parse_chat(text) {
         Ok(ChatCommand::Status) | Ok(ChatCommand::Help) => {}
+        Ok(cmd @ (ChatCommand::Runs | ChatCommand::Audit)) => {
+            let canonical = if cmd == ChatCommand::Runs {
+                "/fleet runs"
+            } else {
+                "/fleet audit"
+            };
+            assert_eq!(parse_chat(canonical), Ok(cmd), "{text:?}");
+        }
+        Ok(ChatCommand::Rollback { target }) => {
+            assert_eq!(
+                parse_chat(&format!("/fleet rollback {target}")),
+                Ok(ChatCommand::Rollback { target })
+            );
+        }
+        Ok(ChatCommand::Wait { run }) => {
+            // The canonical id is what `fleet wait` would be given, and reads back the same.
+            let canonical = run.to_string();
+            assert_eq!(RunRef::parse(&canonical), Ok(run), "{text:?}");
+            assert_eq!(
+                parse_chat(&format!("/fleet wait {canonical}")),
+                Ok(ChatCommand::Wait { run })
+            );
+        }
         Ok(ChatCommand::Deploy {
             target,
             ami_override,

@@ -40,7 +40,13 @@ fn deploy_success_prints_the_receipt_and_dispatches_once() {
         .and_then(|r| r.strip_suffix(')'))
         .unwrap_or_else(|| panic!("{line}"));
     assert!(is_uuid_v4(request_id), "{request_id}");
-    assert_eq!(run.stdout.lines().count(), 1, "no run URL, no dry run");
+    // This API reports no run yet, so the receipt says how to follow it; no dry run.
+    assert_eq!(
+        run.stdout.lines().skip(1).collect::<Vec<_>>(),
+        [format!(
+            "run not visible yet; follow it with: fleet wait {request_id}"
+        )]
+    );
 
     let dispatches = h.dispatches();
     assert_eq!(dispatches.len(), 1, "exactly one workflow dispatch");
@@ -430,7 +436,7 @@ fn bad_chat_text_prints_the_usage_and_sends_nothing() {
         assert_eq!(run.code, 2, "{text:?}: {run:?}");
         assert_eq!(
             run.stdout,
-            "usage: /fleet status | /fleet deploy <all|instance-id> [ami-id]\n"
+            "usage: /fleet status | /fleet deploy <all|instance-id> [ami-id] | /fleet rollback <all|instance-id> | /fleet runs | /fleet wait <request-id|run-id> | /fleet audit\n"
         );
         assert!(run.stderr.starts_with("fleet: "), "{}", run.stderr);
         assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);

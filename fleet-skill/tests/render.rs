@@ -1,6 +1,8 @@
 //! The status table and the deploy receipt, rendered from JSON samples of the API's answers.
 
-use fleet_skill::render::{render_deploy, render_status};
+use fleet_skill::render::{
+    render_audit, render_deploy, render_run_summary, render_runs, render_status,
+};
 use serde_json::json;
 
 /// A status answer of the announced shape, with nulls, flags and an unmanaged instance.
@@ -125,9 +127,11 @@ fn deploy_receipt() {
         "ok": true, "message": "deploy queued for clawdinator-2", "target": "clawdinator-2",
         "ami_override": null, "caller": "clawdinator-1", "request_id": "4f1c2a9e-0000-4000-8000-000000000000"
     });
+    // No run yet: how to follow it, with the request id `fleet wait` takes.
     assert_eq!(
         render_deploy(&v),
-        "deploy queued for clawdinator-2 (request 4f1c2a9e-0000-4000-8000-000000000000)\n"
+        "deploy queued for clawdinator-2 (request 4f1c2a9e-0000-4000-8000-000000000000)\n\
+         run not visible yet; follow it with: fleet wait 4f1c2a9e-0000-4000-8000-000000000000\n"
     );
     let mut with_run = v.clone();
     with_run["run_url"] = json!("https://github.com/openclaw/clawdinators/actions/runs/42");
@@ -137,13 +141,117 @@ fn deploy_receipt() {
     );
     let mut dry = v.clone();
     dry["dispatch"] = json!({"dry_run": true, "inputs": {}});
-    assert!(
-        render_deploy(&dry).ends_with("dry run: the control API did not dispatch the workflow\n")
-    );
-    // Without a message the receipt is built from the target.
     assert_eq!(
-        render_deploy(&json!({"ok": true, "target": "all", "request_id": "r1"})),
-        "deploy queued for all (request r1)\n"
+        render_deploy(&dry),
+        "deploy queued for clawdinator-2 (request 4f1c2a9e-0000-4000-8000-000000000000)\n\
+         dry run: the control API did not dispatch the workflow\n"
     );
-    assert_eq!(render_deploy(&json!({"ok": true})), "deploy queued for -\n");
+    // Without a message the receipt is built from the target; a request id that is not
+    // one `fleet wait` takes is not offered as a command.
+    assert_eq!(
+        render_deploy(&json!({"ok": true, "target": "all", "request_id": "r1; reboot"})),
+        "deploy queued for all (request r1; reboot)\nrun not visible yet\n"
+    );
+    assert_eq!(
+        render_deploy(&json!({"ok": true})),
+        "deploy queued for -\nrun not visible yet\n"
+    );
+}
+
+#[test]
+fn deploy_receipt_with_the_safety_fields() {
+    let v = json!({
+        "ok": true, "request_id": "4f1c2a9e-0000-4000-8000-000000000000",
+        "message": "rollback queued for clawdinator-2", "target": "clawdinator-2",
+        "ami_override": "ami-0aaaaaaaaaaaaaaaa", "caller": null,
+        "checks": {"bootstrap": "ok", "idempotency": "skipped", "in_flight": "queued"},
+        "rollback": {"from": "ami-0bbbbbbbbbbbbbbbb", "to": "ami-0aaaaaaaaaaaaaaaa"},
+        "run_id": 42, "run_url": null,
+        "warning": "queued behind run 41",
+        "replayed": true
+    });
+    assert_eq!(
+        render_deploy(&v),
+        "rollback queued for clawdinator-2 (request 4f1c2a9e-0000-4000-8000-000000000000)\n\
+         rollback: ami-0bbbbbbbbbbbbbbbb \u{2192} ami-0aaaaaaaaaaaaaaaa\n\
+         run: 42\n\
+         warning: queued behind run 41\n\
+         (replayed: an earlier identical request already answered)\n"
+    );
+    // Wrong types are absent, not errors; `replayed: false` says nothing.
+    let odd = json!({"ok": true, "target": "all", "rollback": "x", "warning": 5,
+                     "replayed": false, "run_id": "7", "run_url": "https://x/runs/7"});
+    assert_eq!(
+        render_deploy(&odd),
+        "deploy queued for all\nrun: https://x/runs/7\n"
+    );
+}
+
+#[test]
+fn runs_table_from_odd_answers() {
+    for v in [
+        json!({"ok": true}),
+        json!({"ok": true, "runs": null}),
+        json!({"ok": true, "runs": {"run_id": 1}}),
+    ] {
+        assert_eq!(
+            render_runs(&v),
+            "RUN  TARGET  CALLER  STATUS  STARTED  DURATION  REQUEST\n(no runs)\n",
+            "{v}"
+        );
+    }
+    let v = json!({"ok": true, "runs": [
+        7,
+        {"run_id": 9, "status": "completed", "conclusion": null, "duration_secs": -1,
+         "target": "evil\nfleet: line", "step": "ignored in the table"}
+    ]});
+    let out = render_runs(&v);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(
+        lines[1],
+        "-    -                 -       -          -        -         -"
+    );
+    assert_eq!(
+        lines[2],
+        "9    evil_fleet:_line  -       completed  -        -         -"
+    );
+}
+
+#[test]
+fn audit_table_from_odd_answers() {
+    assert_eq!(
+        render_audit(&json!({"ok": true, "records": []})),
+        "TIME  PRINCIPAL  CALLER  ACTION  TARGET  AMI  DECISION  STATUS  ERROR  RUN  REQUEST\n(no records)\n"
+    );
+    let out = render_audit(&json!({"ok": true, "records": [
+        {"time": "t", "principal": "shared", "action": "status", "decision": "accepted", "status": 200}
+    ]}));
+    assert_eq!(
+        out.lines().nth(1).unwrap(),
+        "t     shared     -       status  -       -    accepted  200     -      -    -"
+    );
+}
+
+#[test]
+fn run_summary_line() {
+    let url = "https://github.com/openclaw/clawdinators/actions/runs/123";
+    assert_eq!(
+        render_run_summary(
+            "run 123",
+            &json!({"conclusion": "success", "duration_secs": 252, "run_url": url})
+        ),
+        format!("run 123 concluded success in 4m12s: {url}\n")
+    );
+    assert_eq!(
+        render_run_summary("run 123", &json!({"conclusion": null})),
+        "run 123 concluded unknown\n"
+    );
+    assert_eq!(
+        render_run_summary(
+            "run 123",
+            &json!({"conclusion": "a b\nc", "duration_secs": "x"})
+        ),
+        "run 123 concluded a_b_c\n"
+    );
 }

@@ -1,7 +1,8 @@
-//! SKILL.md: its frontmatter, and its quoting rule run through a real shell into the real binary.
+//! SKILL.md: its frontmatter, its commands against the chat parser, and its quoting rule run through a real shell into the real binary.
 
 mod support;
 
+use fleet_skill::{parse_chat, ChatCommand, USAGE};
 use support::*;
 
 const SKILL: &str = include_str!("../SKILL.md");
@@ -32,6 +33,72 @@ fn frontmatter_has_the_openclaw_fields() {
     for code in ["| 0 |", "| 1 |", "| 2 |", "| 3 |"] {
         assert!(body.contains(code), "exit code row {code}");
     }
+}
+
+/// The commands in the usage line: `/fleet status`, `/fleet deploy <all|instance-id> [ami-id]`, …
+fn usage_commands() -> Vec<&'static str> {
+    USAGE
+        .strip_prefix("usage: ")
+        .unwrap()
+        .split(" | ")
+        .collect()
+}
+
+/// Every `` `/fleet …` `` code span in SKILL.md's list of commands (the quoting section
+/// after it shows a message that is meant to be refused).
+fn documented_messages() -> Vec<&'static str> {
+    let (commands, _) = SKILL.split_once("## How to run it").unwrap();
+    commands
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|span| span.starts_with("/fleet "))
+        .collect()
+}
+
+#[test]
+fn every_chat_command_is_documented_and_every_example_parses() {
+    let (front, _) = SKILL
+        .strip_prefix("---\n")
+        .and_then(|rest| rest.split_once("\n---\n"))
+        .unwrap();
+    let description = front
+        .lines()
+        .find_map(|l| l.strip_prefix("description: "))
+        .unwrap();
+    let documented = documented_messages();
+    for command in usage_commands() {
+        // As a bullet, in the usage line's own spelling, and named in the description.
+        assert!(
+            SKILL.contains(&format!("- `{command}`")),
+            "SKILL.md has no bullet for {command}"
+        );
+        let word = command.split(' ').nth(1).unwrap();
+        assert!(
+            description.contains(&format!("/fleet {word}")),
+            "the description does not mention /fleet {word}"
+        );
+    }
+    assert!(SKILL.contains("- `/fleet help`"));
+    // Concrete examples (no placeholders) are commands the parser accepts, and between
+    // them they show every kind of command.
+    let mut kinds = std::collections::BTreeSet::new();
+    for message in documented.iter().filter(|m| !m.contains('<')) {
+        let command = parse_chat(message).unwrap_or_else(|e| panic!("{message:?}: {e}"));
+        kinds.insert(match command {
+            ChatCommand::Status => "status",
+            ChatCommand::Deploy { .. } => "deploy",
+            ChatCommand::Rollback { .. } => "rollback",
+            ChatCommand::Runs => "runs",
+            ChatCommand::Wait { .. } => "wait",
+            ChatCommand::Audit => "audit",
+            ChatCommand::Help => "help",
+        });
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["audit", "deploy", "help", "rollback", "runs", "status", "wait"]
+    );
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! Test parts: the real control API in-process, GitHub as a wiremock double, a recording proxy, the real `fleet` binary.
 //!
-//! Nothing here imitates the control API: requests from `fleet` go through a byte-for-byte
-//! TCP proxy (which only records what passes) to `control_api::inbound::local::serve`
-//! running the real handler in `Mode::Local`. Only GitHub, which is not ours, is a double.
+//! Requests from `fleet` go through a byte-for-byte TCP proxy (which only records what
+//! passes) to `control_api::inbound::local::serve` running the real handler in
+//! `Mode::Local`, with GitHub as a double. The one exception is [`ApiDouble`]: the
+//! deploy-safety actions (runs, run, audit, rollback, queue) are specified but live in
+//! another branch of the API, so for them the API is a wiremock double that answers
+//! only the exact bodies the contract names.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -16,8 +19,8 @@ use std::time::Duration;
 
 use control_api::config::{Mode, Settings};
 use serde_json::Value;
-use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Match, Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// Distinctive, so a leak is found by plain substring search.
 pub const CONTROL_TOKEN: &str = "tok-FLEETTEST-7f3a9c1e5b";
@@ -115,17 +118,40 @@ pub struct RecordingProxy {
 
 impl RecordingProxy {
     pub fn start(upstream: SocketAddr) -> Self {
+        Self::start_dropping(upstream, &[])
+    }
+
+    /// Like [`RecordingProxy::start`], but the connections numbered in `drop` (from 0)
+    /// are read in full and then hung up on, unanswered and never forwarded: a network
+    /// failure after the request was sent.
+    pub fn start_dropping(upstream: SocketAddr, drop: &[usize]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let connections: Arc<Mutex<Vec<Recording>>> = Arc::default();
         let conns = Arc::clone(&connections);
+        let drop = drop.to_vec();
         // The accept thread lives as long as the test process; each test has its own port.
         thread::spawn(move || {
             for client in listener.incoming() {
-                let Ok(client) = client else { continue };
+                let Ok(mut client) = client else { continue };
                 let record = Arc::new(Mutex::new(Vec::new()));
-                conns.lock().unwrap().push(Arc::clone(&record));
-                thread::spawn(move || forward(client, upstream, record));
+                let number = {
+                    let mut conns = conns.lock().unwrap();
+                    conns.push(Arc::clone(&record));
+                    conns.len() - 1
+                };
+                if drop.contains(&number) {
+                    thread::spawn(move || {
+                        client
+                            .set_read_timeout(Some(Duration::from_secs(5)))
+                            .unwrap();
+                        let request = read_request(&mut client);
+                        record.lock().unwrap().extend_from_slice(&request);
+                        let _ = client.shutdown(Shutdown::Both);
+                    });
+                } else {
+                    thread::spawn(move || forward(client, upstream, record));
+                }
             }
         });
         Self { addr, connections }
@@ -332,6 +358,151 @@ impl Harness {
                 .collect()
         })
     }
+}
+
+/// The control API as a wiremock double behind a [`RecordingProxy`], with the files a
+/// `fleet` run reads. Each answer is mounted for one exact request body and the control
+/// token; deploys and rollbacks must also carry a UUID v4 `Idempotency-Key`, every other
+/// action none. A request nobody mounted gets wiremock's empty 404, which `fleet` takes
+/// for a broken answer (exit 3), so a wrong body cannot pass unnoticed.
+pub struct ApiDouble {
+    runtime: tokio::runtime::Runtime,
+    pub server: MockServer,
+    pub proxy: RecordingProxy,
+    pub dir: TempDir,
+}
+
+impl ApiDouble {
+    pub fn start() -> Self {
+        Self::start_dropping(&[])
+    }
+
+    /// The proxy hangs up on the connections numbered in `drop` (see
+    /// [`RecordingProxy::start_dropping`]).
+    pub fn start_dropping(drop: &[usize]) -> Self {
+        let dir = TempDir::new("double");
+        dir.write("token", &format!("{CONTROL_TOKEN}\n"));
+        std::fs::create_dir_all(dir.path().join("agenix")).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime.block_on(MockServer::start());
+        let proxy = RecordingProxy::start_dropping(*server.address(), drop);
+        Self {
+            runtime,
+            server,
+            proxy,
+            dir,
+        }
+    }
+
+    /// Answers `body` with `answers` in turn (status, JSON body); the last one repeats.
+    pub fn on(&self, body: Value, answers: &[(u16, Value)]) {
+        let keyed = matches!(
+            body.get("action").and_then(Value::as_str),
+            Some("deploy" | "rollback")
+        );
+        let mock = Mock::given(method("POST"))
+            .and(path("/"))
+            .and(header(
+                "authorization",
+                format!("Bearer {CONTROL_TOKEN}").as_str(),
+            ))
+            .and(header("content-type", "application/json"))
+            .and(IdempotencyKey(keyed))
+            .and(body_json(body))
+            .respond_with(InTurn::new(answers));
+        self.runtime.block_on(mock.mount(&self.server));
+    }
+
+    /// `fleet` with a clean environment pointed at this double, as [`Harness::fleet`].
+    pub fn fleet(&self) -> Fleet {
+        let mut f = Fleet::new();
+        f.env("FLEET_CONTROL_URL", &self.proxy.url())
+            .env(
+                "FLEET_CONTROL_TOKEN_FILE",
+                self.dir.path().join("token").to_str().unwrap(),
+            )
+            .env(
+                "FLEET_INSTANCE_NAME_FILE",
+                self.dir.path().join("instance-name").to_str().unwrap(),
+            )
+            .env(
+                "FLEET_AGENIX_DIR",
+                self.dir.path().join("agenix").to_str().unwrap(),
+            );
+        f
+    }
+
+    /// The environment [`ApiDouble::fleet`] sets, for calling `fleet_skill::run` in-process.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let path = |name: &str| self.dir.path().join(name).to_str().unwrap().to_owned();
+        vec![
+            ("FLEET_CONTROL_URL".into(), self.proxy.url()),
+            ("FLEET_CONTROL_TOKEN_FILE".into(), path("token")),
+            ("FLEET_INSTANCE_NAME_FILE".into(), path("instance-name")),
+            ("FLEET_AGENIX_DIR".into(), path("agenix")),
+        ]
+    }
+
+    pub fn set_instance_name(&self, name: &str) {
+        self.dir.write("instance-name", &format!("{name}\n"));
+    }
+
+    /// Every request that reached the proxy, answered or dropped, in order.
+    pub fn requests(&self) -> Vec<RawRequest> {
+        self.proxy.requests()
+    }
+}
+
+/// Present and a UUID v4 (`true`), or absent (`false`).
+struct IdempotencyKey(bool);
+
+impl Match for IdempotencyKey {
+    fn matches(&self, request: &Request) -> bool {
+        match request.headers.get("idempotency-key") {
+            None => !self.0,
+            Some(key) => self.0 && key.to_str().is_ok_and(is_uuid_v4),
+        }
+    }
+}
+
+/// Canned answers given in turn; the last one repeats.
+struct InTurn {
+    answers: Vec<ResponseTemplate>,
+    next: AtomicUsize,
+}
+
+impl InTurn {
+    fn new(answers: &[(u16, Value)]) -> Self {
+        assert!(!answers.is_empty());
+        Self {
+            answers: answers
+                .iter()
+                .map(|(status, body)| ResponseTemplate::new(*status).set_body_json(body))
+                .collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Respond for InTurn {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let i = self.next.fetch_add(1, Ordering::SeqCst);
+        self.answers[i.min(self.answers.len() - 1)].clone()
+    }
+}
+
+pub fn is_uuid_v4(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b[14] == b'4'
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
+        })
 }
 
 /// A `fleet` invocation with an empty environment plus what the test sets.

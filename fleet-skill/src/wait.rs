@@ -1,0 +1,496 @@
+//! `fleet wait`: follow one workflow run to its end by polling the API's `run` action.
+//!
+//! A wait has to outlast network weather: a poll only reads, so one that fails for
+//! transport or server reasons is simply asked again, and only [`MAX_FAILED_POLLS`]
+//! failures in a row, a refusal or the deadline end a wait early. A fresh dispatch takes
+//! a few seconds to show up as a run, so for a request id `run_not_found` means "not yet"
+//! for [`NOT_VISIBLE_GRACE`].
+
+use std::fmt;
+use std::io::{self, Write};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use control_api::domain::request::Caller;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::client;
+use crate::config::Endpoint;
+use crate::error::{one_line, FleetError};
+use crate::render;
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// How long `run_not_found` for a request id counts as "not visible yet".
+pub const NOT_VISIBLE_GRACE: Duration = Duration::from_secs(60);
+/// Failed polls in a row (network, 5xx, 408/429, not the API's JSON) that end a wait.
+pub const MAX_FAILED_POLLS: u32 = 5;
+/// How often the terminal line is redrawn between polls, so spinner and clock move.
+const TICK: Duration = Duration::from_millis(250);
+const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
+/// Longest terminal line drawn: a wrapped line cannot be rewritten with `\r`.
+const MAX_TERMINAL_CHARS: usize = 100;
+
+/// Which run to follow: GitHub's run id, or the request id the API gave the dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunRef {
+    RunId(u64),
+    RequestId(Uuid),
+}
+
+/// Why a word is not a run reference. Messages never echo the input (it may come from chat).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunRefError {
+    #[error("a run id is a positive number without leading zeros")]
+    BadRunId,
+    #[error("expected a run id (digits) or a request id (a UUID such as 5b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d)")]
+    NotAnId,
+}
+
+impl RunRef {
+    /// All digits is a run id; anything else must be a UUID in the hyphenated form the
+    /// API writes. `uuid` also reads braces, URNs and bare hex; those are refused so that
+    /// an id has one spelling.
+    pub fn parse(s: &str) -> Result<Self, RunRefError> {
+        if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) {
+            // 19 digits always fit a u64; GitHub's run ids have 10 or 11.
+            if s.starts_with('0') || s.len() > 19 {
+                return Err(RunRefError::BadRunId);
+            }
+            return s
+                .parse()
+                .map(Self::RunId)
+                .map_err(|_| RunRefError::BadRunId);
+        }
+        if s.len() == 36 {
+            if let Ok(id) = Uuid::try_parse(s) {
+                return Ok(Self::RequestId(id));
+            }
+        }
+        Err(RunRefError::NotAnId)
+    }
+
+    /// The `run` request that asks for this run.
+    pub fn request(&self, caller: Option<&Caller>) -> Value {
+        match self {
+            Self::RunId(id) => json!({"action": "run", "run_id": id, "caller": caller}),
+            Self::RequestId(id) => {
+                json!({"action": "run", "request_id": id.to_string(), "caller": caller})
+            }
+        }
+    }
+
+    /// `run 123`, or `run for request <id>` while only the request id is known.
+    pub fn label(&self) -> String {
+        match self {
+            Self::RunId(id) => format!("run {id}"),
+            Self::RequestId(id) => format!("run for request {id}"),
+        }
+    }
+}
+
+/// The bare id, as `fleet wait` takes it.
+impl fmt::Display for RunRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RunId(id) => write!(f, "{id}"),
+            Self::RequestId(id) => write!(f, "{id}"),
+        }
+    }
+}
+
+/// How long to wait and how often to ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitOptions {
+    pub timeout: Duration,
+    pub interval: Duration,
+}
+
+impl Default for WaitOptions {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+            interval: DEFAULT_INTERVAL,
+        }
+    }
+}
+
+/// Progress on stderr. On a terminal one line is redrawn in place; anywhere else (a bot,
+/// a log) a line is written only when the run's state changes, so every line stands on
+/// its own and a long wait stays a short transcript.
+pub struct Progress<'a> {
+    sink: &'a mut dyn Write,
+    terminal: bool,
+    started: Instant,
+    /// What the run is doing, without the clock: `run 123 in_progress: Apply clawdinator-2`.
+    state: Option<String>,
+    /// A passing remark after the state on the terminal line, such as a failed poll.
+    note: Option<String>,
+    /// Characters of the terminal line on screen, to blank what a shorter line leaves.
+    drawn: usize,
+    frame: usize,
+}
+
+impl<'a> Progress<'a> {
+    /// Starts the clock.
+    pub fn start(sink: &'a mut dyn Write, terminal: bool) -> Self {
+        Self {
+            sink,
+            terminal,
+            started: Instant::now(),
+            state: None,
+            note: None,
+            drawn: 0,
+            frame: 0,
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn show(&mut self, state: String) -> io::Result<()> {
+        self.note = None;
+        if self.terminal {
+            self.state = Some(state);
+            return self.draw();
+        }
+        if self.state.as_deref() != Some(state.as_str()) {
+            writeln!(
+                self.sink,
+                "[{}] {state}",
+                render::duration(self.elapsed().as_secs())
+            )?;
+            self.state = Some(state);
+        }
+        Ok(())
+    }
+
+    /// A remark that does not change the run's state: terminal only, so a transcript
+    /// keeps one line per state.
+    fn remark(&mut self, note: String) -> io::Result<()> {
+        if self.terminal {
+            self.note = Some(note);
+            self.draw()?;
+        }
+        Ok(())
+    }
+
+    fn pause(&mut self, pause: Duration) -> io::Result<()> {
+        if !self.terminal {
+            thread::sleep(pause);
+            return Ok(());
+        }
+        let until = Instant::now() + pause;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            thread::sleep(left.min(TICK));
+            self.draw()?;
+        }
+    }
+
+    fn draw(&mut self) -> io::Result<()> {
+        let spinner = SPINNER[self.frame % SPINNER.len()];
+        self.frame += 1;
+        let mut line = format!(
+            "{spinner} [{}] {}",
+            render::duration(self.elapsed().as_secs()),
+            self.state
+                .as_deref()
+                .unwrap_or("waiting for the first answer")
+        );
+        if let Some(note) = &self.note {
+            line.push_str(&format!(" ({note})"));
+        }
+        let line = one_line(&line, MAX_TERMINAL_CHARS);
+        let len = line.chars().count();
+        let blank = " ".repeat(self.drawn.saturating_sub(len));
+        write!(self.sink, "\r{line}{blank}")?;
+        self.drawn = len;
+        self.sink.flush()
+    }
+
+    /// Blanks the terminal line, so what is printed next starts clean.
+    pub fn finish(&mut self) -> io::Result<()> {
+        if self.terminal && self.drawn > 0 {
+            write!(self.sink, "\r{}\r", " ".repeat(self.drawn))?;
+            self.drawn = 0;
+            self.sink.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Follows `run` until it completes, then writes a one-line summary to `out`. Succeeds
+/// only when the run concluded `success`.
+pub fn wait(
+    endpoint: &Endpoint,
+    caller: Option<&Caller>,
+    run: RunRef,
+    options: &WaitOptions,
+    progress: &mut Progress<'_>,
+    out: &mut dyn Write,
+) -> Result<(), FleetError> {
+    let result = follow(endpoint, caller, run, options, progress);
+    // Before anything else is printed, the `fleet: …` error line included.
+    let finished = progress.finish();
+    let (run, answer) = result?;
+    finished?;
+    let label = run.label();
+    out.write_all(render::render_run_summary(&label, &answer).as_bytes())?;
+    match answer.get("conclusion").and_then(Value::as_str) {
+        Some("success") => Ok(()),
+        other => Err(FleetError::RunConcluded {
+            run: label,
+            conclusion: one_line(other.unwrap_or("unknown"), 40),
+        }),
+    }
+}
+
+/// Polls until the run completes; returns the run as last known and its answer.
+fn follow(
+    endpoint: &Endpoint,
+    caller: Option<&Caller>,
+    mut run: RunRef,
+    options: &WaitOptions,
+    progress: &mut Progress<'_>,
+) -> Result<(RunRef, Value), FleetError> {
+    let mut failures = 0;
+    let mut last_seen: Option<String> = None;
+    loop {
+        match poll(endpoint, caller, &run) {
+            Ok(answer) => {
+                failures = 0;
+                // Once the run is known, ask for it by its id: a lookup, not a search.
+                if let Some(id) = answer.get("run_id").and_then(Value::as_u64) {
+                    if id > 0 {
+                        run = RunRef::RunId(id);
+                    }
+                }
+                if answer.get("status").and_then(Value::as_str) == Some("completed") {
+                    return Ok((run, answer));
+                }
+                let state = run_state(&run, &answer);
+                progress.show(state.clone())?;
+                last_seen = Some(state);
+            }
+            Err(FleetError::Refused(f))
+                if f.code.as_deref() == Some("run_not_found")
+                    && matches!(run, RunRef::RequestId(_))
+                    && progress.elapsed() < NOT_VISIBLE_GRACE =>
+            {
+                let state = format!("{}: not visible yet", run.label());
+                progress.show(state.clone())?;
+                last_seen = Some(state);
+            }
+            Err(e) => {
+                let Some(reason) = passing_failure(&e) else {
+                    return Err(e);
+                };
+                failures += 1;
+                if failures >= MAX_FAILED_POLLS {
+                    return Err(FleetError::PollsFailed {
+                        failures,
+                        last: reason,
+                        follow: run.to_string(),
+                    });
+                }
+                progress.remark(format!("poll failed, retrying: {reason}"))?;
+            }
+        }
+        let left = options.timeout.saturating_sub(progress.elapsed());
+        if left.is_zero() {
+            return Err(FleetError::WaitTimedOut {
+                after: render::duration(progress.elapsed().as_secs()),
+                state: last_seen.unwrap_or_else(|| format!("{}: no answer yet", run.label())),
+                follow: run.to_string(),
+            });
+        }
+        progress.pause(options.interval.min(left))?;
+    }
+}
+
+fn poll(endpoint: &Endpoint, caller: Option<&Caller>, run: &RunRef) -> Result<Value, FleetError> {
+    let body = run.request(caller).to_string();
+    let answer = client::post(endpoint, body.as_bytes(), None)?;
+    let value = client::interpret(&answer)?;
+    match value.get("run") {
+        Some(run) if run.is_object() => Ok(run.clone()),
+        _ => Err(FleetError::BadAnswer(
+            "a run answer without a \"run\" object".to_owned(),
+        )),
+    }
+}
+
+/// `run 123 in_progress: Apply clawdinator-2`, server text cut to one short line.
+fn run_state(run: &RunRef, answer: &Value) -> String {
+    let text = |key: &str, max: usize| {
+        answer
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| one_line(s.trim(), max))
+    };
+    let status = text("status", 30).unwrap_or_else(|| "unknown".to_owned());
+    match text("step", 60) {
+        Some(step) => format!("{} {status}: {step}", run.label()),
+        None => format!("{} {status}", run.label()),
+    }
+}
+
+/// Why a poll failed, when asking again may well work: the network, the server, a
+/// throttle, or an answer that is not the API's (a proxy's error page). `None` for a
+/// refusal, which asking again will not change.
+fn passing_failure(e: &FleetError) -> Option<String> {
+    match e {
+        FleetError::Unreachable { detail, .. } => {
+            Some(format!("cannot reach the control API: {detail}"))
+        }
+        FleetError::NoAnswer(detail) => Some(format!("no answer: {detail}")),
+        FleetError::BadAnswer(detail) => Some(format!("unexpected answer: {detail}")),
+        FleetError::Server(f) => Some(f.to_string()),
+        FleetError::Refused(f) if matches!(f.status, 408 | 429) => Some(f.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ApiFailure;
+
+    #[test]
+    fn run_refs_have_one_spelling() {
+        assert_eq!(RunRef::parse("123"), Ok(RunRef::RunId(123)));
+        assert_eq!(
+            RunRef::parse("9999999999999999999"),
+            Ok(RunRef::RunId(9_999_999_999_999_999_999))
+        );
+        let id = "5b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d";
+        let parsed = RunRef::parse(id).unwrap();
+        assert_eq!(parsed.to_string(), id);
+        // Upper case reads the same id, written the API's way.
+        assert_eq!(RunRef::parse(&id.to_uppercase()), Ok(parsed));
+        for bad in ["0", "0123", "12345678901234567890", "99999999999999999999"] {
+            assert_eq!(RunRef::parse(bad), Err(RunRefError::BadRunId), "{bad}");
+        }
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "1.0",
+            "12a",
+            "５",
+            "5b0c1d2e3f404a5b8c6d7e8f9a0b1c2d",
+            "{5b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d}",
+            "urn:uuid:5b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d",
+            "5b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2g",
+            "5b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d;x",
+            "run-123",
+        ] {
+            assert_eq!(RunRef::parse(bad), Err(RunRefError::NotAnId), "{bad}");
+        }
+    }
+
+    #[test]
+    fn run_requests_match_the_contract() {
+        let caller = Caller::parse("human:ops").unwrap();
+        assert_eq!(
+            RunRef::RunId(7).request(Some(&caller)),
+            json!({"action": "run", "run_id": 7, "caller": "human:ops"})
+        );
+        let id = "5b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d";
+        assert_eq!(
+            RunRef::parse(id).unwrap().request(None),
+            json!({"action": "run", "request_id": id, "caller": null})
+        );
+    }
+
+    #[test]
+    fn states_are_one_short_line() {
+        let run = RunRef::RunId(7);
+        assert_eq!(
+            run_state(
+                &run,
+                &json!({"status": "in_progress", "step": "Apply clawdinator-2"})
+            ),
+            "run 7 in_progress: Apply clawdinator-2"
+        );
+        assert_eq!(
+            run_state(&run, &json!({"status": "queued", "step": null})),
+            "run 7 queued"
+        );
+        assert_eq!(run_state(&run, &json!({"status": 3})), "run 7 unknown");
+        let evil = run_state(&run, &json!({"status": "x\ny", "step": "a\r\n".repeat(50)}));
+        assert!(
+            !evil.contains(['\n', '\r']) && evil.chars().count() < 110,
+            "{evil}"
+        );
+    }
+
+    #[test]
+    fn only_passing_failures_are_retried() {
+        let failure = |status| ApiFailure {
+            status,
+            code: None,
+            message: "m".into(),
+            request_id: None,
+            run: None,
+        };
+        assert!(passing_failure(&FleetError::NoAnswer("reset".into())).is_some());
+        assert!(passing_failure(&FleetError::BadAnswer("html".into())).is_some());
+        assert!(passing_failure(&FleetError::Server(failure(502))).is_some());
+        assert!(passing_failure(&FleetError::Refused(failure(429))).is_some());
+        assert!(passing_failure(&FleetError::Refused(failure(401))).is_none());
+        assert!(passing_failure(&FleetError::Refused(failure(403))).is_none());
+        assert!(passing_failure(&FleetError::Refused(failure(404))).is_none());
+    }
+
+    #[test]
+    fn a_transcript_has_a_line_per_state() {
+        let mut sink = Vec::new();
+        let mut p = Progress::start(&mut sink, false);
+        p.show("run 7 queued".into()).unwrap();
+        p.show("run 7 queued".into()).unwrap();
+        p.remark("poll failed, retrying: no answer".into()).unwrap();
+        p.show("run 7 in_progress: Apply".into()).unwrap();
+        p.finish().unwrap();
+        assert_eq!(
+            String::from_utf8(sink).unwrap(),
+            "[0m00s] run 7 queued\n[0m00s] run 7 in_progress: Apply\n"
+        );
+    }
+
+    #[test]
+    fn a_terminal_gets_one_line_redrawn_in_place() {
+        let mut sink = Vec::new();
+        let mut p = Progress::start(&mut sink, true);
+        p.show("run 7 in_progress: Apply clawdinator-2".into())
+            .unwrap();
+        p.show("run 7 queued".into()).unwrap();
+        p.remark("poll failed, retrying".into()).unwrap();
+        p.finish().unwrap();
+        let text = String::from_utf8(sink).unwrap();
+        assert!(!text.contains('\n'), "{text:?}");
+        let frames: Vec<&str> = text.split('\r').skip(1).collect();
+        assert_eq!(
+            frames[0],
+            "| [0m00s] run 7 in_progress: Apply clawdinator-2"
+        );
+        // A shorter line blanks what the longer one left.
+        assert_eq!(frames[1].chars().count(), frames[0].chars().count());
+        // Every redraw turns the spinner.
+        assert!(frames[1].starts_with("/ [0m00s] run 7 queued   "));
+        assert_eq!(
+            frames[2].trim_end(),
+            "- [0m00s] run 7 queued (poll failed, retrying)"
+        );
+        // The end leaves a blank line and the cursor at its start.
+        assert_eq!(frames[3].trim(), "");
+        assert_eq!(frames[4], "");
+    }
+}
