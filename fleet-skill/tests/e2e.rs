@@ -39,12 +39,17 @@ fn deploy_success_prints_the_receipt_and_dispatches_once() {
         .strip_prefix("deploy queued for clawdinator-2 (request ")
         .and_then(|r| r.strip_suffix(')'))
         .unwrap_or_else(|| panic!("{line}"));
-    assert!(is_uuid_v4(request_id), "{request_id}");
-    // This API reports no run yet, so the receipt says how to follow it; no dry run.
+    // The API's request ids are UUIDv7: time-ordered, so audit keys sort by time.
+    assert!(
+        uuid::Uuid::parse_str(request_id).is_ok_and(|u| u.get_version_num() == 7),
+        "{request_id}"
+    );
+    // GitHub showed the run at once, so the receipt links it; no dry run.
+    let run_id = h.github.runs()[0].id;
     assert_eq!(
         run.stdout.lines().skip(1).collect::<Vec<_>>(),
         [format!(
-            "run not visible yet; follow it with: fleet wait {request_id}"
+            "run: https://github.com/openclaw/clawdinators/actions/runs/{run_id}"
         )]
     );
 
@@ -58,6 +63,7 @@ fn deploy_success_prints_the_receipt_and_dispatches_once() {
                 "target": "clawdinator-2",
                 "ami_override": ami,
                 "request_id": request_id,
+                "caller": "human:ops",
             }
         })
     );
@@ -254,12 +260,12 @@ fn a_wrong_token_is_a_401_refusal() {
 
 #[test]
 fn github_failing_is_a_502_and_exit_3() {
-    let h = Harness::start(GitHub::Fails(500));
+    let h = Harness::start(GitHub::Fails(422));
     let run = h.fleet().run(&["deploy", "clawdinator-2"]);
     assert_eq!(run.code, 3, "{run:?}");
     assert!(
         run.stderr.starts_with(
-            "fleet: GitHub refused the workflow dispatch (HTTP 500) (HTTP 502, github_refused, request "
+            "fleet: GitHub refused the workflow dispatch (HTTP 422); nothing was deployed (HTTP 502, github_refused, request "
         ),
         "{}",
         run.stderr
@@ -467,4 +473,49 @@ fn clap_usage_errors_exit_2_and_send_nothing() {
         assert_eq!(run.code, 2, "{args:?}: {run:?}");
     }
     assert_eq!(h.proxy.connection_count(), 0);
+}
+
+/// Against the real API and the stateful GitHub double: a deploy with --wait follows its
+/// run to success, runs lists it, and a second identical CLI call is a new request.
+#[test]
+fn deploy_wait_runs_and_rollback_refusal_against_the_real_api() {
+    let h = Harness::start(GitHub::Accepts);
+    let run = h.fleet().run(&[
+        "deploy",
+        "clawdinator-2",
+        "--caller",
+        "human:ops",
+        "--wait",
+        "--interval",
+        "0.05",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run_id = h.github.runs()[0].id;
+    assert!(
+        run.stdout.contains(&format!("actions/runs/{run_id}")),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("success"), "{}", run.stdout);
+    assert_eq!(h.dispatches().len(), 1);
+
+    let runs = h.fleet().run(&["runs", "--json"]);
+    assert_eq!(runs.code, 0, "{runs:?}");
+    let listed: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
+    assert_eq!(listed["runs"][0]["run_id"], run_id);
+    assert_eq!(listed["runs"][0]["target"], "clawdinator-2");
+    assert_eq!(listed["runs"][0]["caller"], "human:ops");
+
+    let waited = h
+        .fleet()
+        .run(&["wait", &run_id.to_string(), "--interval", "0.05"]);
+    assert_eq!(waited.code, 0, "{waited:?}");
+
+    // Rollback needs a live instance; this API reads no EC2 (a closed port): exit 3.
+    let rb = h
+        .fleet()
+        .run(&["rollback", "clawdinator-2", "--caller", "human:ops"]);
+    assert_eq!(rb.code, 3, "{rb:?}");
+    assert!(rb.stderr.contains("aws_unavailable"), "{}", rb.stderr);
+    assert_eq!(h.dispatches().len(), 1);
 }

@@ -25,7 +25,7 @@ fn assert_clean(what: &str, run: &Run) {
 #[test]
 fn the_token_never_appears_in_output_or_argv_whatever_happens() {
     let ok = Harness::start(GitHub::Accepts);
-    let failing = Harness::start(GitHub::Fails(500));
+    let failing = Harness::start(GitHub::Fails(422));
     ok.dir.write("wrong-token", "tok-FLEETTEST-wrong\n");
     let wrong = ok.dir.path().join("wrong-token");
     let bad_chars = ok

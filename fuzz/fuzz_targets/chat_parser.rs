@@ -104,6 +104,10 @@ fn render(cmd: &ChatCommand) -> String {
             target,
             ami_override: Some(ami),
         } => format!("/fleet deploy {target} {ami}"),
+        ChatCommand::Rollback { target } => format!("/fleet rollback {target}"),
+        ChatCommand::Runs => "/fleet runs".to_owned(),
+        ChatCommand::Wait { run } => format!("/fleet wait {run}"),
+        ChatCommand::Audit => "/fleet audit".to_owned(),
     }
 }
 

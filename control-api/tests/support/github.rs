@@ -220,6 +220,13 @@ impl Respond for OneRun {
     }
 }
 
+impl std::ops::Deref for GitHubDouble {
+    type Target = MockServer;
+    fn deref(&self) -> &MockServer {
+        &self.server
+    }
+}
+
 impl GitHubDouble {
     pub async fn start() -> Self {
         let server = MockServer::start().await;

@@ -199,13 +199,6 @@ pub async fn github_accepting() -> GitHubDouble {
     GitHubDouble::start().await
 }
 
-impl std::ops::Deref for GitHubDouble {
-    type Target = MockServer;
-    fn deref(&self) -> &MockServer {
-        &self.server
-    }
-}
-
 /// Every workflow dispatch GitHub received, as (path, JSON body).
 pub async fn received(server: &MockServer) -> Vec<(String, Value)> {
     server

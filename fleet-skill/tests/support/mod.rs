@@ -24,9 +24,11 @@ use wiremock::{Match, Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// Distinctive, so a leak is found by plain substring search.
 pub const CONTROL_TOKEN: &str = "tok-FLEETTEST-7f3a9c1e5b";
-pub const GITHUB_TOKEN: &str = "ghp_fleetSkillTestToken0123456789";
-pub const DISPATCH_PATH: &str =
-    "/repos/openclaw/clawdinators/actions/workflows/fleet-deploy.yml/dispatches";
+/// The stateful GitHub double the control API's own tests use: dispatches become runs.
+#[path = "../../../control-api/tests/support/github.rs"]
+pub mod github_double;
+#[allow(unused_imports)]
+pub use github_double::{Answer, GitHubDouble, DISPATCH_PATH, GITHUB_TOKEN};
 
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);
@@ -214,7 +216,7 @@ pub enum GitHub {
 pub struct Harness {
     // Dropping the runtime stops the server and the GitHub double.
     runtime: tokio::runtime::Runtime,
-    pub github: MockServer,
+    pub github: GitHubDouble,
     pub api_addr: SocketAddr,
     pub proxy: RecordingProxy,
     pub dir: TempDir,
@@ -265,21 +267,15 @@ impl Harness {
             .build()
             .unwrap();
         let (mock, api_addr) = runtime.block_on(async {
-            let mock = MockServer::start().await;
-            let answer = match github {
-                GitHub::Accepts => ResponseTemplate::new(204),
-                GitHub::Fails(status) => ResponseTemplate::new(status)
-                    .set_body_json(serde_json::json!({"message": "Server Error"})),
-            };
-            Mock::given(method("POST"))
-                .and(path(DISPATCH_PATH))
-                .and(header(
-                    "authorization",
-                    format!("Bearer {GITHUB_TOKEN}").as_str(),
-                ))
-                .respond_with(answer)
-                .mount(&mock)
-                .await;
+            let mock = GitHubDouble::start().await;
+            // The CLI's tests deploy several times in a row; the guard has its own tests.
+            mock.finish_runs_at_once();
+            if let GitHub::Fails(status) = github {
+                mock.script(std::iter::repeat_n(
+                    Answer::error(status, "Server Error"),
+                    1000,
+                ));
+            }
             let mut env = vec![
                 ("CONTROL_API_TOKEN", CONTROL_TOKEN.to_owned()),
                 ("GITHUB_TOKEN", GITHUB_TOKEN.to_owned()),
@@ -289,10 +285,11 @@ impl Harness {
                 env.push(("FLEET_REGISTRY", p.to_str().unwrap().to_owned()));
             }
             env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-            let settings = Settings::from_lookup(|k| {
+            let mut settings = Settings::from_lookup(|k| {
                 env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
             })
             .unwrap();
+            settings.timing = github_double::fast_timing();
             let app = Arc::new(
                 control_api::app::build_with(
                     settings,
@@ -347,16 +344,7 @@ impl Harness {
 
     /// The workflow dispatches GitHub received, as their JSON bodies.
     pub fn dispatches(&self) -> Vec<Value> {
-        self.runtime.block_on(async {
-            self.github
-                .received_requests()
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|r| r.url.path() == DISPATCH_PATH)
-                .map(|r| serde_json::from_slice(&r.body).unwrap())
-                .collect()
-        })
+        self.runtime.block_on(self.github.dispatches())
     }
 }
 
