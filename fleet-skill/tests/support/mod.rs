@@ -320,21 +320,7 @@ impl Harness {
     /// `fleet` with a clean environment pointed at this harness: the proxy URL, the right
     /// token in a file, no instance name, no AWS credentials.
     pub fn fleet(&self) -> Fleet {
-        let mut f = Fleet::new();
-        f.env("FLEET_CONTROL_URL", &self.proxy.url())
-            .env(
-                "FLEET_CONTROL_TOKEN_FILE",
-                self.dir.path().join("token").to_str().unwrap(),
-            )
-            .env(
-                "FLEET_INSTANCE_NAME_FILE",
-                self.dir.path().join("instance-name").to_str().unwrap(),
-            )
-            .env(
-                "FLEET_AGENIX_DIR",
-                self.dir.path().join("agenix").to_str().unwrap(),
-            );
-        f
+        fleet_at(&self.proxy.url(), self.dir.path())
     }
 
     /// Makes this "host" the given fleet instance (the caller default).
@@ -407,21 +393,7 @@ impl ApiDouble {
 
     /// `fleet` with a clean environment pointed at this double, as [`Harness::fleet`].
     pub fn fleet(&self) -> Fleet {
-        let mut f = Fleet::new();
-        f.env("FLEET_CONTROL_URL", &self.proxy.url())
-            .env(
-                "FLEET_CONTROL_TOKEN_FILE",
-                self.dir.path().join("token").to_str().unwrap(),
-            )
-            .env(
-                "FLEET_INSTANCE_NAME_FILE",
-                self.dir.path().join("instance-name").to_str().unwrap(),
-            )
-            .env(
-                "FLEET_AGENIX_DIR",
-                self.dir.path().join("agenix").to_str().unwrap(),
-            );
-        f
+        fleet_at(&self.proxy.url(), self.dir.path())
     }
 
     /// The environment [`ApiDouble::fleet`] sets, for calling `fleet_skill::run` in-process.
@@ -671,4 +643,21 @@ fn read_request(stream: &mut TcpStream) -> Vec<u8> {
             }
         }
     }
+}
+
+/// `fleet` with a clean environment: `url` as the control API, the token file, instance
+/// name and agenix directory under `dir`, no AWS credentials.
+fn fleet_at(url: &str, dir: &Path) -> Fleet {
+    let mut f = Fleet::new();
+    f.env("FLEET_CONTROL_URL", url)
+        .env(
+            "FLEET_CONTROL_TOKEN_FILE",
+            dir.join("token").to_str().unwrap(),
+        )
+        .env(
+            "FLEET_INSTANCE_NAME_FILE",
+            dir.join("instance-name").to_str().unwrap(),
+        )
+        .env("FLEET_AGENIX_DIR", dir.join("agenix").to_str().unwrap());
+    f
 }
