@@ -26,7 +26,7 @@ data "aws_iam_policy_document" "workload_boundary" {
 
   statement {
     sid       = "ControlApiSecrets"
-    actions   = ["ssm:GetParameter"]
+    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
     resources = local.ssm_parameter_arns
   }
 

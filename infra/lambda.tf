@@ -108,7 +108,7 @@ data "aws_iam_policy_document" "control_api" {
 
   statement {
     sid       = "ReadOwnSecrets"
-    actions   = ["ssm:GetParameter"]
+    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
     resources = [aws_ssm_parameter.control_token.arn, aws_ssm_parameter.github_token.arn]
   }
 

@@ -16,7 +16,9 @@ Runtime API, either:
       timestamps the bytes the function sends; the invocation is a real HTTP request to
       the emulator's /lambda-url/ endpoint, which builds the Function URL event itself.
   --emulator python: a minimal Runtime API in this file that serves a saved Function URL
-      event (control-api/tests/fixtures/*.json) to the first /next.
+      event (control-api/tests/fixtures/*.json) to the first /next. Each run's process
+      gets its own path prefix (AWS_LAMBDA_RUNTIME_API=http://127.0.0.1:PORT/run-N), so a
+      killed process's late second /next cannot take the next run's event.
 
 GitHub is a stub on loopback that answers 204 to the workflow dispatch, so an accepted
 deploy completes with its real outbound HTTP call.
@@ -84,6 +86,15 @@ class Run:
 
 
 CURRENT = {"run": None}
+# The minimal Runtime API gives each run its own path prefix (/run-N), so a request is
+# matched to its process by path: a killed process's late second /next can then never
+# take the next run's event.
+RUNS = {}
+
+
+def run_of(path):
+    m = re.match(r"/run-(\d+)/", path)
+    return RUNS.get(int(m.group(1))) if m else CURRENT["run"]
 
 
 # ---------------------------------------------------------------- GitHub stub
@@ -131,7 +142,7 @@ class MiniRuntime(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
-        run = CURRENT["run"]
+        run = run_of(self.path)
         if self.path.endswith("/runtime/invocation/next"):
             if run is not None:
                 run.saw(f"GET {self.path} ".encode())
@@ -156,7 +167,7 @@ class MiniRuntime(BaseHTTPRequestHandler):
             self._reply(404)
 
     def do_POST(self):
-        run = CURRENT["run"]
+        run = run_of(self.path)
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         if run is not None:
@@ -281,7 +292,7 @@ def main():
     if args.emulator == "python":
         rt = QuietServer(("127.0.0.1", 0), MiniRuntime)
         threading.Thread(target=rt.serve_forever, daemon=True).start()
-        runtime_api = f"127.0.0.1:{rt.server_address[1]}"
+        runtime_api = f"http://127.0.0.1:{rt.server_address[1]}/run-{{n}}"
     else:
         cl_port = free_port()
         emulator_proc = subprocess.Popen(
@@ -341,6 +352,8 @@ def main():
         while len(runs) < args.runs:
             run = Run()
             CURRENT["run"] = run
+            RUNS[len(RUNS)] = run
+            env["AWS_LAMBDA_RUNTIME_API"] = runtime_api.replace("{n}", str(len(RUNS) - 1))
             answer = {}
             invoker = None
             if invoke_url:
