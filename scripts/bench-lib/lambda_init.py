@@ -112,14 +112,37 @@ class GitHubStub(BaseHTTPRequestHandler):
     def log_message(self, *_):
         pass
 
+    last_request_id = ""
+
     def do_POST(self):
         length = int(self.headers.get("content-length") or 0)
-        self.rfile.read(length)
+        body = self.rfile.read(length)
         if self.path.endswith("/dispatches"):
             GitHubStub.dispatches += 1
+            try:
+                GitHubStub.last_request_id = json.loads(body)["inputs"]["request_id"]
+            except (ValueError, KeyError, TypeError):
+                pass
         self.send_response(204)
         self.send_header("content-length", "0")
         self.end_headers()
+
+    def do_GET(self):
+        # The in-flight guard (runs by status: none active) and the run look-up after the
+        # dispatch (the run shows at once, named as fleet-deploy.yml's run-name).
+        runs = []
+        if "/runs" in self.path and "status=" not in self.path and GitHubStub.last_request_id:
+            runs = [{
+                "id": 1, "status": "queued", "conclusion": None,
+                "display_title": f"fleet-deploy bench by bench [{GitHubStub.last_request_id}]",
+                "html_url": "https://github.com/openclaw/clawdinators/actions/runs/1",
+            }]
+        payload = json.dumps({"total_count": len(runs), "workflow_runs": runs}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
 
 # ------------------------------------------------------ minimal Runtime API
