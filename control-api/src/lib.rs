@@ -7,6 +7,8 @@ pub mod domain;
 
 #[cfg(feature = "server")]
 pub mod app;
+#[cfg(feature = "aws-http")]
+pub mod aws_http;
 #[cfg(feature = "server")]
 pub mod cli;
 #[cfg(feature = "server")]

@@ -382,6 +382,7 @@ fn default_chain_credentials() -> Result<InvokerCredentials, ConfigError> {
         .map_err(|e| ConfigError::NoCredentials(e.to_string()))?;
     let creds = runtime.block_on(async {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(control_api::aws_http::https_client())
             .load()
             .await;
         let provider = config

@@ -41,6 +41,7 @@ pub async fn load_local_sdk_config() -> SdkConfig {
 
 fn sdk_defaults() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(crate::aws_http::https_client())
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .timeout_config(
             TimeoutConfig::builder()

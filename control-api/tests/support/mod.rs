@@ -50,6 +50,7 @@ pub fn offline_sdk() -> aws_config::SdkConfig {
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(format!("http://127.0.0.1:{closed}"))
+        .http_client(control_api::aws_http::https_client())
         .credentials_provider(
             aws_credential_types::provider::SharedCredentialsProvider::new(
                 aws_credential_types::Credentials::new("testing", "testing", None, None, "tests"),

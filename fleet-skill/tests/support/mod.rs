@@ -569,6 +569,7 @@ pub fn offline_aws() -> aws_config::SdkConfig {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(format!("http://127.0.0.1:{}", closed_port()))
+        .http_client(control_api::aws_http::https_client())
         .retry_config(RetryConfig::disabled())
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "testing", "testing", None, None, "tests",

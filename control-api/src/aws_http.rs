@@ -1,0 +1,69 @@
+//! The one HTTPS client of every AWS SDK client here (Lambda, local server, `fleet` CLI):
+//! rustls on ring, trusting Mozilla's root certificates compiled into the binary.
+//!
+//! The SDK's default client would link aws-lc-rs beside the ring that octocrab already
+//! uses, and read the system CA store when it makes its first connection (on Debian,
+//! every file under /etc/ssl/certs: milliseconds of a cold start). This one links one
+//! crypto provider and trusts the same roots as the GitHub client, whatever the image.
+
+use std::sync::LazyLock;
+
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use base64::Engine;
+
+/// The HTTPS (and plain HTTP, for a loopback emulator) client to give an SDK config.
+/// Roots are parsed when the first connection is made, not here.
+pub fn https_client() -> SharedHttpClient {
+    let trust = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(ROOTS_PEM.as_bytes());
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("a TLS context of a trust store alone always builds");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .tls_context(context)
+        .build_https()
+}
+
+/// The SDK's trust store takes PEM only, so the compiled-in DER roots are encoded once.
+static ROOTS_PEM: LazyLock<String> =
+    LazyLock::new(|| pem_bundle(webpki_root_certs::TLS_SERVER_ROOT_CERTS));
+
+fn pem_bundle(certs: &[impl AsRef<[u8]>]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut out = String::new();
+    for cert in certs {
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        let text = b64.encode(cert.as_ref());
+        // PEM lines are 64 characters; base64 is ASCII, so byte chunks are whole characters.
+        for line in text.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_compiled_in_root_survives_the_pem_round_trip() {
+        use rustls_pki_types::pem::PemObject;
+        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS;
+        assert!(roots.len() > 100, "Mozilla ships well over 100 roots");
+        let parsed: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(ROOTS_PEM.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(parsed.len(), roots.len());
+        assert!(parsed
+            .iter()
+            .zip(roots)
+            .all(|(a, b)| a.as_ref() == b.as_ref()));
+    }
+}
