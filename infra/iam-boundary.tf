@@ -24,9 +24,10 @@ data "aws_iam_policy_document" "workload_boundary" {
     resources = ["*"]
   }
 
+  # One GetParameters call reads both tokens; nothing else is needed.
   statement {
     sid       = "ControlApiSecrets"
-    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
+    actions   = ["ssm:GetParameters"]
     resources = local.ssm_parameter_arns
   }
 

@@ -4,7 +4,8 @@
 # --- Secrets: SSM SecureString parameters -------------------------------------
 #
 # Only the parameter NAMES reach the function (environment below); it reads the
-# values at cold start. The values are never in code, in the plan or in the state:
+# values (one GetParameters) on the first request of each sandbox. The values are
+# never in code, in the plan or in the state:
 #
 #   * created with a placeholder through the write-only `value_wo`; write-only
 #     attributes are never stored in the state or the plan;
@@ -106,9 +107,10 @@ data "aws_iam_policy_document" "control_api" {
     ]
   }
 
+  # One GetParameters call reads both tokens; nothing else is needed.
   statement {
     sid       = "ReadOwnSecrets"
-    actions   = ["ssm:GetParameter", "ssm:GetParameters"]
+    actions   = ["ssm:GetParameters"]
     resources = [aws_ssm_parameter.control_token.arn, aws_ssm_parameter.github_token.arn]
   }
 

@@ -1,16 +1,20 @@
 //! Wiring: settings in, a ready [`ControlApi`] out, the same for Lambda and localhost.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
+use tokio::sync::OnceCell;
 
 use crate::config::{Mode, Settings};
 use crate::domain::auth::{Authenticator, Principal};
+use crate::domain::fleet::AwsError;
 use crate::domain::rate_limit::RateLimiter;
-use crate::domain::response::Misconfig;
-use crate::domain::service::{ControlApi, Ports};
+use crate::domain::response::{ApiError, Misconfig, Reply};
+use crate::domain::service::{self, Call, ControlApi, Handler, Ports};
 use crate::outbound::aws::{
-    load_local_sdk_config, load_sdk_config, read_secure_parameter, Ec2Fleet, S3Bootstrap,
+    load_local_sdk_config, load_sdk_config, read_secure_parameters, Ec2Fleet, S3Bootstrap,
 };
 use crate::outbound::dispatch::AnyWorkflow;
 use crate::outbound::github::GitHubWorkflow;
@@ -24,6 +28,8 @@ pub type App = ControlApi<AnyWorkflow, Ec2Fleet, S3Bootstrap, S3State>;
 pub enum AppError {
     #[error("cannot build the GitHub client: {0}")]
     GitHubClient(#[from] octocrab::Error),
+    #[error("cannot read the secrets: {0}")]
+    Secrets(AwsError),
 }
 
 /// Where a token came from, or why there is none.
@@ -33,44 +39,146 @@ pub type Secret = Result<Option<String>, Misconfig>;
 /// infra leaves this placeholder, which must never work as a token.
 const PLACEHOLDER_PREFIX: &str = "UNSET-";
 
-/// Builds the app with AWS settings from the environment (region, credentials, endpoint),
-/// reading the tokens from SSM Parameter Store once, here, when parameters are named.
+/// Builds the app at once with AWS settings from the environment (region, credentials,
+/// endpoint), reading the tokens from SSM when parameters are named: the local server,
+/// which should fail at start-up rather than on its first request.
 pub async fn build(settings: Settings, mode: Mode) -> Result<App, AppError> {
     let sdk = match mode {
         Mode::Lambda => load_sdk_config().await,
         Mode::Local => load_local_sdk_config().await,
     };
-    let control = secret(
-        &sdk,
-        mode,
-        (
-            "CONTROL_API_TOKEN_PARAMETER",
-            settings.control_token_parameter.as_deref(),
+    let secrets = read_secrets(&settings, mode, &sdk).await?;
+    build_with_secrets(&settings, mode, &sdk, secrets)
+}
+
+/// The app as the Lambda holds it. At cold start only settings and the SDK config are
+/// loaded, so the function asks the Runtime API for its first event without a network
+/// round trip; the tokens are read (one SSM `GetParameters`) and the app built on the
+/// first request, and kept for the life of the sandbox. A read that fails is not kept:
+/// that request is a 503, and the next one reads again, so a passing SSM fault costs
+/// one answer, not the sandbox.
+pub struct LazyApp {
+    settings: Settings,
+    mode: Mode,
+    sdk: SdkConfig,
+    app: OnceCell<App>,
+    /// When and how the last build failed. Attempts are at least [`SECRETS_RETRY`]
+    /// apart, so an SSM outage costs one call a second however many requests come in.
+    failed: Mutex<Option<(Instant, ApiError)>>,
+}
+
+/// The least time between two attempts to read the secrets after a failed one.
+pub const SECRETS_RETRY: Duration = Duration::from_secs(1);
+
+impl LazyApp {
+    /// No I/O: nothing is read until the first request.
+    pub fn new(settings: Settings, mode: Mode, sdk: SdkConfig) -> Self {
+        Self {
+            settings,
+            mode,
+            sdk,
+            app: OnceCell::new(),
+            failed: Mutex::new(None),
+        }
+    }
+
+    /// The app, built on first use; `Err` while it cannot be (the secrets unreadable).
+    pub async fn get(&self) -> Result<&App, ApiError> {
+        if let Some(app) = self.app.get() {
+            return Ok(app);
+        }
+        self.app
+            .get_or_try_init(|| async {
+                let last = self.failed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if let Some((_, e)) = last.filter(|(at, _)| at.elapsed() < SECRETS_RETRY) {
+                    return Err(e);
+                }
+                let built = match read_secrets(&self.settings, self.mode, &self.sdk).await {
+                    Ok(secrets) => build_with_secrets(&self.settings, self.mode, &self.sdk, secrets),
+                    Err(e) => Err(e),
+                };
+                built.map_err(|e| {
+                    tracing::error!(error = %e, "cannot build the app; a later request tries again");
+                    let answer = match e {
+                        AppError::Secrets(_) => ApiError::SecretsUnavailable {
+                            retry_after_secs: SECRETS_RETRY.as_secs().max(1),
+                        },
+                        AppError::GitHubClient(_) => ApiError::Misconfigured(Misconfig {
+                            setting: "GITHUB_API_URL",
+                            problem: "is not a URL the GitHub client accepts",
+                        }),
+                    };
+                    *self.failed.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((Instant::now(), answer.clone()));
+                    answer
+                })
+            })
+            .await
+    }
+}
+
+impl Handler for LazyApp {
+    async fn handle(&self, call: Call<'_>) -> Reply {
+        match self.get().await {
+            Ok(app) => app.handle(call).await,
+            Err(e) => service::answer_unready(e),
+        }
+    }
+}
+
+/// The two tokens, each usable or the reason it is not.
+struct Secrets {
+    control: Secret,
+    github: Secret,
+}
+
+/// Every named parameter in one SSM call; `Err` only when that call failed. A parameter
+/// that is missing, empty or still a placeholder is the named setting's [`Misconfig`].
+async fn read_secrets(
+    settings: &Settings,
+    mode: Mode,
+    sdk: &SdkConfig,
+) -> Result<Secrets, AppError> {
+    let control = (
+        "CONTROL_API_TOKEN_PARAMETER",
+        settings.control_token_parameter.as_deref(),
+    );
+    let github = (
+        "GITHUB_TOKEN_PARAMETER",
+        settings.github_token_parameter.as_deref(),
+    );
+    let names: Vec<&str> = [control.1, github.1].into_iter().flatten().collect();
+    let values = if names.is_empty() {
+        BTreeMap::new()
+    } else {
+        read_secure_parameters(&aws_sdk_ssm::Client::new(sdk), &names)
+            .await
+            .map_err(AppError::Secrets)?
+    };
+    Ok(Secrets {
+        control: secret(
+            mode,
+            control,
+            ("CONTROL_API_TOKEN", settings.control_token.clone()),
+            &values,
         ),
-        ("CONTROL_API_TOKEN", settings.control_token.clone()),
-    )
-    .await;
-    let github = secret(
-        &sdk,
-        mode,
-        (
-            "GITHUB_TOKEN_PARAMETER",
-            settings.github_token_parameter.as_deref(),
+        github: secret(
+            mode,
+            github,
+            ("GITHUB_TOKEN", settings.github_token.clone()),
+            &values,
         ),
-        ("GITHUB_TOKEN", settings.github_token.clone()),
-    )
-    .await;
-    build_with_secrets(settings, mode, &sdk, control, github)
+    })
 }
 
 /// A token from its SSM parameter when one is named. Otherwise from the environment —
 /// but only locally: in the Lambda a plain environment value would sit in the function's
 /// configuration and in infra state for anyone with read access to either.
-async fn secret(
-    sdk: &SdkConfig,
+fn secret(
     mode: Mode,
     (setting, parameter): (&'static str, Option<&str>),
     (env_setting, from_env): (&'static str, Option<String>),
+    values: &BTreeMap<String, String>,
 ) -> Secret {
     let Some(name) = parameter else {
         return match (mode, from_env) {
@@ -81,23 +189,20 @@ async fn secret(
             (_, from_env) => Ok(from_env),
         };
     };
-    match read_secure_parameter(sdk, name).await {
-        Ok(value) if value.starts_with(PLACEHOLDER_PREFIX) => Err(Misconfig {
+    match values.get(name) {
+        None => Err(Misconfig {
+            setting,
+            problem: "names a parameter that does not exist",
+        }),
+        Some(value) if value.starts_with(PLACEHOLDER_PREFIX) => Err(Misconfig {
             setting,
             problem: "names a parameter that still holds its placeholder value",
         }),
-        Ok(value) if value.trim().is_empty() => Err(Misconfig {
+        Some(value) if value.trim().is_empty() => Err(Misconfig {
             setting,
             problem: "names an empty parameter",
         }),
-        Ok(value) => Ok(Some(value.trim().to_owned())),
-        Err(e) => {
-            tracing::error!(setting, parameter = name, error = %e, "cannot read secret parameter");
-            Err(Misconfig {
-                setting,
-                problem: "names a parameter that could not be read",
-            })
-        }
+        Some(value) => Ok(Some(value.trim().to_owned())),
     }
 }
 
@@ -136,27 +241,32 @@ fn authenticator(settings: &Settings, shared: Option<String>) -> Result<Authenti
 
 /// Builds the app from the tokens in `settings` (tests, and anything without SSM).
 pub fn build_with(settings: Settings, mode: Mode, sdk: &SdkConfig) -> Result<App, AppError> {
-    let control = Ok(settings.control_token.clone());
-    let github = Ok(settings.github_token.clone());
-    build_with_secrets(settings, mode, sdk, control, github)
+    let secrets = Secrets {
+        control: Ok(settings.control_token.clone()),
+        github: Ok(settings.github_token.clone()),
+    };
+    build_with_secrets(&settings, mode, sdk, secrets)
 }
 
 /// Secrets are consumed here: only their digests (control token) or the GitHub client
 /// (GitHub token) outlive this call.
 fn build_with_secrets(
-    settings: Settings,
+    settings: &Settings,
     mode: Mode,
     sdk: &SdkConfig,
-    control: Secret,
-    github: Secret,
+    secrets: Secrets,
 ) -> Result<App, AppError> {
-    let auth = control.and_then(|shared| authenticator(&settings, shared));
+    let auth = secrets
+        .control
+        .and_then(|shared| authenticator(settings, shared));
     let timing = settings.timing;
-    let workflow = match (github, mode) {
-        (Ok(Some(token)), _) => {
-            AnyWorkflow::GitHub(GitHubWorkflow::new(settings.github, token, timing.github)?)
-        }
-        (Ok(None), Mode::Local) => AnyWorkflow::DryRun(settings.github),
+    let workflow = match (secrets.github, mode) {
+        (Ok(Some(token)), _) => AnyWorkflow::GitHub(GitHubWorkflow::new(
+            settings.github.clone(),
+            token,
+            timing.github,
+        )?),
+        (Ok(None), Mode::Local) => AnyWorkflow::DryRun(settings.github.clone()),
         (Ok(None), Mode::Lambda) => AnyWorkflow::NotConfigured(Misconfig::unset("GITHUB_TOKEN")),
         (Err(problem), _) => AnyWorkflow::NotConfigured(problem),
     };
@@ -175,14 +285,14 @@ fn build_with_secrets(
     }
     let ports = Ports {
         workflow,
-        fleet: Ec2Fleet::new(sdk, settings.aws),
+        fleet: Ec2Fleet::new(sdk, settings.aws.clone()),
         bootstrap,
         state,
         sleep: tokio_sleep,
     };
     let (max, window) = settings.deploy_rate_limit;
     let limiter = RateLimiter::new(max, Duration::from_secs(window));
-    Ok(ControlApi::new(settings.registry, auth, ports)
+    Ok(ControlApi::new(settings.registry.clone(), auth, ports)
         .with_rate_limit(limiter)
         .with_timing(timing.deploy, timing.claim))
 }

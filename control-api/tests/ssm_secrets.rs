@@ -1,13 +1,21 @@
-//! Tokens from SSM Parameter Store (SecureString) at cold start, against moto.
+//! The Lambda's tokens from SSM Parameter Store (SecureString), against moto: one
+//! `GetParameters` on the first request, none at start-up, a failed read retried.
 
 mod support;
 
-use control_api::app;
-use control_api::config::Mode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use control_api::app::{self, LazyApp, SECRETS_RETRY};
+use control_api::config::{Mode, Settings};
+use control_api::domain::service::Handler;
 use control_api::inbound::lambda::handle;
 use lambda_http::Body;
 use serde_json::Value;
 use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 async fn put(name: &str, value: &str) {
     let ssm = aws_sdk_ssm::Client::new(&moto_sdk().await);
@@ -21,7 +29,7 @@ async fn put(name: &str, value: &str) {
         .unwrap();
 }
 
-async fn deploy(api: &app::App, token: &str) -> (u16, Value) {
+async fn deploy(api: &impl Handler, token: &str) -> (u16, Option<String>, Value) {
     let req = lambda_http::http::Request::builder()
         .method("POST")
         .uri("https://x.lambda-url.us-east-1.on.aws/")
@@ -31,18 +39,19 @@ async fn deploy(api: &app::App, token: &str) -> (u16, Value) {
         ))
         .unwrap();
     let resp = handle(api, req).await.unwrap();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
     (
         resp.status().as_u16(),
+        retry_after,
         serde_json::from_slice(resp.body().as_ref()).unwrap(),
     )
 }
 
 /// The Lambda's settings: parameter names only, no token values in the environment.
-fn lambda_settings(
-    github: &str,
-    control_param: &str,
-    github_param: &str,
-) -> control_api::config::Settings {
+fn lambda_settings(github: &str, control_param: &str, github_param: &str) -> Settings {
     settings(
         github,
         &[
@@ -54,8 +63,72 @@ fn lambda_settings(
     )
 }
 
+/// A TCP relay to moto that counts the SSM `GetParameters` requests passing through it
+/// and, while `up` is false, drops every connection: SSM unreachable, then back.
+struct SsmRelay {
+    url: String,
+    up: Arc<AtomicBool>,
+    reads: Arc<AtomicUsize>,
+}
+
+impl SsmRelay {
+    async fn start() -> Self {
+        let moto = std::env::var("AWS_ENDPOINT_URL").unwrap();
+        let moto = moto.trim_start_matches("http://").to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let up = Arc::new(AtomicBool::new(true));
+        let reads = Arc::new(AtomicUsize::new(0));
+        let (up2, reads2) = (Arc::clone(&up), Arc::clone(&reads));
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let server = TcpStream::connect(&moto).await.unwrap();
+                let reads = Arc::clone(&reads2);
+                tokio::spawn(relay(client, server, reads));
+            }
+        });
+        Self { url, up, reads }
+    }
+
+    /// AWS through this relay. Built from scratch: an SDK config loaded from the
+    /// environment would let `AWS_ENDPOINT_URL` (moto itself) win over this endpoint.
+    fn sdk(&self) -> aws_config::SdkConfig {
+        offline_sdk().into_builder().endpoint_url(&self.url).build()
+    }
+}
+
+async fn relay(client: TcpStream, server: TcpStream, reads: Arc<AtomicUsize>) {
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let up = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n @ 1..) = cr.read(&mut buf).await {
+            let chunk = &buf[..n];
+            let target = b"AmazonSSM.GetParameters";
+            reads.fetch_add(
+                chunk.windows(target.len()).filter(|w| w == target).count(),
+                Ordering::SeqCst,
+            );
+            if sw.write_all(chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    let down = async move {
+        let _ = tokio::io::copy(&mut sr, &mut cw).await;
+    };
+    tokio::join!(up, down);
+}
+
 #[tokio::test]
-async fn tokens_come_from_secure_parameters() {
+async fn tokens_come_from_one_ssm_read_on_the_first_request_not_at_start_up() {
     put(
         "/clawdinator/test/control-token",
         "ssm-control-token-value\n",
@@ -63,68 +136,147 @@ async fn tokens_come_from_secure_parameters() {
     .await;
     put("/clawdinator/test/github-token", GITHUB_TOKEN).await;
     let github = github_accepting().await;
-    let settings = lambda_settings(
-        &github.uri(),
-        "/clawdinator/test/control-token",
-        "/clawdinator/test/github-token",
+    let ssm = SsmRelay::start().await;
+    let api = LazyApp::new(
+        lambda_settings(
+            &github.uri(),
+            "/clawdinator/test/control-token",
+            "/clawdinator/test/github-token",
+        ),
+        Mode::Lambda,
+        ssm.sdk(),
     );
-    let api = app::build(settings, Mode::Lambda).await.unwrap();
-    let (status, body) = deploy(&api, "ssm-control-token-value").await;
+    assert_eq!(
+        ssm.reads.load(Ordering::SeqCst),
+        0,
+        "nothing read at start-up"
+    );
+
+    let (status, _, body) = deploy(&api, "ssm-control-token-value").await;
     assert_eq!(status, 200, "{body}");
     // The dispatch carried the GitHub token read from SSM (the double checks the header).
     assert_eq!(received(&github).await.len(), 1);
-    let (status, _) = deploy(&api, CONTROL_TOKEN).await;
+    let (status, _, _) = deploy(&api, CONTROL_TOKEN).await;
     assert_eq!(
         status, 401,
         "the environment's token is not the one in force"
     );
+    assert_eq!(
+        ssm.reads.load(Ordering::SeqCst),
+        1,
+        "both tokens in one GetParameters, kept for the sandbox's life"
+    );
 }
 
 #[tokio::test]
-async fn unreadable_or_placeholder_parameters_are_a_500_naming_the_setting() {
+async fn an_unreadable_ssm_is_a_503_and_the_next_request_reads_again() {
+    put("/clawdinator/test/retry-control", "retry-control-token").await;
+    put("/clawdinator/test/retry-github", GITHUB_TOKEN).await;
+    let github = github_accepting().await;
+    let ssm = SsmRelay::start().await;
+    ssm.up.store(false, Ordering::SeqCst);
+    // One attempt per read, so the outage is seen without the SDK's backoff.
+    let sdk = ssm
+        .sdk()
+        .into_builder()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build();
+    let api = LazyApp::new(
+        lambda_settings(
+            &github.uri(),
+            "/clawdinator/test/retry-control",
+            "/clawdinator/test/retry-github",
+        ),
+        Mode::Lambda,
+        sdk,
+    );
+
+    let (status, retry_after, body) = deploy(&api, "retry-control-token").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("secrets_unavailable")),
+        "{body}"
+    );
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert_eq!(body["retry_after_secs"], 1);
+    assert!(body["request_id"].is_string());
+    // Within the retry interval nothing more is tried: the same answer, no new read.
+    ssm.up.store(true, Ordering::SeqCst);
+    let (status, _, _) = deploy(&api, "retry-control-token").await;
+    assert_eq!(status, 503);
+    assert_eq!(ssm.reads.load(Ordering::SeqCst), 0);
+    assert!(received(&github).await.is_empty(), "nothing dispatched");
+
+    tokio::time::sleep(SECRETS_RETRY + Duration::from_millis(100)).await;
+    let (status, _, body) = deploy(&api, "retry-control-token").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ssm.reads.load(Ordering::SeqCst), 1);
+    assert_eq!(received(&github).await.len(), 1);
+}
+
+#[tokio::test]
+async fn missing_or_placeholder_parameters_are_a_500_naming_the_setting() {
     put(
         "/clawdinator/test/placeholder",
         "UNSET-put-the-real-value-with-aws-ssm-put-parameter",
     )
     .await;
     put("/clawdinator/test/control-ok", "fine-token").await;
+    put("/clawdinator/test/blank", " \n").await;
     let github = github_accepting().await;
 
-    let api = app::build(
+    let api = LazyApp::new(
         lambda_settings(
             &github.uri(),
             "/clawdinator/test/missing",
             "/clawdinator/test/placeholder",
         ),
         Mode::Lambda,
-    )
-    .await
-    .unwrap();
-    let (status, body) = deploy(&api, "anything").await;
+        moto_sdk().await,
+    );
+    let (status, _, body) = deploy(&api, "anything").await;
     assert_eq!(
         (status, body["error"].as_str()),
         (500, Some("misconfigured"))
     );
-    assert_eq!(body["message"], "server misconfigured: CONTROL_API_TOKEN_PARAMETER names a parameter that could not be read");
+    assert_eq!(
+        body["message"],
+        "server misconfigured: CONTROL_API_TOKEN_PARAMETER names a parameter that does not exist"
+    );
 
-    let api = app::build(
+    let api = LazyApp::new(
         lambda_settings(
             &github.uri(),
             "/clawdinator/test/control-ok",
             "/clawdinator/test/placeholder",
         ),
         Mode::Lambda,
-    )
-    .await
-    .unwrap();
-    let (status, body) = deploy(&api, "fine-token").await;
+        moto_sdk().await,
+    );
+    let (status, _, body) = deploy(&api, "fine-token").await;
     assert_eq!(status, 500);
     assert_eq!(
         body["message"],
         "server misconfigured: GITHUB_TOKEN_PARAMETER names a parameter that still holds its placeholder value"
     );
-    let (status, _) = deploy(&api, "UNSET-put-the-real-value-with-aws-ssm-put-parameter").await;
+    let (status, _, _) = deploy(&api, "UNSET-put-the-real-value-with-aws-ssm-put-parameter").await;
     assert_eq!(status, 401, "a placeholder is never a token");
+
+    let api = LazyApp::new(
+        lambda_settings(
+            &github.uri(),
+            "/clawdinator/test/control-ok",
+            "/clawdinator/test/blank",
+        ),
+        Mode::Lambda,
+        moto_sdk().await,
+    );
+    let (status, _, body) = deploy(&api, "fine-token").await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        body["message"],
+        "server misconfigured: GITHUB_TOKEN_PARAMETER names an empty parameter"
+    );
     assert!(received(&github).await.is_empty());
 }
 
@@ -132,10 +284,8 @@ async fn unreadable_or_placeholder_parameters_are_a_500_naming_the_setting() {
 async fn the_lambda_refuses_plain_environment_secrets() {
     let github = github_accepting().await;
     // settings() carries CONTROL_API_TOKEN and GITHUB_TOKEN as plain values, no parameters.
-    let api = app::build(settings(&github.uri(), &[]), Mode::Lambda)
-        .await
-        .unwrap();
-    let (status, body) = deploy(&api, CONTROL_TOKEN).await;
+    let api = LazyApp::new(settings(&github.uri(), &[]), Mode::Lambda, offline_sdk());
+    let (status, _, body) = deploy(&api, CONTROL_TOKEN).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (500, Some("misconfigured")),
@@ -149,7 +299,28 @@ async fn the_lambda_refuses_plain_environment_secrets() {
     let local = app::build(settings(&github.uri(), &[]), Mode::Local)
         .await
         .unwrap();
-    let (status, body) = deploy(&local, CONTROL_TOKEN).await;
+    let (status, _, body) = deploy(&local, CONTROL_TOKEN).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(received(&github).await.len(), 1);
+}
+
+#[test]
+fn the_local_server_stops_at_start_up_when_ssm_cannot_be_read() {
+    let closed = format!("http://127.0.0.1:{}", closed_port());
+    let (code, _, stderr) = control_api(
+        &["serve"],
+        &[
+            ("AWS_ENDPOINT_URL", &closed),
+            (
+                "CONTROL_API_TOKEN_PARAMETER",
+                "/clawdinator/test/control-ok",
+            ),
+            ("PORT", "0"),
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("cannot read the secrets: AWS SSM GetParameters failed"),
+        "{stderr}"
+    );
 }

@@ -28,6 +28,9 @@ pub enum ApiError {
     },
     #[error(transparent)]
     Misconfigured(Misconfig),
+    /// The secrets store could not be read; nothing was decided. The next request reads again.
+    #[error("the server could not read its secrets; try again in {retry_after_secs} s")]
+    SecretsUnavailable { retry_after_secs: u64 },
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
@@ -96,7 +99,7 @@ impl ApiError {
             | Self::NoPreviousImage { .. }
             | Self::RollbackAmbiguous { .. }
             | Self::BootstrapMissing { .. } => 409,
-            Self::Deploy(DeployError::RateLimited { .. }) => 503,
+            Self::Deploy(DeployError::RateLimited { .. }) | Self::SecretsUnavailable { .. } => 503,
             Self::Deploy(_) | Self::Workflow(_) | Self::Aws(_) => 502,
         }
     }
@@ -113,6 +116,7 @@ impl ApiError {
             Self::Misconfigured(_)
             | Self::Deploy(DeployError::NotConfigured(_))
             | Self::Workflow(WorkflowError::NotConfigured(_)) => "misconfigured",
+            Self::SecretsUnavailable { .. } => "secrets_unavailable",
             Self::Request(e) => e.code(),
             Self::Policy(e) => e.code(),
             Self::Deploy(DeployError::Refused { .. }) => "github_refused",
@@ -145,7 +149,8 @@ impl ApiError {
             Self::DeployInFlight { run } | Self::QueueFull { run } => {
                 body["run"] = json!(run);
             }
-            Self::Deploy(DeployError::RateLimited { retry_after_secs }) => {
+            Self::Deploy(DeployError::RateLimited { retry_after_secs })
+            | Self::SecretsUnavailable { retry_after_secs } => {
                 body["retry_after_secs"] = json!(retry_after_secs);
             }
             _ => {}
@@ -156,7 +161,8 @@ impl ApiError {
             Self::RateLimited {
                 retry_after_secs, ..
             }
-            | Self::Deploy(DeployError::RateLimited { retry_after_secs }) => reply
+            | Self::Deploy(DeployError::RateLimited { retry_after_secs })
+            | Self::SecretsUnavailable { retry_after_secs } => reply
                 .headers
                 .push(("retry-after", retry_after_secs.to_string())),
             _ => {}

@@ -1,6 +1,7 @@
 //! The handler both transports share: method, size, auth, parse, policy, idempotency,
 //! checks, in-flight guard, dispatch, run tracking, audit.
 
+use std::future::Future;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
@@ -41,6 +42,35 @@ pub struct Call<'a> {
     pub body: &'a [u8],
     /// Set by a transport that stopped reading a body over [`MAX_BODY_BYTES`].
     pub body_too_large: bool,
+}
+
+/// What a transport hands each call to: the [`ControlApi`] itself, or a holder that
+/// builds it on first use (the Lambda's `app::LazyApp`).
+pub trait Handler: Send + Sync {
+    fn handle(&self, call: Call<'_>) -> impl Future<Output = Reply> + Send;
+}
+
+impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> Handler
+    for ControlApi<W, F, B, S>
+{
+    fn handle(&self, call: Call<'_>) -> impl Future<Output = Reply> + Send {
+        ControlApi::handle(self, call)
+    }
+}
+
+/// The answer while there is no control API to ask (its secrets unreadable): the error
+/// body and audit line of any failure, with nothing known of the caller.
+pub fn answer_unready(error: ApiError) -> Reply {
+    let request_id = uuid::Uuid::now_v7().to_string();
+    tracing::info!(
+        target: "audit",
+        request_id = %request_id,
+        decision = "failed",
+        status = error.status(),
+        error = error.code(),
+        "request"
+    );
+    error.into_reply(&request_id)
 }
 
 /// The outbound ports the handler talks to.

@@ -5,19 +5,14 @@ use std::sync::Arc;
 use lambda_http::request::RequestContext;
 use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 
-use crate::app;
+use crate::app::LazyApp;
 use crate::config::{Mode, Settings};
-use crate::domain::deploy::Workflow;
-use crate::domain::fleet::{BootstrapStore, FleetReader};
-use crate::domain::service::ControlApi;
-use crate::domain::state::StateStore;
+use crate::domain::service::Handler;
+use crate::outbound::aws::load_sdk_config;
 use crate::telemetry::{self, LogFormat};
 
 /// Handles one Function URL event. A plain async fn, so tests call it without the runtime.
-pub async fn handle<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore>(
-    api: &ControlApi<W, F, B, S>,
-    request: Request,
-) -> Result<Response<Body>, Error> {
+pub async fn handle(api: &impl Handler, request: Request) -> Result<Response<Body>, Error> {
     let iam_arn = iam_caller_arn(&request);
     let (parts, body) = request.into_parts();
     let mut call = super::call(&parts.method, &parts.headers, body.as_ref(), false);
@@ -38,14 +33,20 @@ fn iam_caller_arn(request: &Request) -> Option<String> {
     }
 }
 
-/// The Lambda's life: settings and clients once at cold start, then one handler call per event.
+/// The Lambda's life: settings and the SDK config at cold start (no network: the first
+/// `/next` goes out at once), the secrets and clients on the first event, then one handler
+/// call per event.
 pub async fn run() -> Result<(), Error> {
     let _logs = telemetry::init(LogFormat::Json);
     let settings = Settings::from_env()?;
-    let api = Arc::new(app::build(settings, Mode::Lambda).await?);
+    let api = Arc::new(LazyApp::new(
+        settings,
+        Mode::Lambda,
+        load_sdk_config().await,
+    ));
     lambda_http::run(service_fn(move |request| {
         let api = Arc::clone(&api);
-        async move { handle(&api, request).await }
+        async move { handle(&*api, request).await }
     }))
     .await
 }

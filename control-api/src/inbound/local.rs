@@ -11,25 +11,16 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::domain::deploy::Workflow;
-use crate::domain::fleet::{BootstrapStore, FleetReader};
 use crate::domain::request::MAX_BODY_BYTES;
-use crate::domain::service::ControlApi;
-use crate::domain::state::StateStore;
+use crate::domain::service::Handler;
 
 /// Serves until `shutdown` resolves. It is a development server: connections still open
 /// then are dropped with the runtime.
-pub async fn serve<W, F, B, S>(
-    api: Arc<ControlApi<W, F, B, S>>,
+pub async fn serve<H: Handler + 'static>(
+    api: Arc<H>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()>
-where
-    W: Workflow + 'static,
-    F: FleetReader + 'static,
-    B: BootstrapStore + 'static,
-    S: StateStore + 'static,
-{
+) -> std::io::Result<()> {
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -44,7 +35,7 @@ where
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let api = Arc::clone(&api);
-                async move { Ok::<_, Infallible>(handle(&api, request).await) }
+                async move { Ok::<_, Infallible>(handle(&*api, request).await) }
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -57,8 +48,8 @@ where
     Ok(())
 }
 
-async fn handle<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore>(
-    api: &ControlApi<W, F, B, S>,
+async fn handle(
+    api: &impl Handler,
     request: http::Request<Incoming>,
 ) -> http::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();

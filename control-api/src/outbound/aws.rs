@@ -397,18 +397,23 @@ fn is_not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     matches!(e, SdkError::ServiceError(se) if se.err().code().is_some_and(|c| c.ends_with(".NotFound")))
 }
 
-/// Reads one SSM SecureString parameter, decrypted. Called once per cold start.
-pub async fn read_secure_parameter(sdk: &SdkConfig, name: &str) -> Result<String, AwsError> {
-    let client = aws_sdk_ssm::Client::new(sdk);
-    let out = client
-        .get_parameter()
-        .name(name)
-        .with_decryption(true)
+/// Reads SSM SecureString parameters, decrypted, in one `GetParameters` call (at most
+/// 10 names). A name SSM does not know, or one without a value, is absent from the map.
+pub async fn read_secure_parameters(
+    client: &aws_sdk_ssm::Client,
+    names: &[&str],
+) -> Result<BTreeMap<String, String>, AwsError> {
+    let mut request = client.get_parameters().with_decryption(true);
+    for name in names {
+        request = request.names(*name);
+    }
+    let out = request
         .send()
         .await
-        .map_err(|e| aws_error("SSM GetParameter", e))?;
-    out.parameter()
-        .and_then(|p| p.value())
-        .map(str::to_owned)
-        .ok_or_else(|| AwsError("AWS SSM GetParameter returned no value".to_owned()))
+        .map_err(|e| aws_error("SSM GetParameters", e))?;
+    Ok(out
+        .parameters()
+        .iter()
+        .filter_map(|p| Some((p.name()?.to_owned(), p.value()?.to_owned())))
+        .collect())
 }

@@ -41,11 +41,7 @@ pub fn settings(github_url: &str, extra: &[(&str, &str)]) -> Settings {
 /// every endpoint on a closed loopback port, so a call AWS was not expected to get fails
 /// at once. Tests that talk to AWS use [`moto_sdk`] instead.
 pub fn offline_sdk() -> aws_config::SdkConfig {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = closed_port();
     aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
@@ -57,6 +53,15 @@ pub fn offline_sdk() -> aws_config::SdkConfig {
             ),
         )
         .build()
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The SDK pointed at the moto server that `scripts/with-moto` started.
