@@ -36,6 +36,10 @@ pub struct AwsSettings {
     /// `FLEET_STATE_BUCKET`: idempotency records and the audit trail. Unset: no
     /// idempotency and no audit objects (answers say `"idempotency": "skipped"`).
     pub state_bucket: Option<String>,
+    /// `FLEET_EC2_PAGE_SIZE`: `MaxResults` per DescribeInstances page (5..=1000). Fewest
+    /// calls at 1000; smaller pages answer sooner each, for a page that would not
+    /// finish within one attempt's timeout.
+    pub ec2_page_size: i32,
 }
 
 /// Time budgets of the deploy path.
@@ -142,7 +146,9 @@ impl Settings {
             .filter(|(o, r)| is_github_name(o) && is_github_name(r))
             .ok_or_else(|| ConfigError::InvalidRepo(repo_full.clone()))?;
         let api_url = get("GITHUB_API_URL").unwrap_or_else(|| DEFAULT_GITHUB_API_URL.to_owned());
-        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+        if !(api_url.starts_with("https://") || api_url.starts_with("http://"))
+            || api_url.parse::<http::Uri>().is_err()
+        {
             return Err(ConfigError::Invalid {
                 name: "GITHUB_API_URL",
                 what: "an http(s) URL",
@@ -166,6 +172,19 @@ impl Settings {
                 .ok_or(ConfigError::Invalid {
                     name: "FLEET_DEPLOY_RATE_LIMIT",
                     what: "<count>/<seconds>, both above zero",
+                    value: v,
+                })?,
+        };
+        let ec2_page_size = match get("FLEET_EC2_PAGE_SIZE") {
+            None => 1000,
+            Some(v) => v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (5..=1000).contains(n))
+                .ok_or(ConfigError::Invalid {
+                    name: "FLEET_EC2_PAGE_SIZE",
+                    what: "a number from 5 to 1000",
                     value: v,
                 })?,
         };
@@ -218,6 +237,7 @@ impl Settings {
                 image_tag_value: get("FLEET_IMAGE_TAG_VALUE").unwrap_or_else(|| "true".to_owned()),
                 bootstrap_bucket: get("FLEET_BOOTSTRAP_BUCKET"),
                 state_bucket: get("FLEET_STATE_BUCKET"),
+                ec2_page_size,
             },
             timing: Timing::default(),
             registry,
@@ -272,6 +292,7 @@ mod tests {
                 image_tag_value: "true".into(),
                 bootstrap_bucket: None,
                 state_bucket: None,
+                ec2_page_size: 1000,
             }
         );
         assert_eq!(s.registry.len(), 3);
@@ -298,6 +319,29 @@ mod tests {
             settings(&[("FLEET_REGISTRY", "/nonexistent/registry.json")]),
             Err(ConfigError::RegistryRead { .. })
         ));
+        assert!(matches!(
+            settings(&[("GITHUB_API_URL", "https://exa mple.com")]),
+            Err(ConfigError::Invalid {
+                name: "GITHUB_API_URL",
+                ..
+            })
+        ));
+        for bad in ["4", "1001", "many"] {
+            assert!(matches!(
+                settings(&[("FLEET_EC2_PAGE_SIZE", bad)]),
+                Err(ConfigError::Invalid {
+                    name: "FLEET_EC2_PAGE_SIZE",
+                    ..
+                })
+            ));
+        }
+        assert_eq!(
+            settings(&[("FLEET_EC2_PAGE_SIZE", "50")])
+                .unwrap()
+                .aws
+                .ec2_page_size,
+            50
+        );
         assert!(matches!(
             settings(&[("FLEET_DEPLOY_RATE_LIMIT", "10 per hour")]),
             Err(ConfigError::Invalid {

@@ -87,7 +87,8 @@ pub struct Ec2Fleet {
 
 impl Ec2Fleet {
     pub fn new(sdk: &SdkConfig, settings: AwsSettings) -> Self {
-        Self::with_client(aws_sdk_ec2::Client::new(sdk), settings, 1000)
+        let page_size = settings.ec2_page_size;
+        Self::with_client(aws_sdk_ec2::Client::new(sdk), settings, page_size)
     }
 
     pub fn with_client(client: aws_sdk_ec2::Client, settings: AwsSettings, page_size: i32) -> Self {
