@@ -1,8 +1,15 @@
 //! Log set-up: JSON lines for Lambda, readable text locally, written off the request path.
 
-use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
+
+/// Lines the writer thread may fall behind by. tracing-appender's default (128,000)
+/// allocates and touches a 4 MiB queue at start-up: a third of the Lambda's cold start
+/// and of its memory. A request writes one or two lines; a queue this size is never full
+/// unless stdout stalls, and then a request waits for room rather than an audit line
+/// being dropped (`lossy(false)`).
+const QUEUED_LINES: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -12,12 +19,15 @@ pub enum LogFormat {
 
 /// Installs the global subscriber: JSON to stdout (CloudWatch), text to stderr (a terminal,
 /// leaving stdout to what the command prints). Lines are handed to a writer thread, so a request
-/// never waits on stdout; the thread drains within microseconds, well before Lambda
+/// does not wait on stdout; the thread drains within microseconds, well before Lambda
 /// freezes the sandbox after the response. Keep the guard alive for the process.
 pub fn init(format: LogFormat) -> WorkerGuard {
+    let queue = NonBlockingBuilder::default()
+        .buffered_lines_limit(QUEUED_LINES)
+        .lossy(false);
     let (writer, guard) = match format {
-        LogFormat::Json => tracing_appender::non_blocking(std::io::stdout()),
-        LogFormat::Text => tracing_appender::non_blocking(std::io::stderr()),
+        LogFormat::Json => queue.finish(std::io::stdout()),
+        LogFormat::Text => queue.finish(std::io::stderr()),
     };
     // A second init (tests) keeps the first subscriber; that is fine.
     let _installed = match format {
