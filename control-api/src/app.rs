@@ -14,7 +14,7 @@ use crate::domain::rate_limit::RateLimiter;
 use crate::domain::response::{ApiError, Misconfig, Reply};
 use crate::domain::service::{self, Call, ControlApi, Handler, Ports};
 use crate::outbound::aws::{
-    load_local_sdk_config, load_sdk_config, read_secure_parameters, Ec2Fleet, S3Bootstrap,
+    load_lambda_sdk_config, load_local_sdk_config, read_secure_parameters, Ec2Fleet, S3Bootstrap,
 };
 use crate::outbound::dispatch::AnyWorkflow;
 use crate::outbound::github::GitHubWorkflow;
@@ -44,7 +44,7 @@ const PLACEHOLDER_PREFIX: &str = "UNSET-";
 /// which should fail at start-up rather than on its first request.
 pub async fn build(settings: Settings, mode: Mode) -> Result<App, AppError> {
     let sdk = match mode {
-        Mode::Lambda => load_sdk_config().await,
+        Mode::Lambda => load_lambda_sdk_config().await,
         Mode::Local => load_local_sdk_config().await,
     };
     let secrets = read_secrets(&settings, mode, &sdk).await?;

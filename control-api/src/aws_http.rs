@@ -6,15 +6,51 @@
 //! every file under /etc/ssl/certs: milliseconds of a cold start). This one links one
 //! crypto provider and trusts the same roots as the GitHub client, whatever the image.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use base64::Engine;
 
 /// The HTTPS (and plain HTTP, for a loopback emulator) client to give an SDK config.
-/// Roots are parsed when the first connection is made, not here.
+/// Nothing is built, and no root parsed, before the first connection.
 pub fn https_client() -> SharedHttpClient {
+    SharedHttpClient::new(OnFirstUse::default())
+}
+
+/// The smithy HTTPS client, built when the first request needs a connector.
+///
+/// The smithy client itself builds a throw-away connector each time an SDK client is
+/// made (its `validate_base_client_config`, meant to load native certificates early):
+/// here that would parse every root once per SDK client — at cold start for the
+/// credential chain's STS client, and four more times when the app builds its EC2, S3
+/// and SSM clients — before the one connector that is kept. Skipping that validation
+/// loses nothing: it only warms a cache this client does not have.
+#[derive(Debug, Default)]
+struct OnFirstUse(OnceLock<SharedHttpClient>);
+
+impl HttpClient for OnFirstUse {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.0
+            .get_or_init(build)
+            .http_connector(settings, components)
+    }
+
+    /// For the SDK's user agent; asked for per request, so without building anything.
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.0.get().and_then(|client| client.connector_metadata())
+    }
+}
+
+fn build() -> SharedHttpClient {
     let trust = TrustStore::empty()
         .with_native_roots(false)
         .with_pem_certificate(ROOTS_PEM.as_bytes());
@@ -28,7 +64,7 @@ pub fn https_client() -> SharedHttpClient {
         .build_https()
 }
 
-/// The SDK's trust store takes PEM only, so the compiled-in DER roots are encoded once.
+/// The SDK's trust store takes PEM only, so the compiled-in DER roots are encoded, once.
 static ROOTS_PEM: LazyLock<String> =
     LazyLock::new(|| pem_bundle(webpki_root_certs::TLS_SERVER_ROOT_CERTS));
 

@@ -8,7 +8,7 @@ use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 use crate::app::LazyApp;
 use crate::config::{Mode, Settings};
 use crate::domain::service::Handler;
-use crate::outbound::aws::load_sdk_config;
+use crate::outbound::aws::load_lambda_sdk_config;
 use crate::telemetry::{self, LogFormat};
 
 /// Handles one Function URL event. A plain async fn, so tests call it without the runtime.
@@ -42,7 +42,7 @@ pub async fn run() -> Result<(), Error> {
     let api = Arc::new(LazyApp::new(
         settings,
         Mode::Lambda,
-        load_sdk_config().await,
+        load_lambda_sdk_config().await,
     ));
     lambda_http::run(service_fn(move |request| {
         let api = Arc::clone(&api);

@@ -26,6 +26,18 @@ pub async fn load_sdk_config() -> SdkConfig {
     sdk_defaults().load().await
 }
 
+/// As [`load_sdk_config`], for the Lambda: its runtime always puts the execution role's
+/// credentials in the environment, so they are taken from there instead of building the
+/// whole default chain (profile files, web identity with its own STS client, container
+/// and instance metadata) at every cold start, only for its first link to win.
+pub async fn load_lambda_sdk_config() -> SdkConfig {
+    use aws_config::environment::EnvironmentVariableCredentialsProvider;
+    sdk_defaults()
+        .credentials_provider(EnvironmentVariableCredentialsProvider::new())
+        .load()
+        .await
+}
+
 /// As [`load_sdk_config`], for a developer machine: the region comes from the environment
 /// or the AWS profile, else `us-east-1`, without probing EC2 instance metadata (which on
 /// a laptop costs seconds of start-up and a page of warnings).
