@@ -17,14 +17,6 @@ if [[ $emulator == cargo-lambda ]]; then
 fi
 "$py" "$lib/lambda_init.py" "${args[@]}" --label rust -- "$bin" >"$out/init_rust.json"
 
-# Diagnostic: the system CA store read from the bundle file only (no scan of every file
-# in /etc/ssl/certs), to show what loading the native roots costs at start-up.
-empty_cert_dir=$(mktemp -d)
-"$py" "$lib/lambda_init.py" "${args[@]}" --label rust-ca-bundle-only \
-	--env "SSL_CERT_DIR=$empty_cert_dir" --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-	-- "$bin" >"$out/init_rust_ca_bundle.json"
-rmdir "$empty_cert_dir"
-
 # Cross-check of the harness: the same binary against the minimal Python Runtime API.
 "$py" "$lib/lambda_init.py" --runs "$runs" --emulator python --fixture "$fixture" \
 	--token test-control-token --ssm --label rust -- "$bin" >"$out/init_rust_python.json"

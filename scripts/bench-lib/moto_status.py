@@ -4,7 +4,8 @@
 Run with the moto venv's python (it has boto3). Used by scripts/bench:
 
   moto_status.py --moto-server .tools/moto/bin/moto_server --server target/release/control-api \
-      --sizes 10,100,1000 --per-reservation 10 [--paging 1200] [--fleet-cli target/release/fleet]
+      --sizes 10,100,1000 --per-reservation 10 [--page-size 10] [--paging 1200] \
+      [--fleet-cli target/release/fleet]
 
 Starts its own moto server on a free loopback port (as scripts/with-moto does, but keeping
 moto's access log, which with-moto discards, and moto's request recorder, which names
@@ -15,8 +16,12 @@ DescribeInstances through boto3, then starts a fresh `control-api serve` (RUST_L
 pointed at moto and times status requests against it. EC2 calls per status request are
 named and counted by moto's recorder (which logs a request when it arrives) and
 cross-checked against moto's access log (a line when moto answers).
+--page-size N starts the server with FLEET_EC2_PAGE_SIZE=N (DescribeInstances MaxResults;
+the product's default is 1000) and asks moto alone for the same pages. moto pages
+DescribeInstances by reservation (EC2 by instance), so with reservations of 10 a page
+size of 10 gives pages of 100 instances: 1,000 instances are 10 pages.
 --paging N seeds N instances in N one-instance reservations: moto pages DescribeInstances
-by reservation, so past 1000 reservations a second page appears.
+by reservation, so past --page-size reservations a second page appears.
 
 Wall times are moto's: moto renders EC2 XML in Python and is far slower than EC2.
 Prints one JSON object.
@@ -120,6 +125,8 @@ def main():
     ap.add_argument("--server", required=True, help="the release control-api binary")
     ap.add_argument("--sizes", default="10,100,1000")
     ap.add_argument("--per-reservation", type=int, default=10)
+    ap.add_argument("--page-size", type=int, default=1000,
+                    help="FLEET_EC2_PAGE_SIZE for the server, MaxResults for moto alone")
     ap.add_argument("--paging", type=int, default=0, help="also N instances, one per reservation")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--fleet-cli", help="time `fleet status` too, at the smallest size")
@@ -153,6 +160,7 @@ def main():
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_REGION": "us-east-1",
             "AWS_EC2_METADATA_DISABLED": "true",
+            "FLEET_EC2_PAGE_SIZE": str(args.page_size),
         }
         state = {"server": None, "api": None}
 
@@ -234,7 +242,7 @@ def main():
             kwargs = {"Filters": [{"Name": "tag:app", "Values": ["clawdinator"]},
                                   {"Name": "instance-state-name", "Values": [
                                       "pending", "running", "shutting-down", "stopping", "stopped"]}],
-                      "MaxResults": 1000}
+                      "MaxResults": args.page_size}
             while True:
                 page = ec2.describe_instances(**kwargs)
                 direct_pages += 1
@@ -270,7 +278,8 @@ def main():
                 fleet = time_fleet(args.fleet_cli, state["api"], args.fleet_runs)
             state["server"].terminate()
             state["server"].wait(10)
-        print(json.dumps({"moto_port": moto_port, "work_dir": work, "cases": results,
+        print(json.dumps({"moto_port": moto_port, "work_dir": work, "page_size": args.page_size,
+                          "per_reservation": args.per_reservation, "cases": results,
                           "fleet_status": fleet}, indent=1))
     finally:
         for p in servers + [moto]:
