@@ -19,7 +19,7 @@ cross-checked against moto's access log (a line when moto answers).
 --page-size N starts the server with FLEET_EC2_PAGE_SIZE=N (DescribeInstances MaxResults;
 the product's default is 1000) and asks moto alone for the same pages. moto pages
 DescribeInstances by reservation (EC2 by instance), so with reservations of 10 a page
-size of 10 gives pages of 100 instances: 1,000 instances are 10 pages.
+size of 20 gives pages of 200 instances: 1,000 instances are 5 pages.
 --paging N seeds N instances in N one-instance reservations: moto pages DescribeInstances
 by reservation, so past --page-size reservations a second page appears.
 
