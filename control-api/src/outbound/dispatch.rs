@@ -30,9 +30,10 @@ impl Workflow for AnyWorkflow {
                     "ref": s.git_ref,
                     "inputs": request.workflow_inputs(),
                 });
-                // The whole dispatch is in the answer; the line only marks it, so that a
-                // local load test measures the handler rather than JSON formatting.
-                tracing::info!(request_id = %request.request_id, deploy_target = request.target.as_str(), "dry run: workflow dispatch not sent");
+                // The whole dispatch is in the answer and the decision in the audit line,
+                // so this marker is for debugging only: a second line per deploy at info
+                // would cost more than the dry run itself.
+                tracing::debug!(request_id = %request.request_id, deploy_target = request.target.as_str(), "dry run: workflow dispatch not sent");
                 Ok(DispatchReceipt {
                     dry_run: Some(dispatch),
                 })
