@@ -342,8 +342,10 @@ def main():
       "divided by the requests served.")
     w("")
     w("*refused* = wrong token (401); *deploy* = a valid deploy request answered by the dry-run "
-      "dispatch (200): auth, parse, policy, the rate limiter, the in-flight guard (the dry run "
-      "has no runs), the dry-run dispatch and its log line. The server runs with "
+      "dispatch (200): auth, parse, policy, the rate limiter, the in-flight guard (skipped: a "
+      "dry run has no runs to read), the dry-run dispatch and the answer (the dry run's own "
+      "log line is `debug`, so at `info` the audit line is each request's only line). The "
+      "server runs with "
       "`FLEET_DEPLOY_RATE_LIMIT=1000000/1` so the limiter admits every request but still does "
       "its bookkeeping (at the default 10 per 10 minutes all but ten would be 429s). The "
       "Node.js baseline answers each deploy with its dry-run dispatch (200) too. "
