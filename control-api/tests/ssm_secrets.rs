@@ -63,6 +63,15 @@ fn lambda_settings(github: &str, control_param: &str, github_param: &str) -> Set
     )
 }
 
+/// The Lambda's app against moto, its tokens in these two parameters.
+async fn lambda_on_moto(github: &str, control_param: &str, github_param: &str) -> LazyApp {
+    LazyApp::new(
+        lambda_settings(github, control_param, github_param),
+        Mode::Lambda,
+        moto_sdk().await,
+    )
+}
+
 /// A TCP relay to moto that counts the SSM `GetParameters` requests passing through it
 /// and, while `up` is false, drops every connection: SSM unreachable, then back.
 struct SsmRelay {
@@ -225,15 +234,12 @@ async fn missing_or_placeholder_parameters_are_a_500_naming_the_setting() {
     put("/clawdinator/test/blank", " \n").await;
     let github = github_accepting().await;
 
-    let api = LazyApp::new(
-        lambda_settings(
-            &github.uri(),
-            "/clawdinator/test/missing",
-            "/clawdinator/test/placeholder",
-        ),
-        Mode::Lambda,
-        moto_sdk().await,
-    );
+    let api = lambda_on_moto(
+        &github.uri(),
+        "/clawdinator/test/missing",
+        "/clawdinator/test/placeholder",
+    )
+    .await;
     let (status, _, body) = deploy(&api, "anything").await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -244,15 +250,12 @@ async fn missing_or_placeholder_parameters_are_a_500_naming_the_setting() {
         "server misconfigured: CONTROL_API_TOKEN_PARAMETER names a parameter that does not exist"
     );
 
-    let api = LazyApp::new(
-        lambda_settings(
-            &github.uri(),
-            "/clawdinator/test/control-ok",
-            "/clawdinator/test/placeholder",
-        ),
-        Mode::Lambda,
-        moto_sdk().await,
-    );
+    let api = lambda_on_moto(
+        &github.uri(),
+        "/clawdinator/test/control-ok",
+        "/clawdinator/test/placeholder",
+    )
+    .await;
     let (status, _, body) = deploy(&api, "fine-token").await;
     assert_eq!(status, 500);
     assert_eq!(
@@ -262,15 +265,12 @@ async fn missing_or_placeholder_parameters_are_a_500_naming_the_setting() {
     let (status, _, _) = deploy(&api, "UNSET-put-the-real-value-with-aws-ssm-put-parameter").await;
     assert_eq!(status, 401, "a placeholder is never a token");
 
-    let api = LazyApp::new(
-        lambda_settings(
-            &github.uri(),
-            "/clawdinator/test/control-ok",
-            "/clawdinator/test/blank",
-        ),
-        Mode::Lambda,
-        moto_sdk().await,
-    );
+    let api = lambda_on_moto(
+        &github.uri(),
+        "/clawdinator/test/control-ok",
+        "/clawdinator/test/blank",
+    )
+    .await;
     let (status, _, body) = deploy(&api, "fine-token").await;
     assert_eq!(status, 500);
     assert_eq!(
