@@ -1,4 +1,5 @@
-//! Wiring: settings in, a ready [`ControlApi`] out, the same for Lambda and localhost.
+//! Wiring: settings in, a ready [`ControlApi`] out, the same for Lambda and localhost:
+//! at once (local server), or on the first request (the Lambda's [`LazyApp`]).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -84,19 +85,17 @@ impl LazyApp {
 
     /// The app, built on first use; `Err` while it cannot be (the secrets unreadable).
     pub async fn get(&self) -> Result<&App, ApiError> {
-        if let Some(app) = self.app.get() {
-            return Ok(app);
-        }
         self.app
             .get_or_try_init(|| async {
                 let last = self.failed.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 if let Some((_, e)) = last.filter(|(at, _)| at.elapsed() < SECRETS_RETRY) {
                     return Err(e);
                 }
-                let built = match read_secrets(&self.settings, self.mode, &self.sdk).await {
-                    Ok(secrets) => build_with_secrets(&self.settings, self.mode, &self.sdk, secrets),
-                    Err(e) => Err(e),
-                };
+                let built = read_secrets(&self.settings, self.mode, &self.sdk)
+                    .await
+                    .and_then(|secrets| {
+                        build_with_secrets(&self.settings, self.mode, &self.sdk, secrets)
+                    });
                 built.map_err(|e| {
                     tracing::error!(error = %e, "cannot build the app; a later request tries again");
                     let answer = match e {
