@@ -1,0 +1,182 @@
+//! The real `bootstrap` binary as Lambda runs it: a Runtime API double on loopback hands
+//! it a saved Function URL event; its tokens come from moto's SSM with the environment's
+//! credentials, its dispatch goes to the GitHub double, its logs are JSON lines.
+
+mod support;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use support::*;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const NEXT: &str = "/2018-06-01/runtime/invocation/next";
+const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
+
+async fn put(name: &str, value: &str) {
+    aws_sdk_ssm::Client::new(&moto_sdk().await)
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The Runtime API: one event on the first `/next`, then a `/next` that never answers
+/// (the function waits there, as it does between invocations).
+async fn runtime_api(event: &str) -> MockServer {
+    let api = MockServer::start().await;
+    let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_secs(30);
+    Mock::given(method("GET"))
+        .and(path(NEXT))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("lambda-runtime-aws-request-id", REQUEST_ID)
+                .insert_header(
+                    "lambda-runtime-deadline-ms",
+                    deadline.as_millis().to_string().as_str(),
+                )
+                .insert_header(
+                    "lambda-runtime-invoked-function-arn",
+                    "arn:aws:lambda:eu-central-1:123456789012:function:control-api",
+                )
+                .insert_header("content-type", "application/json")
+                .set_body_string(event),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&api)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(NEXT))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(600)))
+        .with_priority(2)
+        .mount(&api)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&api)
+        .await;
+    api
+}
+
+/// The body the function POSTed as its response to the event, once it has.
+async fn function_response(api: &MockServer) -> Option<Value> {
+    let want = format!("/2018-06-01/runtime/invocation/{REQUEST_ID}/response");
+    api.received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .find(|r| r.method.as_str() == "POST" && r.url.path() == want)
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+}
+
+#[tokio::test]
+async fn the_bootstrap_answers_a_function_url_event_with_tokens_from_ssm() {
+    put("/clawdinator/bootstrap-test/control", CONTROL_TOKEN).await;
+    put("/clawdinator/bootstrap-test/github", GITHUB_TOKEN).await;
+    let github = github_accepting().await;
+    let event = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/deploy_bearer.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let api = runtime_api(&event).await;
+    let runtime = api.uri().trim_start_matches("http://").to_owned();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .env_clear()
+        .envs([
+            ("PATH", "/usr/bin:/bin"),
+            ("AWS_LAMBDA_RUNTIME_API", runtime.as_str()),
+            ("AWS_LAMBDA_FUNCTION_NAME", "control-api"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/control-api"),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/12/01/[$LATEST]0123"),
+            ("AWS_REGION", "us-east-1"),
+            // As Lambda provides the execution role's credentials.
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_SESSION_TOKEN", "testing"),
+            (
+                "AWS_ENDPOINT_URL",
+                &std::env::var("AWS_ENDPOINT_URL").unwrap(),
+            ),
+            (
+                "CONTROL_API_TOKEN_PARAMETER",
+                "/clawdinator/bootstrap-test/control",
+            ),
+            (
+                "GITHUB_TOKEN_PARAMETER",
+                "/clawdinator/bootstrap-test/github",
+            ),
+            ("GITHUB_API_URL", &github.uri()),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bootstrap");
+
+    let started = Instant::now();
+    let response = loop {
+        if let Some(r) = function_response(&api).await {
+            break r;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("bootstrap exited with {status}: {err}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no response from the bootstrap"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["ok"], true, "{body}");
+    assert_eq!(body["target"], "clawdinator-2");
+    assert_eq!(body["caller"], "clawdinator-1");
+    // The double only accepts the GitHub token that SSM holds.
+    let dispatches = received(&github).await;
+    assert_eq!(dispatches.len(), 1, "{dispatches:?}");
+    assert_eq!(dispatches[0].1["inputs"]["request_id"], body["request_id"]);
+
+    // CloudWatch gets JSON lines; the audit line has the decision and no secret.
+    let audit: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "audit")
+        .collect();
+    assert_eq!(audit.len(), 1, "{stdout}");
+    assert_eq!(audit[0]["decision"], "accepted");
+    assert_eq!(audit[0]["deploy_target"], "clawdinator-2");
+    assert_eq!(audit[0]["request_id"], body["request_id"]);
+    for secret in [CONTROL_TOKEN, GITHUB_TOKEN] {
+        assert!(!stdout.contains(secret), "a token in the logs: {stdout}");
+    }
+}
