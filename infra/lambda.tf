@@ -29,6 +29,18 @@ resource "aws_ssm_parameter" "control_token" {
   value_wo_version = 1
 }
 
+# The shared token's successor during a rotation. Between rotations it holds the
+# placeholder, which the control API reads as "no second token" (see README, Rotation).
+resource "aws_ssm_parameter" "control_token_next" {
+  name        = local.ssm_control_token_next_name
+  description = "Next bearer token during a rotation, accepted beside control-token; the UNSET- placeholder when no rotation is under way."
+  type        = "SecureString"
+  key_id      = var.ssm_kms_key_arn
+
+  value_wo         = "UNSET-no-rotation-under-way"
+  value_wo_version = 1
+}
+
 resource "aws_ssm_parameter" "github_token" {
   name        = local.ssm_github_token_name
   description = "GitHub token (actions:write on ${var.github_repo}) the control API dispatches workflows with. Set with aws ssm put-parameter --overwrite."
@@ -37,6 +49,15 @@ resource "aws_ssm_parameter" "github_token" {
 
   value_wo         = "UNSET-put-the-real-value-with-aws-ssm-put-parameter"
   value_wo_version = 1
+}
+
+locals {
+  # The only parameters the function may read and decrypt.
+  own_secret_arns = [
+    aws_ssm_parameter.control_token.arn,
+    aws_ssm_parameter.control_token_next.arn,
+    aws_ssm_parameter.github_token.arn,
+  ]
 }
 
 # --- Logs ---------------------------------------------------------------------
@@ -107,14 +128,14 @@ data "aws_iam_policy_document" "control_api" {
     ]
   }
 
-  # One GetParameters call reads both tokens; nothing else is needed.
+  # One GetParameters call reads the three tokens; nothing else is needed.
   statement {
     sid       = "ReadOwnSecrets"
     actions   = ["ssm:GetParameters"]
-    resources = [aws_ssm_parameter.control_token.arn, aws_ssm_parameter.github_token.arn]
+    resources = local.own_secret_arns
   }
 
-  # SecureString decryption, only through SSM and only for these two parameters
+  # SecureString decryption, only through SSM and only for these three parameters
   # (SSM puts the parameter ARN into the encryption context).
   statement {
     sid       = "DecryptOwnSecrets"
@@ -130,7 +151,7 @@ data "aws_iam_policy_document" "control_api" {
     condition {
       test     = "StringEquals"
       variable = "kms:EncryptionContext:PARAMETER_ARN"
-      values   = [aws_ssm_parameter.control_token.arn, aws_ssm_parameter.github_token.arn]
+      values   = local.own_secret_arns
     }
   }
 
@@ -194,8 +215,9 @@ resource "aws_lambda_function" "control_api" {
   environment {
     variables = {
       # Names of SSM parameters, not secrets.
-      CONTROL_API_TOKEN_PARAMETER = aws_ssm_parameter.control_token.name
-      GITHUB_TOKEN_PARAMETER      = aws_ssm_parameter.github_token.name
+      CONTROL_API_TOKEN_PARAMETER      = aws_ssm_parameter.control_token.name
+      CONTROL_API_TOKEN_NEXT_PARAMETER = aws_ssm_parameter.control_token_next.name
+      GITHUB_TOKEN_PARAMETER           = aws_ssm_parameter.github_token.name
       # Each host assumes the invoker role with its instance id as the session name,
       # so the verified caller ARN tells the control API which bot is calling.
       CONTROL_API_IAM_PRINCIPALS = jsonencode({

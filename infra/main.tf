@@ -25,10 +25,12 @@ locals {
   invoker_role_arn    = "arn:${local.partition}:iam::${local.account_id}:role/${local.invoker_role_name}"
   bucket_arn          = "arn:${local.partition}:s3:::${var.bucket_name}"
 
-  ssm_control_token_name = "${var.ssm_parameter_prefix}/control-token"
-  ssm_github_token_name  = "${var.ssm_parameter_prefix}/github-token"
+  ssm_control_token_name      = "${var.ssm_parameter_prefix}/control-token"
+  ssm_control_token_next_name = "${var.ssm_parameter_prefix}/control-token-next"
+  ssm_github_token_name       = "${var.ssm_parameter_prefix}/github-token"
   ssm_parameter_arns = [
     "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.ssm_control_token_name}",
+    "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.ssm_control_token_next_name}",
     "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.ssm_github_token_name}",
   ]
 

@@ -16,8 +16,9 @@ output "control_api_invoker_role_arn" {
 output "control_api_ssm_parameters" {
   description = "SecureString parameters to fill with `aws ssm put-parameter --overwrite` after the first apply."
   value = {
-    control_token = aws_ssm_parameter.control_token.name
-    github_token  = aws_ssm_parameter.github_token.name
+    control_token      = aws_ssm_parameter.control_token.name
+    control_token_next = aws_ssm_parameter.control_token_next.name
+    github_token       = aws_ssm_parameter.github_token.name
   }
 }
 

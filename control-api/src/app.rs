@@ -10,12 +10,12 @@ use tokio::sync::OnceCell;
 
 use crate::config::{Mode, Settings};
 use crate::domain::auth::{Authenticator, Principal};
-use crate::domain::fleet::AwsError;
 use crate::domain::rate_limit::RateLimiter;
 use crate::domain::response::{ApiError, Misconfig, Reply};
 use crate::domain::service::{self, Call, ControlApi, Handler, Ports};
 use crate::outbound::aws::{
     load_lambda_sdk_config, load_local_sdk_config, read_secure_parameters, Ec2Fleet, S3Bootstrap,
+    SecretsReadError,
 };
 use crate::outbound::dispatch::AnyWorkflow;
 use crate::outbound::github::GitHubWorkflow;
@@ -30,7 +30,7 @@ pub enum AppError {
     #[error("cannot build the GitHub client: {0}")]
     GitHubClient(#[from] octocrab::Error),
     #[error("cannot read the secrets: {0}")]
-    Secrets(AwsError),
+    Secrets(SecretsReadError),
 }
 
 /// Where a token came from, or why there is none.
@@ -99,9 +99,12 @@ impl LazyApp {
                 built.map_err(|e| {
                     tracing::error!(error = %e, "cannot build the app; a later request tries again");
                     let answer = match e {
-                        AppError::Secrets(_) => ApiError::SecretsUnavailable {
-                            retry_after_secs: SECRETS_RETRY.as_secs().max(1),
-                        },
+                        AppError::Secrets(SecretsReadError::Unavailable(_)) => {
+                            ApiError::SecretsUnavailable {
+                                retry_after_secs: SECRETS_RETRY.as_secs().max(1),
+                            }
+                        }
+                        AppError::Secrets(SecretsReadError::Refused(_)) => ApiError::SecretsRefused,
                         AppError::GitHubClient(_) => ApiError::Misconfigured(Misconfig {
                             setting: "GITHUB_API_URL",
                             problem: "is not a URL the GitHub client accepts",
@@ -125,9 +128,11 @@ impl Handler for LazyApp {
     }
 }
 
-/// The two tokens, each usable or the reason it is not.
+/// The tokens, each usable or the reason it is not.
 struct Secrets {
     control: Secret,
+    /// The shared token's successor during a rotation.
+    control_next: Secret,
     github: Secret,
 }
 
@@ -142,11 +147,18 @@ async fn read_secrets(
         "CONTROL_API_TOKEN_PARAMETER",
         settings.control_token_parameter.as_deref(),
     );
+    let control_next = (
+        "CONTROL_API_TOKEN_NEXT_PARAMETER",
+        settings.control_token_next_parameter.as_deref(),
+    );
     let github = (
         "GITHUB_TOKEN_PARAMETER",
         settings.github_token_parameter.as_deref(),
     );
-    let names: Vec<&str> = [control.1, github.1].into_iter().flatten().collect();
+    let names: Vec<&str> = [control.1, control_next.1, github.1]
+        .into_iter()
+        .flatten()
+        .collect();
     let values = if names.is_empty() {
         BTreeMap::new()
     } else {
@@ -154,20 +166,39 @@ async fn read_secrets(
             .await
             .map_err(AppError::Secrets)?
     };
+    let token =
+        |parameter, plain, placeholder| secret(mode, parameter, plain, placeholder, &values);
     Ok(Secrets {
-        control: secret(
-            mode,
+        control: token(
             control,
             ("CONTROL_API_TOKEN", settings.control_token.clone()),
-            &values,
+            Placeholder::Refused,
         ),
-        github: secret(
-            mode,
+        // Infra creates the next token's parameter with the placeholder, and it goes
+        // back to one after a rotation: there it means no rotation is under way.
+        control_next: token(
+            control_next,
+            (
+                "CONTROL_API_TOKEN_NEXT",
+                settings.control_token_next.clone(),
+            ),
+            Placeholder::MeansUnset,
+        ),
+        github: token(
             github,
             ("GITHUB_TOKEN", settings.github_token.clone()),
-            &values,
+            Placeholder::Refused,
         ),
     })
+}
+
+/// What infra's placeholder value in a parameter means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placeholder {
+    /// The operator has not put the real value yet: a misconfiguration.
+    Refused,
+    /// Nothing to use, by design.
+    MeansUnset,
 }
 
 /// A token from its SSM parameter when one is named. Otherwise from the environment —
@@ -177,6 +208,7 @@ fn secret(
     mode: Mode,
     (setting, parameter): (&'static str, Option<&str>),
     (env_setting, from_env): (&'static str, Option<String>),
+    placeholder: Placeholder,
     values: &BTreeMap<String, String>,
 ) -> Secret {
     let Some(name) = parameter else {
@@ -193,6 +225,11 @@ fn secret(
             setting,
             problem: "names a parameter that does not exist",
         }),
+        Some(value)
+            if value.starts_with(PLACEHOLDER_PREFIX) && placeholder == Placeholder::MeansUnset =>
+        {
+            Ok(None)
+        }
         Some(value) if value.starts_with(PLACEHOLDER_PREFIX) => Err(Misconfig {
             setting,
             problem: "names a parameter that still holds its placeholder value",
@@ -207,12 +244,13 @@ fn secret(
 
 /// Every accepted credential: the shared token (and its successor during a rotation),
 /// per-principal token digests, IAM principals. No token at all is a 500 for every request.
-fn authenticator(settings: &Settings, shared: Option<String>) -> Result<Authenticator, Misconfig> {
+fn authenticator(
+    settings: &Settings,
+    shared: Option<String>,
+    next: Option<String>,
+) -> Result<Authenticator, Misconfig> {
     let mut auth = Authenticator::default();
-    for token in [shared.as_deref(), settings.control_token_next.as_deref()]
-        .into_iter()
-        .flatten()
-    {
+    for token in [shared.as_deref(), next.as_deref()].into_iter().flatten() {
         auth = auth.with_token(token, Principal::Shared);
     }
     if let Some(json) = &settings.token_digests {
@@ -242,6 +280,7 @@ fn authenticator(settings: &Settings, shared: Option<String>) -> Result<Authenti
 pub fn build_with(settings: Settings, mode: Mode, sdk: &SdkConfig) -> Result<App, AppError> {
     let secrets = Secrets {
         control: Ok(settings.control_token.clone()),
+        control_next: Ok(settings.control_token_next.clone()),
         github: Ok(settings.github_token.clone()),
     };
     build_with_secrets(&settings, mode, sdk, secrets)
@@ -257,7 +296,7 @@ fn build_with_secrets(
 ) -> Result<App, AppError> {
     let auth = secrets
         .control
-        .and_then(|shared| authenticator(settings, shared));
+        .and_then(|shared| authenticator(settings, shared, secrets.control_next?));
     let timing = settings.timing;
     let workflow = match (secrets.github, mode) {
         (Ok(Some(token)), _) => AnyWorkflow::GitHub(GitHubWorkflow::new(

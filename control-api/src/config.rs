@@ -60,6 +60,9 @@ pub struct Settings {
     pub github_token_parameter: Option<String>,
     /// The next shared token during a rotation; both are accepted meanwhile.
     pub control_token_next: Option<String>,
+    /// Its SSM parameter (the Lambda's way); infra's placeholder there means no
+    /// rotation is under way.
+    pub control_token_next_parameter: Option<String>,
     /// `CONTROL_API_TOKENS`: JSON of token SHA-256 digest → principal (digests, not secrets).
     pub token_digests: Option<String>,
     /// `CONTROL_API_IAM_PRINCIPALS`: JSON of IAM ARN (or assumed-role prefix) → principal.
@@ -92,6 +95,10 @@ impl std::fmt::Debug for Settings {
             .field(
                 "token_digests",
                 &self.token_digests.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "control_token_next_parameter",
+                &self.control_token_next_parameter,
             )
             .field("iam_principals", &self.iam_principals)
             .field("deploy_rate_limit", &self.deploy_rate_limit)
@@ -219,6 +226,7 @@ impl Settings {
             control_token_parameter: get("CONTROL_API_TOKEN_PARAMETER"),
             github_token_parameter: get("GITHUB_TOKEN_PARAMETER"),
             control_token_next: get("CONTROL_API_TOKEN_NEXT"),
+            control_token_next_parameter: get("CONTROL_API_TOKEN_NEXT_PARAMETER"),
             token_digests: get("CONTROL_API_TOKENS"),
             iam_principals: get("CONTROL_API_IAM_PRINCIPALS"),
             deploy_rate_limit,
@@ -362,9 +370,13 @@ mod tests {
         let s = settings(&[
             ("CONTROL_API_TOKEN", "tok-123"),
             ("GITHUB_TOKEN", "ghp_456"),
+            ("CONTROL_API_TOKEN_NEXT", "tok-789"),
         ])
         .unwrap();
         let d = format!("{s:?}");
-        assert!(!d.contains("tok-123") && !d.contains("ghp_456"), "{d}");
+        assert!(
+            !d.contains("tok-123") && !d.contains("ghp_456") && !d.contains("tok-789"),
+            "{d}"
+        );
     }
 }

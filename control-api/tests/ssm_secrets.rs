@@ -30,13 +30,25 @@ async fn put(name: &str, value: &str) {
 }
 
 async fn deploy(api: &impl Handler, token: &str) -> (u16, Option<String>, Value) {
+    call(
+        api,
+        token,
+        r#"{"action":"deploy","target":"clawdinator-2"}"#,
+    )
+    .await
+}
+
+/// Lists the deploy runs: authenticates like a deploy, and can be asked again.
+async fn runs(api: &impl Handler, token: &str) -> u16 {
+    call(api, token, r#"{"action":"runs"}"#).await.0
+}
+
+async fn call(api: &impl Handler, token: &str, body: &str) -> (u16, Option<String>, Value) {
     let req = lambda_http::http::Request::builder()
         .method("POST")
         .uri("https://x.lambda-url.us-east-1.on.aws/")
         .header("authorization", format!("Bearer {token}"))
-        .body(Body::from(
-            r#"{"action":"deploy","target":"clawdinator-2"}"#,
-        ))
+        .body(Body::from(body.to_owned()))
         .unwrap();
     let resp = handle(api, req).await.unwrap();
     let retry_after = resp
@@ -82,7 +94,11 @@ struct SsmRelay {
 
 impl SsmRelay {
     async fn start() -> Self {
-        let moto = std::env::var("AWS_ENDPOINT_URL").unwrap();
+        Self::start_to(&std::env::var("AWS_ENDPOINT_URL").unwrap()).await
+    }
+
+    /// A relay to another moto than the shared one.
+    async fn start_to(moto: &str) -> Self {
         let moto = moto.trim_start_matches("http://").to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -224,6 +240,169 @@ async fn an_unreadable_ssm_is_a_503_and_the_next_request_reads_again() {
 }
 
 #[tokio::test]
+async fn the_next_token_is_read_with_the_others_and_its_placeholder_means_no_rotation() {
+    put("/clawdinator/test/rot-control", "current-token").await;
+    put("/clawdinator/test/rot-github", GITHUB_TOKEN).await;
+    put(
+        "/clawdinator/test/rot-next-idle",
+        "UNSET-put-the-real-value-with-aws-ssm-put-parameter",
+    )
+    .await;
+    put("/clawdinator/test/rot-next", "next-token").await;
+    let github = github_accepting().await;
+    let ssm = SsmRelay::start().await;
+    let rotation = |next: &str| {
+        LazyApp::new(
+            settings(
+                &github.uri(),
+                &[
+                    ("CONTROL_API_TOKEN", ""),
+                    ("GITHUB_TOKEN", ""),
+                    (
+                        "CONTROL_API_TOKEN_PARAMETER",
+                        "/clawdinator/test/rot-control",
+                    ),
+                    ("CONTROL_API_TOKEN_NEXT_PARAMETER", next),
+                    ("GITHUB_TOKEN_PARAMETER", "/clawdinator/test/rot-github"),
+                ],
+            ),
+            Mode::Lambda,
+            ssm.sdk(),
+        )
+    };
+
+    // Between rotations: the placeholder is no token, and the current one works.
+    let idle = rotation("/clawdinator/test/rot-next-idle");
+    assert_eq!(runs(&idle, "current-token").await, 200);
+    let placeholder = "UNSET-put-the-real-value-with-aws-ssm-put-parameter";
+    assert_eq!(runs(&idle, placeholder).await, 401);
+    assert_eq!(
+        ssm.reads.load(Ordering::SeqCst),
+        1,
+        "three parameters, one GetParameters"
+    );
+
+    // During one: both tokens are accepted, as the shared principal.
+    let rotating = rotation("/clawdinator/test/rot-next");
+    assert_eq!(runs(&rotating, "current-token").await, 200);
+    let (status, _, body) = deploy(&rotating, "next-token").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["caller"], "human:shared-token", "{body}");
+    assert_eq!(runs(&rotating, "previous-token").await, 401);
+    assert_eq!(ssm.reads.load(Ordering::SeqCst), 2);
+    assert_eq!(received(&github).await.len(), 1);
+
+    // A named next parameter that does not exist is a typo, not "no rotation".
+    let typo = rotation("/clawdinator/test/rot-nxet");
+    let (status, _, body) = deploy(&typo, "current-token").await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        body["message"],
+        "server misconfigured: CONTROL_API_TOKEN_NEXT_PARAMETER names a parameter that does not exist"
+    );
+    assert_eq!(received(&github).await.len(), 1);
+}
+
+/// A moto of its own that enforces IAM after `free_actions` calls: from then on the
+/// dummy credentials are refused (403 InvalidClientTokenId), as AWS refuses a role
+/// without access. Stopped when dropped.
+struct StrictMoto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl StrictMoto {
+    async fn start(free_actions: u32) -> Self {
+        let server = std::env::var("MOTO_SERVER").expect("run under scripts/with-moto");
+        let port = closed_port();
+        let child = std::process::Command::new(server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", free_actions.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let moto = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..300 {
+            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return moto;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("moto on {port} did not start");
+    }
+
+    fn sdk(&self) -> aws_config::SdkConfig {
+        offline_sdk().into_builder().endpoint_url(&self.url).build()
+    }
+}
+
+impl Drop for StrictMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn an_ssm_refusal_is_a_500_for_an_operator_and_is_read_again_later() {
+    let moto = StrictMoto::start(1).await;
+    // The one free action: the parameter exists, so only the refusal stands in the way.
+    aws_sdk_ssm::Client::new(&moto.sdk())
+        .put_parameter()
+        .name("/clawdinator/test/denied")
+        .value("denied-token")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let github = github_accepting().await;
+    let ssm = SsmRelay::start_to(&moto.url).await;
+    let api = LazyApp::new(
+        lambda_settings(
+            &github.uri(),
+            "/clawdinator/test/denied",
+            "/clawdinator/test/denied",
+        ),
+        Mode::Lambda,
+        ssm.sdk(),
+    );
+    let (status, retry_after, body) = deploy(&api, "denied-token").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (500, Some("secrets_unreadable")),
+        "{body}"
+    );
+    assert_eq!(retry_after, None, "waiting does not fix a role");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("an operator must fix the function's role"),
+        "{body}"
+    );
+    assert_eq!(
+        ssm.reads.load(Ordering::SeqCst),
+        1,
+        "a refusal is not retried"
+    );
+    assert_eq!(deploy(&api, "denied-token").await.0, 500);
+    assert_eq!(
+        ssm.reads.load(Ordering::SeqCst),
+        1,
+        "at most a read a second"
+    );
+    // Not kept for the sandbox's life: a fixed role works without recycling it.
+    tokio::time::sleep(SECRETS_RETRY + Duration::from_millis(100)).await;
+    assert_eq!(deploy(&api, "denied-token").await.0, 500);
+    assert_eq!(ssm.reads.load(Ordering::SeqCst), 2, "read again");
+    assert!(received(&github).await.is_empty(), "nothing dispatched");
+}
+
+#[tokio::test]
 async fn missing_or_placeholder_parameters_are_a_500_naming_the_setting() {
     put(
         "/clawdinator/test/placeholder",
@@ -295,6 +474,24 @@ async fn the_lambda_refuses_plain_environment_secrets() {
         body["message"],
         "server misconfigured: CONTROL_API_TOKEN is a plain environment value; the Lambda reads secrets only from SSM (name the parameter in the _PARAMETER setting)"
     );
+    // The rotation token too, even beside a shared token from SSM.
+    put("/clawdinator/test/plain-next-control", "from-ssm").await;
+    put("/clawdinator/test/plain-next-github", GITHUB_TOKEN).await;
+    let mut with_next = lambda_settings(
+        &github.uri(),
+        "/clawdinator/test/plain-next-control",
+        "/clawdinator/test/plain-next-github",
+    );
+    with_next.control_token_next = Some("plain-next".to_owned());
+    let api = LazyApp::new(with_next, Mode::Lambda, moto_sdk().await);
+    for token in ["from-ssm", "plain-next"] {
+        let (status, _, body) = deploy(&api, token).await;
+        assert_eq!(status, 500, "{body}");
+        assert_eq!(
+            body["message"],
+            "server misconfigured: CONTROL_API_TOKEN_NEXT is a plain environment value; the Lambda reads secrets only from SSM (name the parameter in the _PARAMETER setting)"
+        );
+    }
     // The same values are fine for the local server.
     let local = app::build(settings(&github.uri(), &[]), Mode::Local)
         .await

@@ -31,6 +31,11 @@ pub enum ApiError {
     /// The secrets store could not be read; nothing was decided. The next request reads again.
     #[error("the server could not read its secrets; try again in {retry_after_secs} s")]
     SecretsUnavailable { retry_after_secs: u64 },
+    /// SSM (or the key behind it) refused to give the secrets: the function's role, the
+    /// key policy or a parameter name needs an operator. Read again a second later, so
+    /// a fixed role works without recycling the function.
+    #[error("the server may not read its secrets from SSM (access denied or a bad parameter name; the function's log has AWS's error code); an operator must fix the function's role, key policy or parameter names")]
+    SecretsRefused,
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
@@ -85,6 +90,7 @@ impl ApiError {
             Self::Auth(_) => 403,
             Self::RateLimited { .. } => 429,
             Self::Misconfigured(_)
+            | Self::SecretsRefused
             | Self::Deploy(DeployError::NotConfigured(_))
             | Self::Workflow(WorkflowError::NotConfigured(_)) => 500,
             Self::Request(RequestError::UnknownTarget(_) | RequestError::UnknownAmi(_)) => 404,
@@ -117,6 +123,7 @@ impl ApiError {
             | Self::Deploy(DeployError::NotConfigured(_))
             | Self::Workflow(WorkflowError::NotConfigured(_)) => "misconfigured",
             Self::SecretsUnavailable { .. } => "secrets_unavailable",
+            Self::SecretsRefused => "secrets_unreadable",
             Self::Request(e) => e.code(),
             Self::Policy(e) => e.code(),
             Self::Deploy(DeployError::Refused { .. }) => "github_refused",

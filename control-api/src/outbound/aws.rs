@@ -410,23 +410,88 @@ fn is_not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     matches!(e, SdkError::ServiceError(se) if se.err().code().is_some_and(|c| c.ends_with(".NotFound")))
 }
 
+/// Why the secrets could not be read: for a while, or until an operator acts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretsReadError {
+    /// SSM unreachable, slow, throttling or failing on its side: this may pass.
+    #[error("{0}")]
+    Unavailable(AwsError),
+    /// SSM answered with a refusal (access denied by the role or the key policy, a bad
+    /// parameter name): asking again changes nothing until an operator fixes it.
+    #[error("{0}")]
+    Refused(AwsError),
+}
+
 /// Reads SSM SecureString parameters, decrypted, in one `GetParameters` call (at most
 /// 10 names). A name SSM does not know, or one without a value, is absent from the map.
 pub async fn read_secure_parameters(
     client: &aws_sdk_ssm::Client,
     names: &[&str],
-) -> Result<BTreeMap<String, String>, AwsError> {
+) -> Result<BTreeMap<String, String>, SecretsReadError> {
     let mut request = client.get_parameters().with_decryption(true);
     for name in names {
         request = request.names(*name);
     }
-    let out = request
-        .send()
-        .await
-        .map_err(|e| aws_error("SSM GetParameters", e))?;
+    let out = request.send().await.map_err(|e| {
+        let refused = is_refusal(&e);
+        let e = aws_error("SSM GetParameters", e);
+        if refused {
+            SecretsReadError::Refused(e)
+        } else {
+            SecretsReadError::Unavailable(e)
+        }
+    })?;
     Ok(out
         .parameters()
         .iter()
         .filter_map(|p| Some((p.name()?.to_owned(), p.value()?.to_owned())))
         .collect())
+}
+
+/// A 4xx answer that is not throttling: the request itself was refused. Judged by the
+/// HTTP status, since an answer whose body names no error code is refused all the same.
+fn is_refusal<E: ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
+    let (status, code) = match e {
+        SdkError::ServiceError(se) => (se.raw().status().as_u16(), se.err().code()),
+        SdkError::ResponseError(re) => (re.raw().status().as_u16(), None),
+        _ => return false,
+    };
+    (400..500).contains(&status)
+        && status != 429
+        && !code.is_some_and(|c| c.contains("Throttl") || c == "TooManyUpdates")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ssm::operation::get_parameters::GetParametersError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn answer(status: u16, code: Option<&str>) -> SdkError<GetParametersError> {
+        let mut meta = ErrorMetadata::builder();
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        SdkError::service_error(
+            GetParametersError::generic(meta.build()),
+            Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty()),
+        )
+    }
+
+    #[test]
+    fn a_refusal_is_a_4xx_answer_other_than_throttling() {
+        assert!(is_refusal(&answer(400, Some("AccessDeniedException"))));
+        assert!(is_refusal(&answer(400, Some("ValidationException"))));
+        // An answer whose body names no code (moto's XML for a JSON service).
+        assert!(is_refusal(&answer(403, None)));
+        assert!(!is_refusal(&answer(400, Some("ThrottlingException"))));
+        assert!(!is_refusal(&answer(429, None)));
+        assert!(!is_refusal(&answer(500, Some("InternalServerError"))));
+        assert!(!is_refusal(&answer(503, None)));
+        assert!(!is_refusal(&SdkError::<GetParametersError>::timeout_error(
+            "slow"
+        )));
+    }
 }
