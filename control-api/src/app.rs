@@ -14,8 +14,8 @@ use crate::domain::rate_limit::RateLimiter;
 use crate::domain::response::{ApiError, Misconfig, Reply};
 use crate::domain::service::{self, Call, ControlApi, Handler, Ports};
 use crate::outbound::aws::{
-    load_lambda_sdk_config, load_local_sdk_config, read_secure_parameters, Ec2Fleet, S3Bootstrap,
-    SecretsReadError,
+    load_lambda_sdk_config, load_local_sdk_config, read_secure_parameters, s3_client, Ec2Fleet,
+    S3Bootstrap, SecretsReadError,
 };
 use crate::outbound::dispatch::AnyWorkflow;
 use crate::outbound::github::GitHubWorkflow;
@@ -308,16 +308,18 @@ fn build_with_secrets(
         (Ok(None), Mode::Lambda) => AnyWorkflow::NotConfigured(Misconfig::unset("GITHUB_TOKEN")),
         (Err(problem), _) => AnyWorkflow::NotConfigured(problem),
     };
+    // One S3 client for both buckets, and none when neither is set.
+    let s3 = std::sync::LazyLock::new(|| s3_client(sdk));
     let bootstrap = settings
         .aws
         .bootstrap_bucket
         .clone()
-        .map(|bucket| S3Bootstrap::new(sdk, bucket));
+        .map(|bucket| S3Bootstrap::new(s3.clone(), bucket));
     let state = settings
         .aws
         .state_bucket
         .clone()
-        .map(|bucket| S3State::new(sdk, bucket));
+        .map(|bucket| S3State::new(s3.clone(), bucket));
     if state.is_none() && mode == Mode::Lambda {
         tracing::warn!("FLEET_STATE_BUCKET is not set: no idempotency keys and no audit records");
     }

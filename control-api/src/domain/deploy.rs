@@ -256,19 +256,26 @@ pub async fn read_runs<W: Workflow>(
     }
 }
 
-/// Every run that has not finished, newest first, one look per active status.
+/// Every run that has not finished, newest first, one look per active status. The
+/// looks go out together: one round trip of latency, not four, and a narrow window
+/// for a run to move between two statuses unseen (read one after another, a run
+/// going from `pending` to `queued` between the two reads was missed by both).
 pub async fn active_runs<W: Workflow>(
     workflow: &W,
     timing: &DeployTiming,
     sleep: Sleep,
 ) -> Result<Vec<WorkflowRun>, WorkflowError> {
     let deadline = Instant::now() + timing.dispatch_deadline / 2;
+    let looks = ACTIVE_STATUSES
+        .map(|status| read_runs(workflow, Some(status), 20, timing, sleep, deadline));
     let mut runs: Vec<WorkflowRun> = Vec::new();
-    for status in ACTIVE_STATUSES {
-        for run in read_runs(workflow, Some(status), 20, timing, sleep, deadline).await? {
-            if !runs.iter().any(|r| r.run_id == run.run_id) {
-                runs.push(run);
-            }
+    for run in futures_util::future::try_join_all(looks)
+        .await?
+        .into_iter()
+        .flatten()
+    {
+        if !runs.iter().any(|r| r.run_id == run.run_id) {
+            runs.push(run);
         }
     }
     runs.sort_by_key(|r| std::cmp::Reverse(r.run_id));
@@ -433,6 +440,59 @@ mod tests {
             }
         );
         assert_eq!(RunName::parse("some other run"), RunName::default());
+    }
+
+    /// Answers a runs read only once all four are waiting: read one after another,
+    /// the first would wait for ever.
+    struct FourAtOnce(tokio::sync::Barrier);
+
+    impl Workflow for FourAtOnce {
+        async fn dispatch(&self, _: &DeployRequest) -> Result<DispatchReceipt, DispatchError> {
+            unreachable!("the guard only reads")
+        }
+        async fn runs(
+            &self,
+            status: Option<&'static str>,
+            _: u8,
+        ) -> Result<Vec<WorkflowRun>, WorkflowError> {
+            self.0.wait().await;
+            // The same run under two statuses, as it moves between looks.
+            let run_id = if status == Some("waiting") { 7 } else { 3 };
+            let run_id = if status == Some("pending") { 9 } else { run_id };
+            Ok(vec![WorkflowRun {
+                run_id,
+                run_url: String::new(),
+                request_id: None,
+                target: None,
+                caller: None,
+                status: status.unwrap_or_default().to_owned(),
+                conclusion: None,
+                started: None,
+                duration_secs: None,
+                step: None,
+            }])
+        }
+        async fn run(&self, _: u64) -> Result<Option<WorkflowRun>, WorkflowError> {
+            unreachable!()
+        }
+        fn tracks_runs(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn the_guard_reads_every_active_status_at_once() {
+        let workflow = FourAtOnce(tokio::sync::Barrier::new(ACTIVE_STATUSES.len()));
+        let sleep: Sleep = |d| Box::pin(tokio::time::sleep(d));
+        let runs = tokio::time::timeout(
+            Duration::from_secs(30),
+            active_runs(&workflow, &DeployTiming::default(), sleep),
+        )
+        .await
+        .expect("the four reads must be in flight together")
+        .unwrap();
+        let ids: Vec<u64> = runs.iter().map(|r| r.run_id).collect();
+        assert_eq!(ids, [9, 7, 3], "newest first, each run once");
     }
 
     #[test]

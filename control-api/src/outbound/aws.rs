@@ -300,7 +300,7 @@ impl FleetReader for Ec2Fleet {
 
 /// An S3 client. Emulators on loopback have no per-bucket host names; real S3 keeps
 /// virtual hosts.
-pub(crate) fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
     let mut config = aws_sdk_s3::config::Builder::from(sdk);
     if sdk.endpoint_url().is_some() {
         config = config.force_path_style(true);
@@ -315,11 +315,9 @@ pub struct S3Bootstrap {
 }
 
 impl S3Bootstrap {
-    pub fn new(sdk: &SdkConfig, bucket: String) -> Self {
-        Self {
-            client: s3_client(sdk),
-            bucket,
-        }
+    /// `client` from [`s3_client`], shared with the state store.
+    pub fn new(client: aws_sdk_s3::Client, bucket: String) -> Self {
+        Self { client, bucket }
     }
 }
 

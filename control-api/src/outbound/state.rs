@@ -1,11 +1,10 @@
 //! The shared state store on S3 (`FLEET_STATE_BUCKET`): conditional writes for
 //! idempotency records, plain writes and listings for audit records.
 
-use aws_config::SdkConfig;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::aws::{aws_error, s3_client};
+use super::aws::aws_error;
 use crate::domain::fleet::AwsError;
 use crate::domain::state::{StateStore, Stored, Written};
 
@@ -15,11 +14,9 @@ pub struct S3State {
 }
 
 impl S3State {
-    pub fn new(sdk: &SdkConfig, bucket: String) -> Self {
-        Self {
-            client: s3_client(sdk),
-            bucket,
-        }
+    /// `client` from [`s3_client`](super::aws::s3_client), shared with the bootstrap check.
+    pub fn new(client: aws_sdk_s3::Client, bucket: String) -> Self {
+        Self { client, bucket }
     }
 }
 
