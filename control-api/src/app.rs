@@ -2,7 +2,7 @@
 //! at once (local server), or on the first request (the Lambda's [`LazyApp`]).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
@@ -55,21 +55,50 @@ pub async fn build(settings: Settings, mode: Mode) -> Result<App, AppError> {
 /// The app as the Lambda holds it. At cold start only settings and the SDK config are
 /// loaded, so the function asks the Runtime API for its first event without a network
 /// round trip; the tokens are read (one SSM `GetParameters`) and the app built on the
-/// first request, and kept for the life of the sandbox. A read that fails is not kept:
-/// that request is a 503, and the next one reads again, so a passing SSM fault costs
-/// one answer, not the sandbox.
+/// first request. An app whose tokens were all usable is kept for the life of the
+/// sandbox. Anything less is not: a failed read is a 503 (or a 500 when SSM refused),
+/// and a parameter that is missing, empty or still the placeholder gives an app that
+/// answers 500 naming it; either way the tokens are read again a second later, so
+/// putting the real value (or fixing the role) takes effect without recycling.
 pub struct LazyApp {
     settings: Settings,
     mode: Mode,
     sdk: SdkConfig,
+    /// Built from usable tokens: final.
     app: OnceCell<App>,
-    /// When and how the last build failed. Attempts are at least [`SECRETS_RETRY`]
-    /// apart, so an SSM outage costs one call a second however many requests come in.
-    failed: Mutex<Option<(Instant, ApiError)>>,
+    /// The last attempt that did not give a final app. Its lock also makes requests
+    /// that arrive during a read wait for that read instead of starting their own.
+    last: tokio::sync::Mutex<Attempt>,
 }
 
-/// The least time between two attempts to read the secrets after a failed one.
+/// How the last build that fell short ended, and when. Attempts are at least
+/// [`SECRETS_RETRY`] apart, so a broken setup costs one SSM call a second however
+/// many requests come in.
+enum Attempt {
+    None,
+    Failed(Instant, ApiError),
+    Partial(Instant, Arc<App>),
+}
+
+/// The least time between two attempts to read the secrets after one fell short.
 pub const SECRETS_RETRY: Duration = Duration::from_secs(1);
+
+/// The app a request is served by: the final one, or one built from a setup that is
+/// not complete yet.
+pub enum Ready<'a> {
+    Final(&'a App),
+    Partial(Arc<App>),
+}
+
+impl std::ops::Deref for Ready<'_> {
+    type Target = App;
+    fn deref(&self) -> &App {
+        match self {
+            Self::Final(app) => app,
+            Self::Partial(app) => app,
+        }
+    }
+}
 
 impl LazyApp {
     /// No I/O: nothing is read until the first request.
@@ -79,43 +108,65 @@ impl LazyApp {
             mode,
             sdk,
             app: OnceCell::new(),
-            failed: Mutex::new(None),
+            last: tokio::sync::Mutex::new(Attempt::None),
         }
     }
 
     /// The app, built on first use; `Err` while it cannot be (the secrets unreadable).
-    pub async fn get(&self) -> Result<&App, ApiError> {
-        self.app
-            .get_or_try_init(|| async {
-                let last = self.failed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                if let Some((_, e)) = last.filter(|(at, _)| at.elapsed() < SECRETS_RETRY) {
-                    return Err(e);
-                }
-                let built = read_secrets(&self.settings, self.mode, &self.sdk)
-                    .await
-                    .and_then(|secrets| {
-                        build_with_secrets(&self.settings, self.mode, &self.sdk, secrets)
-                    });
-                built.map_err(|e| {
-                    tracing::error!(error = %e, "cannot build the app; a later request tries again");
-                    let answer = match e {
-                        AppError::Secrets(SecretsReadError::Unavailable(_)) => {
-                            ApiError::SecretsUnavailable {
-                                retry_after_secs: SECRETS_RETRY.as_secs().max(1),
-                            }
+    pub async fn get(&self) -> Result<Ready<'_>, ApiError> {
+        if let Some(app) = self.app.get() {
+            return Ok(Ready::Final(app));
+        }
+        let mut last = self.last.lock().await;
+        if let Some(app) = self.app.get() {
+            return Ok(Ready::Final(app));
+        }
+        match &*last {
+            Attempt::Failed(at, e) if at.elapsed() < SECRETS_RETRY => return Err(e.clone()),
+            Attempt::Partial(at, app) if at.elapsed() < SECRETS_RETRY => {
+                return Ok(Ready::Partial(Arc::clone(app)))
+            }
+            _ => {}
+        }
+        let built = match read_secrets(&self.settings, self.mode, &self.sdk).await {
+            Ok(secrets) => {
+                let complete = secrets.complete();
+                build_with_secrets(&self.settings, self.mode, &self.sdk, secrets)
+                    .map(|app| (app, complete))
+            }
+            Err(e) => Err(e),
+        };
+        match built {
+            Ok((app, true)) => {
+                *last = Attempt::None;
+                Ok(Ready::Final(self.app.get_or_init(|| async { app }).await))
+            }
+            Ok((app, false)) => {
+                tracing::warn!(
+                    "a token parameter is not usable yet; it is read again on a later request"
+                );
+                let app = Arc::new(app);
+                *last = Attempt::Partial(Instant::now(), Arc::clone(&app));
+                Ok(Ready::Partial(app))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the app; a later request tries again");
+                let answer = match e {
+                    AppError::Secrets(SecretsReadError::Unavailable(_)) => {
+                        ApiError::SecretsUnavailable {
+                            retry_after_secs: SECRETS_RETRY.as_secs().max(1),
                         }
-                        AppError::Secrets(SecretsReadError::Refused(_)) => ApiError::SecretsRefused,
-                        AppError::GitHubClient(_) => ApiError::Misconfigured(Misconfig {
-                            setting: "GITHUB_API_URL",
-                            problem: "is not a URL the GitHub client accepts",
-                        }),
-                    };
-                    *self.failed.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some((Instant::now(), answer.clone()));
-                    answer
-                })
-            })
-            .await
+                    }
+                    AppError::Secrets(SecretsReadError::Refused(_)) => ApiError::SecretsRefused,
+                    AppError::GitHubClient(_) => ApiError::Misconfigured(Misconfig {
+                        setting: "GITHUB_API_URL",
+                        problem: "is not a URL the GitHub client accepts",
+                    }),
+                };
+                *last = Attempt::Failed(Instant::now(), answer.clone());
+                Err(answer)
+            }
+        }
     }
 }
 
@@ -134,6 +185,13 @@ struct Secrets {
     /// The shared token's successor during a rotation.
     control_next: Secret,
     github: Secret,
+}
+
+impl Secrets {
+    /// Every token usable (or rightly absent): nothing an operator still has to put.
+    fn complete(&self) -> bool {
+        self.control.is_ok() && self.control_next.is_ok() && self.github.is_ok()
+    }
 }
 
 /// Every named parameter in one SSM call; `Err` only when that call failed. A parameter

@@ -177,6 +177,12 @@ async fn tokens_come_from_one_ssm_read_on_the_first_request_not_at_start_up() {
         "nothing read at start-up"
     );
 
+    // A burst of first requests waits for one read.
+    let burst = (0..8).map(|_| runs(&api, "ssm-control-token-value"));
+    let statuses = futures_util::future::join_all(burst).await;
+    assert_eq!(statuses, [200; 8]);
+    assert_eq!(ssm.reads.load(Ordering::SeqCst), 1);
+
     let (status, _, body) = deploy(&api, "ssm-control-token-value").await;
     assert_eq!(status, 200, "{body}");
     // The dispatch carried the GitHub token read from SSM (the double checks the header).
@@ -457,6 +463,52 @@ async fn missing_or_placeholder_parameters_are_a_500_naming_the_setting() {
         "server misconfigured: GITHUB_TOKEN_PARAMETER names an empty parameter"
     );
     assert!(received(&github).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_placeholder_is_read_again_until_the_real_value_is_put_then_kept() {
+    put("/clawdinator/test/later-control", "later-control-token").await;
+    put(
+        "/clawdinator/test/later-github",
+        "UNSET-put-the-real-value-with-aws-ssm-put-parameter",
+    )
+    .await;
+    let github = github_accepting().await;
+    let ssm = SsmRelay::start().await;
+    let api = LazyApp::new(
+        lambda_settings(
+            &github.uri(),
+            "/clawdinator/test/later-control",
+            "/clawdinator/test/later-github",
+        ),
+        Mode::Lambda,
+        ssm.sdk(),
+    );
+    let (status, _, body) = deploy(&api, "later-control-token").await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        body["message"],
+        "server misconfigured: GITHUB_TOKEN_PARAMETER names a parameter that still holds its placeholder value"
+    );
+    assert_eq!(deploy(&api, "later-control-token").await.0, 500);
+    assert_eq!(
+        ssm.reads.load(Ordering::SeqCst),
+        1,
+        "at most a read a second"
+    );
+
+    // The operator puts the real value: the same sandbox picks it up.
+    put("/clawdinator/test/later-github", GITHUB_TOKEN).await;
+    tokio::time::sleep(SECRETS_RETRY + Duration::from_millis(100)).await;
+    let (status, _, body) = deploy(&api, "later-control-token").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ssm.reads.load(Ordering::SeqCst), 2);
+    assert_eq!(received(&github).await.len(), 1);
+
+    // Complete now, so kept: no more reads.
+    tokio::time::sleep(SECRETS_RETRY + Duration::from_millis(100)).await;
+    assert_eq!(runs(&api, "later-control-token").await, 200);
+    assert_eq!(ssm.reads.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
