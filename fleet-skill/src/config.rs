@@ -391,7 +391,7 @@ fn default_chain_credentials() -> Result<InvokerCredentials, ConfigError> {
         provider
             .provide_credentials()
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| with_causes(&e))
     });
     let creds = creds.map_err(ConfigError::NoCredentials)?;
     Ok(InvokerCredentials {
@@ -400,6 +400,23 @@ fn default_chain_credentials() -> Result<InvokerCredentials, ConfigError> {
         session_token: creds.session_token().map(str::to_owned),
         source: "the AWS default credential chain".to_owned(),
     })
+}
+
+/// An error and its causes on one line: the SDK's top-level credentials error only says
+/// "an error occurred while loading credentials"; the cause says which (an expired SSO
+/// login, a failing credential_process, ...).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
 }
 
 fn partial(present: &str, missing: &str) -> ConfigError {

@@ -458,6 +458,82 @@ fn a_named_profile_signs_through_the_aws_default_chain() {
 }
 
 #[test]
+fn a_credential_process_profile_signs_with_what_the_process_prints() {
+    let h = Harness::start(GitHub::Accepts);
+    let process = h.dir.write(
+        "creds.sh",
+        "#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": \"AKIDFROMPROCESS\", \"SecretAccessKey\": \"processSecret0123456789\", \"SessionToken\": \"processSession\"}'\n",
+    );
+    std::fs::set_permissions(
+        &process,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let config = h.dir.write(
+        "aws-config",
+        &format!(
+            "[profile from-process]\ncredential_process = {}\nregion = eu-west-1\n",
+            process.display()
+        ),
+    );
+    let empty = h.dir.write("aws-credentials", "");
+    let run = h
+        .fleet()
+        .env("AWS_PROFILE", "from-process")
+        .env("AWS_CONFIG_FILE", config.to_str().unwrap())
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty.to_str().unwrap())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "eu-west-1")
+        .run(&["deploy", "clawdinator-2", "--caller", "human:ops"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_signed(
+        &h,
+        "AKIDFROMPROCESS",
+        "processSecret0123456789",
+        "eu-west-1",
+        Some("processSession"),
+    );
+    assert!(!run.stderr.contains("processSecret") && !run.stdout.contains("processSecret"));
+}
+
+#[test]
+fn an_sso_profile_before_aws_sso_login_is_a_configuration_error_and_sends_nothing() {
+    // No SSO portal can be reached here; what this shows is that SSO profiles are
+    // understood (without the SDK's `sso` feature the chain refuses them outright) and
+    // that a missing login stops fleet before anything is sent.
+    let h = Harness::start(GitHub::Accepts);
+    let config = h.dir.write(
+        "aws-config",
+        "[profile ops]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = FleetOperator\nregion = eu-west-1\n\n[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n",
+    );
+    let empty = h.dir.write("aws-credentials", "");
+    let run = h
+        .fleet()
+        .env("AWS_PROFILE", "ops")
+        .env("AWS_CONFIG_FILE", config.to_str().unwrap())
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty.to_str().unwrap())
+        // No ~/.aws/sso/cache there: nobody ran `aws sso login`.
+        .env("HOME", config.parent().unwrap().to_str().unwrap())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "eu-west-1")
+        .run(&["deploy", "clawdinator-2"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("no AWS credentials to sign for the Function URL"),
+        "{}",
+        run.stderr
+    );
+    // The cause, not only the SDK's "an error occurred while loading credentials".
+    assert!(
+        run.stderr.contains("failed to load the cached SSO token"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(h.proxy.connection_count(), 0);
+}
+
+#[test]
 fn a_named_profile_without_credentials_is_a_configuration_error_and_sends_nothing() {
     let h = Harness::start(GitHub::Accepts);
     let config = h
