@@ -16,18 +16,6 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const NEXT: &str = "/2018-06-01/runtime/invocation/next";
 const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
 
-async fn put(name: &str, value: &str) {
-    aws_sdk_ssm::Client::new(&moto_sdk().await)
-        .put_parameter()
-        .name(name)
-        .value(value)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
-}
-
 /// The Runtime API: one event on the first `/next`, then a `/next` that never answers
 /// (the function waits there, as it does between invocations).
 async fn runtime_api(event: &str) -> MockServer {
@@ -79,8 +67,8 @@ async fn function_response(api: &MockServer) -> Option<Value> {
 
 #[tokio::test]
 async fn the_bootstrap_answers_a_function_url_event_with_tokens_from_ssm() {
-    put("/clawdinator/bootstrap-test/control", CONTROL_TOKEN).await;
-    put("/clawdinator/bootstrap-test/github", GITHUB_TOKEN).await;
+    put_secret("/clawdinator/bootstrap-test/control", CONTROL_TOKEN).await;
+    put_secret("/clawdinator/bootstrap-test/github", GITHUB_TOKEN).await;
     let github = github_accepting().await;
     let event = std::fs::read_to_string(format!(
         "{}/tests/fixtures/deploy_bearer.json",
@@ -131,14 +119,7 @@ async fn the_bootstrap_answers_a_function_url_event_with_tokens_from_ssm() {
             break r;
         }
         if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("bootstrap exited with {status}: {err}");
+            panic!("bootstrap exited with {status}: {}", stderr_of(&mut child));
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),

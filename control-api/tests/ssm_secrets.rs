@@ -17,18 +17,6 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-async fn put(name: &str, value: &str) {
-    let ssm = aws_sdk_ssm::Client::new(&moto_sdk().await);
-    ssm.put_parameter()
-        .name(name)
-        .value(value)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
-}
-
 async fn deploy(api: &impl Handler, token: &str) -> (u16, Option<String>, Value) {
     call(
         api,
@@ -154,12 +142,12 @@ async fn relay(client: TcpStream, server: TcpStream, reads: Arc<AtomicUsize>) {
 
 #[tokio::test]
 async fn tokens_come_from_one_ssm_read_on_the_first_request_not_at_start_up() {
-    put(
+    put_secret(
         "/clawdinator/test/control-token",
         "ssm-control-token-value\n",
     )
     .await;
-    put("/clawdinator/test/github-token", GITHUB_TOKEN).await;
+    put_secret("/clawdinator/test/github-token", GITHUB_TOKEN).await;
     let github = github_accepting().await;
     let ssm = SsmRelay::start().await;
     let api = LazyApp::new(
@@ -201,8 +189,8 @@ async fn tokens_come_from_one_ssm_read_on_the_first_request_not_at_start_up() {
 
 #[tokio::test]
 async fn an_unreadable_ssm_is_a_503_and_the_next_request_reads_again() {
-    put("/clawdinator/test/retry-control", "retry-control-token").await;
-    put("/clawdinator/test/retry-github", GITHUB_TOKEN).await;
+    put_secret("/clawdinator/test/retry-control", "retry-control-token").await;
+    put_secret("/clawdinator/test/retry-github", GITHUB_TOKEN).await;
     let github = github_accepting().await;
     let ssm = SsmRelay::start().await;
     ssm.up.store(false, Ordering::SeqCst);
@@ -247,14 +235,14 @@ async fn an_unreadable_ssm_is_a_503_and_the_next_request_reads_again() {
 
 #[tokio::test]
 async fn the_next_token_is_read_with_the_others_and_its_placeholder_means_no_rotation() {
-    put("/clawdinator/test/rot-control", "current-token").await;
-    put("/clawdinator/test/rot-github", GITHUB_TOKEN).await;
-    put(
+    put_secret("/clawdinator/test/rot-control", "current-token").await;
+    put_secret("/clawdinator/test/rot-github", GITHUB_TOKEN).await;
+    put_secret(
         "/clawdinator/test/rot-next-idle",
         "UNSET-put-the-real-value-with-aws-ssm-put-parameter",
     )
     .await;
-    put("/clawdinator/test/rot-next", "next-token").await;
+    put_secret("/clawdinator/test/rot-next", "next-token").await;
     let github = github_accepting().await;
     let ssm = SsmRelay::start().await;
     let rotation = |next: &str| {
@@ -357,14 +345,7 @@ impl Drop for StrictMoto {
 async fn an_ssm_refusal_is_a_500_for_an_operator_and_is_read_again_later() {
     let moto = StrictMoto::start(1).await;
     // The one free action: the parameter exists, so only the refusal stands in the way.
-    aws_sdk_ssm::Client::new(&moto.sdk())
-        .put_parameter()
-        .name("/clawdinator/test/denied")
-        .value("denied-token")
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .send()
-        .await
-        .unwrap();
+    put_secret_on(&moto.sdk(), "/clawdinator/test/denied", "denied-token").await;
     let github = github_accepting().await;
     let ssm = SsmRelay::start_to(&moto.url).await;
     let api = LazyApp::new(
@@ -410,13 +391,13 @@ async fn an_ssm_refusal_is_a_500_for_an_operator_and_is_read_again_later() {
 
 #[tokio::test]
 async fn missing_or_placeholder_parameters_are_a_500_naming_the_setting() {
-    put(
+    put_secret(
         "/clawdinator/test/placeholder",
         "UNSET-put-the-real-value-with-aws-ssm-put-parameter",
     )
     .await;
-    put("/clawdinator/test/control-ok", "fine-token").await;
-    put("/clawdinator/test/blank", " \n").await;
+    put_secret("/clawdinator/test/control-ok", "fine-token").await;
+    put_secret("/clawdinator/test/blank", " \n").await;
     let github = github_accepting().await;
 
     let api = lambda_on_moto(
@@ -467,8 +448,8 @@ async fn missing_or_placeholder_parameters_are_a_500_naming_the_setting() {
 
 #[tokio::test]
 async fn a_placeholder_is_read_again_until_the_real_value_is_put_then_kept() {
-    put("/clawdinator/test/later-control", "later-control-token").await;
-    put(
+    put_secret("/clawdinator/test/later-control", "later-control-token").await;
+    put_secret(
         "/clawdinator/test/later-github",
         "UNSET-put-the-real-value-with-aws-ssm-put-parameter",
     )
@@ -498,7 +479,7 @@ async fn a_placeholder_is_read_again_until_the_real_value_is_put_then_kept() {
     );
 
     // The operator puts the real value: the same sandbox picks it up.
-    put("/clawdinator/test/later-github", GITHUB_TOKEN).await;
+    put_secret("/clawdinator/test/later-github", GITHUB_TOKEN).await;
     tokio::time::sleep(SECRETS_RETRY + Duration::from_millis(100)).await;
     let (status, _, body) = deploy(&api, "later-control-token").await;
     assert_eq!(status, 200, "{body}");
@@ -527,8 +508,8 @@ async fn the_lambda_refuses_plain_environment_secrets() {
         "server misconfigured: CONTROL_API_TOKEN is a plain environment value; the Lambda reads secrets only from SSM (name the parameter in the _PARAMETER setting)"
     );
     // The rotation token too, even beside a shared token from SSM.
-    put("/clawdinator/test/plain-next-control", "from-ssm").await;
-    put("/clawdinator/test/plain-next-github", GITHUB_TOKEN).await;
+    put_secret("/clawdinator/test/plain-next-control", "from-ssm").await;
+    put_secret("/clawdinator/test/plain-next-github", GITHUB_TOKEN).await;
     let mut with_next = lambda_settings(
         &github.uri(),
         "/clawdinator/test/plain-next-control",

@@ -425,25 +425,36 @@ fn without_credentials_nothing_is_signed_and_the_token_is_a_bearer() {
     assert!(req.headers.iter().all(|(k, _)| !k.starts_with("x-amz-")));
 }
 
+/// `fleet` whose AWS default chain has only `config` (an AWS config file with `profile`
+/// in force): no shared credentials file, no instance metadata, and a HOME (the
+/// harness's directory) with nothing under `~/.aws`.
+fn fleet_with_profile(h: &Harness, profile: &str, config: &str, region: &str) -> Fleet {
+    let config = h.dir.write("aws-config", config);
+    let empty = h.dir.write("aws-credentials", "");
+    let mut fleet = h.fleet();
+    fleet
+        .env("AWS_PROFILE", profile)
+        .env("AWS_CONFIG_FILE", config.to_str().unwrap())
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty.to_str().unwrap())
+        .env("HOME", config.parent().unwrap().to_str().unwrap())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", region);
+    fleet
+}
+
 #[test]
 fn a_named_profile_signs_through_the_aws_default_chain() {
     // What a fleet host's profile does (role_arn + credential_source + role_session_name)
     // reduced to static keys, since no STS is reachable here: the chain, not fleet's own
     // env/agenix lookup, must supply the credentials.
     let h = Harness::start(GitHub::Accepts);
-    let config = h.dir.write(
-        "aws-config",
+    let run = fleet_with_profile(
+        &h,
+        "fleet-invoker",
         "[profile fleet-invoker]\naws_access_key_id = AKIDFLEETPROFILE\naws_secret_access_key = fleetProfileSecret0123456789\nregion = ap-southeast-2\n",
-    );
-    let empty = h.dir.write("aws-credentials", "");
-    let run = h
-        .fleet()
-        .env("AWS_PROFILE", "fleet-invoker")
-        .env("AWS_CONFIG_FILE", config.to_str().unwrap())
-        .env("AWS_SHARED_CREDENTIALS_FILE", empty.to_str().unwrap())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_REGION", "ap-southeast-2")
-        .run(&["deploy", "clawdinator-2", "--caller", "human:ops"]);
+        "ap-southeast-2",
+    )
+    .run(&["deploy", "clawdinator-2", "--caller", "human:ops"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_signed(
         &h,
@@ -469,22 +480,16 @@ fn a_credential_process_profile_signs_with_what_the_process_prints() {
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .unwrap();
-    let config = h.dir.write(
-        "aws-config",
-        &format!(
-            "[profile from-process]\ncredential_process = {}\nregion = eu-west-1\n",
-            process.display()
-        ),
+    let config = format!(
+        "[profile from-process]\ncredential_process = {}\nregion = eu-west-1\n",
+        process.display()
     );
-    let empty = h.dir.write("aws-credentials", "");
-    let run = h
-        .fleet()
-        .env("AWS_PROFILE", "from-process")
-        .env("AWS_CONFIG_FILE", config.to_str().unwrap())
-        .env("AWS_SHARED_CREDENTIALS_FILE", empty.to_str().unwrap())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_REGION", "eu-west-1")
-        .run(&["deploy", "clawdinator-2", "--caller", "human:ops"]);
+    let run = fleet_with_profile(&h, "from-process", &config, "eu-west-1").run(&[
+        "deploy",
+        "clawdinator-2",
+        "--caller",
+        "human:ops",
+    ]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_signed(
         &h,
@@ -501,22 +506,15 @@ fn an_sso_profile_before_aws_sso_login_is_a_configuration_error_and_sends_nothin
     // No SSO portal can be reached here; what this shows is that SSO profiles are
     // understood (without the SDK's `sso` feature the chain refuses them outright) and
     // that a missing login stops fleet before anything is sent.
+    // fleet_with_profile's HOME has no ~/.aws/sso/cache: nobody ran `aws sso login`.
     let h = Harness::start(GitHub::Accepts);
-    let config = h.dir.write(
-        "aws-config",
+    let run = fleet_with_profile(
+        &h,
+        "ops",
         "[profile ops]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = FleetOperator\nregion = eu-west-1\n\n[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n",
-    );
-    let empty = h.dir.write("aws-credentials", "");
-    let run = h
-        .fleet()
-        .env("AWS_PROFILE", "ops")
-        .env("AWS_CONFIG_FILE", config.to_str().unwrap())
-        .env("AWS_SHARED_CREDENTIALS_FILE", empty.to_str().unwrap())
-        // No ~/.aws/sso/cache there: nobody ran `aws sso login`.
-        .env("HOME", config.parent().unwrap().to_str().unwrap())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_REGION", "eu-west-1")
-        .run(&["deploy", "clawdinator-2"]);
+        "eu-west-1",
+    )
+    .run(&["deploy", "clawdinator-2"]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
         run.stderr
@@ -536,18 +534,13 @@ fn an_sso_profile_before_aws_sso_login_is_a_configuration_error_and_sends_nothin
 #[test]
 fn a_named_profile_without_credentials_is_a_configuration_error_and_sends_nothing() {
     let h = Harness::start(GitHub::Accepts);
-    let config = h
-        .dir
-        .write("aws-config", "[profile empty]\nregion = eu-central-1\n");
-    let empty = h.dir.write("aws-credentials", "");
-    let run = h
-        .fleet()
-        .env("AWS_PROFILE", "empty")
-        .env("AWS_CONFIG_FILE", config.to_str().unwrap())
-        .env("AWS_SHARED_CREDENTIALS_FILE", empty.to_str().unwrap())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_REGION", "eu-central-1")
-        .run(&["deploy", "clawdinator-2"]);
+    let run = fleet_with_profile(
+        &h,
+        "empty",
+        "[profile empty]\nregion = eu-central-1\n",
+        "eu-central-1",
+    )
+    .run(&["deploy", "clawdinator-2"]);
     assert_eq!(run.code, 2, "{run:?}");
     assert!(
         run.stderr

@@ -64,6 +64,33 @@ pub fn closed_port() -> u16 {
         .port()
 }
 
+/// Puts (or overwrites) a SecureString parameter in the SSM behind `sdk`.
+pub async fn put_secret_on(sdk: &aws_config::SdkConfig, name: &str, value: &str) {
+    aws_sdk_ssm::Client::new(sdk)
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// [`put_secret_on`] the moto server that `scripts/with-moto` started.
+pub async fn put_secret(name: &str, value: &str) {
+    put_secret_on(&moto_sdk().await, name, value).await;
+}
+
+/// Whatever a child that has exited wrote to its (piped) stderr, for a failure message.
+pub fn stderr_of(child: &mut Child) -> String {
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        stderr.read_to_string(&mut err).unwrap();
+    }
+    err
+}
+
 /// The SDK pointed at the moto server that `scripts/with-moto` started.
 pub async fn moto_sdk() -> aws_config::SdkConfig {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
@@ -282,13 +309,7 @@ impl LocalServer {
         loop {
             let mut line = String::new();
             if out.read_line(&mut line).unwrap() == 0 {
-                let mut err = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
+                let err = stderr_of(&mut child);
                 panic!("control-api serve exited early: {banner:?} {err}");
             }
             let line = line.trim_end().to_owned();
