@@ -251,7 +251,7 @@ async fn read_secrets(
 }
 
 /// What infra's placeholder value in a parameter means.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Placeholder {
     /// The operator has not put the real value yet: a misconfiguration.
     Refused,
@@ -283,15 +283,13 @@ fn secret(
             setting,
             problem: "names a parameter that does not exist",
         }),
-        Some(value)
-            if value.starts_with(PLACEHOLDER_PREFIX) && placeholder == Placeholder::MeansUnset =>
-        {
-            Ok(None)
-        }
-        Some(value) if value.starts_with(PLACEHOLDER_PREFIX) => Err(Misconfig {
-            setting,
-            problem: "names a parameter that still holds its placeholder value",
-        }),
+        Some(value) if value.starts_with(PLACEHOLDER_PREFIX) => match placeholder {
+            Placeholder::MeansUnset => Ok(None),
+            Placeholder::Refused => Err(Misconfig {
+                setting,
+                problem: "names a parameter that still holds its placeholder value",
+            }),
+        },
         Some(value) if value.trim().is_empty() => Err(Misconfig {
             setting,
             problem: "names an empty parameter",

@@ -404,7 +404,9 @@ fn default_chain_credentials() -> Result<InvokerCredentials, ConfigError> {
 
 /// An error and its causes on one line: the SDK's top-level credentials error only says
 /// "an error occurred while loading credentials"; the cause says which (an expired SSO
-/// login, a failing credential_process, ...).
+/// login, a failing credential_process, ...). Not smithy's `DisplayErrorContext`, which
+/// writes the same chain and then the error's `Debug` form, too much for a one-line
+/// message to a chat or a terminal.
 fn with_causes(e: &dyn std::error::Error) -> String {
     let mut line = e.to_string();
     let mut cause = e.source();
