@@ -1,15 +1,24 @@
-# GitHub Actions -> AWS without stored keys: the fleet repository's workflows on
-# var.github_ref (and optionally in var.github_environment) exchange their OIDC
-# token for short-lived credentials of one of two roles:
+# GitHub Actions -> AWS without stored keys: one job of one workflow file, run from
+# var.github_ref (optionally in a GitHub environment), exchanges its OIDC token for
+# short-lived credentials of one of two roles, each with its own trust:
 #
-#   <prefix>-gha-deploy     tofu plan/apply of this configuration (fleet-deploy.yml)
-#   <prefix>-gha-ami-prune  AMI retention only (ami-prune.yml)
+#   <prefix>-gha-deploy     the apply job of fleet-deploy.yml (var.github_workflow)
+#   <prefix>-gha-ami-prune  the prune job of ami-prune.yml (var.github_prune_workflow)
 #
-# Admin-owned (the deploy role can read but not change them): the OIDC provider,
-# these two roles and their policies, and the workload permissions boundary
-# (iam-boundary.tf). Changing any of them needs an apply with administrator
-# credentials; CI's apply of such a change fails with AccessDenied by design, so
-# CI can never widen its own rights.
+# The OIDC subject names the workflow file and ref (job_workflow_ref): the repository
+# must customize its subject claim to repo, context, job_workflow_ref
+# (workflows/README.md, setup step 6).
+#
+# Admin-owned (applied with administrator credentials, never by CI): the OIDC
+# provider, these two roles and their policies, the permissions boundaries
+# (iam-boundary.tf), every role's trust policy and inline policy (hosts, control API,
+# invoker), the fleet bucket's policy, lifecycle, versioning and encryption, the log
+# group, the SSM parameters, the Function URL and its permission, the security group.
+# The deploy role may change only what a deploy changes: the instances, their
+# instance profiles, and the Lambda's code. It can read the rest (plan's refresh), so
+# a plan that would change an admin-owned resource stops in the workflow, and its
+# apply would fail with AccessDenied by design: CI can never widen its own rights or
+# weaken what it is judged by. scripts/check-deploy-path pins this.
 
 locals {
   github_oidc_url = "https://token.actions.githubusercontent.com"
@@ -18,21 +27,25 @@ locals {
     ? aws_iam_openid_connect_provider.github[0].arn
   : data.aws_iam_openid_connect_provider.github[0].arn)
 
-  # OIDC subjects GitHub issues for runs on the deploy branch, or in the environment.
-  github_subjects = concat(
-    ["repo:${var.github_repo}:ref:refs/heads/${var.github_ref}"],
-    var.github_environment == null ? [] : ["repo:${var.github_repo}:environment:${var.github_environment}"],
-  )
+  # The OIDC subjects GitHub issues, with the subject claim customized to
+  # [repo, context, job_workflow_ref]: the context is the branch, or the environment
+  # if the job runs in one; job_workflow_ref pins the workflow file and the ref it was
+  # run from either way. Exactly one subject per role.
+  github_workflow_ref_prefix = "${var.github_repo}/.github/workflows"
+  github_deploy_subject = join(":", [
+    "repo:${var.github_repo}",
+    var.github_environment == null ? "ref:refs/heads/${var.github_ref}" : "environment:${var.github_environment}",
+    "job_workflow_ref:${local.github_workflow_ref_prefix}/${var.github_workflow}@refs/heads/${var.github_ref}",
+  ])
+  github_prune_subject = join(":", [
+    "repo:${var.github_repo}",
+    var.github_prune_environment == null ? "ref:refs/heads/${var.github_ref}" : "environment:${var.github_prune_environment}",
+    "job_workflow_ref:${local.github_workflow_ref_prefix}/${var.github_prune_workflow}@refs/heads/${var.github_ref}",
+  ])
 
   iam_arn_prefix = "arn:${local.partition}:iam::${local.account_id}"
   ec2_arn_prefix = "arn:${local.partition}:ec2:${local.region}:${local.account_id}"
 
-  # The workload roles CI may create and change (always with the boundary).
-  workload_role_arns = [
-    "${local.iam_arn_prefix}:role/${local.host_role_prefix}*",
-    "${local.iam_arn_prefix}:role/${local.lambda_role_name}",
-    "${local.iam_arn_prefix}:role/${local.invoker_role_name}",
-  ]
   fleet_tag_condition_key = "aws:ResourceTag/${var.fleet_tag_key}"
 }
 
@@ -51,7 +64,9 @@ data "aws_iam_openid_connect_provider" "github" {
   url = local.github_oidc_url
 }
 
-data "aws_iam_policy_document" "github_assume" {
+# Exact subjects, no wildcard: pull requests, forks, other branches, other
+# repositories and every other workflow file get nothing.
+data "aws_iam_policy_document" "github_assume_deploy" {
   statement {
     actions = ["sts:AssumeRoleWithWebIdentity"]
 
@@ -66,12 +81,33 @@ data "aws_iam_policy_document" "github_assume" {
       values   = ["sts.amazonaws.com"]
     }
 
-    # Exact subjects, no wildcard: pull requests, forks, other branches and other
-    # repositories get nothing.
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = local.github_subjects
+      values   = [local.github_deploy_subject]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "github_assume_prune" {
+  statement {
+    actions = ["sts:AssumeRoleWithWebIdentity"]
+
+    principals {
+      type        = "Federated"
+      identifiers = [local.github_oidc_provider_arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:aud"
+      values   = ["sts.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "token.actions.githubusercontent.com:sub"
+      values   = [local.github_prune_subject]
     }
   }
 }
@@ -83,7 +119,7 @@ data "aws_iam_policy_document" "github_assume" {
 resource "aws_iam_role" "deploy" {
   name                 = local.deploy_role_name
   description          = "GitHub Actions (${var.github_repo}): tofu apply of the clawdinator fleet"
-  assume_role_policy   = data.aws_iam_policy_document.github_assume.json
+  assume_role_policy   = data.aws_iam_policy_document.github_assume_deploy.json
   max_session_duration = 7200
 }
 
@@ -142,7 +178,7 @@ data "aws_iam_policy_document" "deploy" {
     resources = ["*"]
   }
 
-  # --- EC2: hosts and their security group ---------------------------------------
+  # --- EC2: the hosts ------------------------------------------------------------
 
   # Launch only instances that carry the fleet tag and require IMDSv2.
   statement {
@@ -164,7 +200,9 @@ data "aws_iam_policy_document" "deploy" {
   }
 
   # The other resources a launch touches. Images are any (the first AMI may be a
-  # public NixOS image); subnet is the configured one.
+  # public NixOS image); subnet is the configured one; the security group is the
+  # admin-owned fleet group (any group of the account can be named, but none created
+  # or changed).
   statement {
     sid     = "LaunchSupportingResources"
     actions = ["ec2:RunInstances"]
@@ -177,46 +215,26 @@ data "aws_iam_policy_document" "deploy" {
     ]
   }
 
+  # Tags given in the launch itself (TagSpecifications).
   statement {
-    sid       = "CreateFleetSecurityGroup"
-    actions   = ["ec2:CreateSecurityGroup"]
-    resources = ["${local.ec2_arn_prefix}:security-group/*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestTag/${var.fleet_tag_key}"
-      values   = [var.fleet_tag_value]
-    }
-  }
-
-  statement {
-    sid       = "CreateSecurityGroupInFleetVpc"
-    actions   = ["ec2:CreateSecurityGroup"]
-    resources = ["${local.ec2_arn_prefix}:vpc/${var.vpc_id}"]
-  }
-
-  # Tags given in the create call itself (TagSpecifications).
-  statement {
-    sid     = "TagOnCreate"
+    sid     = "TagOnLaunch"
     actions = ["ec2:CreateTags"]
     resources = [
       "${local.ec2_arn_prefix}:instance/*",
       "${local.ec2_arn_prefix}:volume/*",
       "${local.ec2_arn_prefix}:network-interface/*",
-      "${local.ec2_arn_prefix}:security-group/*",
-      "${local.ec2_arn_prefix}:security-group-rule/*",
     ]
 
     condition {
       test     = "StringEquals"
       variable = "ec2:CreateAction"
-      values   = ["RunInstances", "CreateSecurityGroup", "AuthorizeSecurityGroupEgress", "AuthorizeSecurityGroupIngress"]
+      values   = ["RunInstances"]
     }
   }
 
-  # Change, stop and terminate only what carries the fleet tag.
+  # Change, stop and terminate only instances that carry the fleet tag.
   statement {
-    sid = "ManageFleetEc2"
+    sid = "ManageFleetInstances"
     actions = [
       "ec2:TerminateInstances",
       "ec2:StopInstances",
@@ -228,19 +246,8 @@ data "aws_iam_policy_document" "deploy" {
       "ec2:DisassociateIamInstanceProfile",
       "ec2:CreateTags",
       "ec2:DeleteTags",
-      "ec2:DeleteSecurityGroup",
-      "ec2:AuthorizeSecurityGroupEgress",
-      "ec2:RevokeSecurityGroupEgress",
-      "ec2:AuthorizeSecurityGroupIngress",
-      "ec2:RevokeSecurityGroupIngress",
-      "ec2:ModifySecurityGroupRules",
-      "ec2:UpdateSecurityGroupRuleDescriptionsEgress",
     ]
-    resources = [
-      "${local.ec2_arn_prefix}:instance/*",
-      "${local.ec2_arn_prefix}:security-group/*",
-      "${local.ec2_arn_prefix}:security-group-rule/*",
-    ]
+    resources = ["${local.ec2_arn_prefix}:instance/*"]
 
     condition {
       test     = "StringEquals"
@@ -265,39 +272,12 @@ data "aws_iam_policy_document" "deploy" {
     }
   }
 
-  # --- IAM: workload roles, always inside the boundary ---------------------------
-
-  statement {
-    sid = "WorkloadRolesWithBoundary"
-    actions = [
-      "iam:CreateRole",
-      "iam:PutRolePolicy",
-      "iam:DeleteRolePolicy",
-      "iam:AttachRolePolicy",
-      "iam:DetachRolePolicy",
-      "iam:PutRolePermissionsBoundary",
-    ]
-    resources = local.workload_role_arns
-
-    condition {
-      test     = "StringEquals"
-      variable = "iam:PermissionsBoundary"
-      values   = [aws_iam_policy.workload_boundary.arn]
-    }
-  }
-
-  statement {
-    sid = "WorkloadRoles"
-    actions = [
-      "iam:DeleteRole",
-      "iam:UpdateRole",
-      "iam:UpdateRoleDescription",
-      "iam:UpdateAssumeRolePolicy",
-      "iam:TagRole",
-      "iam:UntagRole",
-    ]
-    resources = local.workload_role_arns
-  }
+  # --- IAM: instance profiles of the (admin-owned) host roles ----------------------
+  #
+  # No iam:CreateRole, UpdateAssumeRolePolicy, PutRolePolicy, AttachRolePolicy,
+  # PutRolePermissionsBoundary, DeleteRole or TagRole on any role: every role, its
+  # trust policy, its policies and its tags are applied by an administrator. CI cannot
+  # set a trust policy at all, so none can name a principal outside the account.
 
   statement {
     sid = "HostInstanceProfiles"
@@ -312,23 +292,17 @@ data "aws_iam_policy_document" "deploy" {
     resources = ["${local.iam_arn_prefix}:instance-profile/${local.host_role_prefix}*"]
   }
 
-  # Host roles go into instance profiles (AddRoleToInstanceProfile and RunInstances
-  # both check PassRole).
+  # Host roles go into instance profiles and onto instances (AddRoleToInstanceProfile
+  # and RunInstances both check PassRole), to EC2 only.
   statement {
-    sid       = "PassHostRoles"
+    sid       = "PassHostRolesToEc2"
     actions   = ["iam:PassRole"]
     resources = ["${local.iam_arn_prefix}:role/${local.host_role_prefix}*"]
-  }
-
-  statement {
-    sid       = "PassControlApiRole"
-    actions   = ["iam:PassRole"]
-    resources = ["${local.iam_arn_prefix}:role/${local.lambda_role_name}"]
 
     condition {
       test     = "StringEquals"
       variable = "iam:PassedToService"
-      values   = ["lambda.amazonaws.com"]
+      values   = ["ec2.amazonaws.com"]
     }
   }
 
@@ -345,86 +319,41 @@ data "aws_iam_policy_document" "deploy" {
     ]
   }
 
-  # --- Lambda: the control API only ----------------------------------------------
+  # --- Lambda: the control API's code, and nothing else ------------------------------
+  #
+  # No configuration (role, environment, URL, permissions, concurrency), no
+  # lambda:InvokeFunction, no create or delete: those are admin-owned.
+  statement {
+    sid       = "UpdateControlApiCode"
+    actions   = ["lambda:UpdateFunctionCode"]
+    resources = [local.lambda_function_arn]
+  }
 
   statement {
-    sid = "ManageControlApiFunction"
-    actions = [
-      "lambda:CreateFunction",
-      "lambda:DeleteFunction",
-      "lambda:UpdateFunctionCode",
-      "lambda:UpdateFunctionConfiguration",
-      "lambda:PutFunctionConcurrency",
-      "lambda:DeleteFunctionConcurrency",
-      "lambda:DeleteFunctionUrlConfig",
-      "lambda:RemovePermission",
-      "lambda:TagResource",
-      "lambda:UntagResource",
-      "lambda:Get*",
-      "lambda:List*",
-    ]
+    sid       = "ReadControlApiFunction"
+    actions   = ["lambda:Get*", "lambda:List*"]
     resources = [local.lambda_function_arn, "${local.lambda_function_arn}:*"]
   }
 
-  # The Function URL can only ever be IAM-authenticated, whatever the config says.
-  statement {
-    sid       = "ControlApiUrlIamAuthOnly"
-    actions   = ["lambda:CreateFunctionUrlConfig", "lambda:UpdateFunctionUrlConfig"]
-    resources = [local.lambda_function_arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "lambda:FunctionUrlAuthType"
-      values   = ["AWS_IAM"]
-    }
-  }
-
-  # Resource-policy grants only to the invoker role.
-  statement {
-    sid       = "ControlApiPermissionForInvokerOnly"
-    actions   = ["lambda:AddPermission"]
-    resources = [local.lambda_function_arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "lambda:Principal"
-      values   = [local.invoker_role_arn]
-    }
-  }
-
-  # --- Logs, SSM parameters, fleet bucket ----------------------------------------
+  # --- Read-only: log group, SSM parameters, fleet bucket, security group ----------
 
   statement {
-    sid = "ManageControlApiLogGroup"
+    sid = "ReadControlApiLogGroup"
     actions = [
-      "logs:CreateLogGroup",
-      "logs:DeleteLogGroup",
-      "logs:PutRetentionPolicy",
-      "logs:DeleteRetentionPolicy",
-      "logs:AssociateKmsKey",
-      "logs:DisassociateKmsKey",
-      "logs:TagResource",
-      "logs:UntagResource",
       "logs:ListTagsForResource",
-      "logs:TagLogGroup",
-      "logs:UntagLogGroup",
       "logs:ListTagsLogGroup",
     ]
     resources = [local.log_group_arn, "${local.log_group_arn}:*"]
   }
 
   # GetParameter is there because the provider reads the parameter (with
-  # decryption) on refresh. That lets CI read the two secrets; it could anyway,
-  # since it deploys the code of the function that reads them.
+  # decryption) on refresh. That lets CI read the secrets; it could anyway, since it
+  # deploys the code of the function that reads them (SECURITY.md).
   statement {
-    sid = "ManageControlApiParameters"
+    sid = "ReadControlApiParameters"
     actions = [
-      "ssm:PutParameter",
-      "ssm:DeleteParameter",
       "ssm:GetParameter",
       "ssm:GetParameters",
-      "ssm:AddTagsToResource",
-      "ssm:RemoveTagsFromResource",
       "ssm:ListTagsForResource",
     ]
     resources = local.ssm_parameter_arns
@@ -435,7 +364,7 @@ data "aws_iam_policy_document" "deploy" {
 
     content {
       sid       = "ControlApiParameterKey"
-      actions   = ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+      actions   = ["kms:Decrypt", "kms:DescribeKey"]
       resources = [statement.value]
 
       condition {
@@ -446,19 +375,43 @@ data "aws_iam_policy_document" "deploy" {
     }
   }
 
-  # Bucket configuration only; no object access, and no s3:DeleteBucket.
+  # Bucket-level reads only (policy, lifecycle, versioning, encryption, ...): on the
+  # bucket ARN, where no object-level Get applies. ListBucket is what HeadBucket needs.
   statement {
-    sid = "ManageFleetBucketConfiguration"
-    actions = [
-      "s3:CreateBucket",
-      "s3:PutBucket*",
-      "s3:PutLifecycleConfiguration",
-      "s3:PutEncryptionConfiguration",
-      "s3:DeleteBucketPolicy",
-      "s3:Get*",
-      "s3:List*",
-    ]
+    sid       = "ReadFleetBucketConfiguration"
+    actions   = ["s3:Get*", "s3:ListBucket"]
     resources = [local.bucket_arn]
+  }
+
+  # The workflow's own audit record (workflows/README.md): create only. The
+  # condition requires If-None-Match, so an existing record is never overwritten;
+  # no DeleteObject, and the bucket policy denies deletes under audit/ anyway.
+  statement {
+    sid       = "CreateAuditRecords"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.bucket_arn}/audit/*"]
+
+    condition {
+      test     = "Null"
+      variable = "s3:if-none-match"
+      values   = ["false"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.bucket_kms_key_arn == null ? [] : [var.bucket_kms_key_arn]
+
+    content {
+      sid       = "AuditRecordEncryption"
+      actions   = ["kms:GenerateDataKey"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${local.region}.amazonaws.com"]
+      }
+    }
   }
 }
 
@@ -475,7 +428,7 @@ resource "aws_iam_role_policy" "deploy" {
 resource "aws_iam_role" "ami_prune" {
   name                 = local.prune_role_name
   description          = "GitHub Actions (${var.github_repo}): AMI retention of the clawdinator fleet"
-  assume_role_policy   = data.aws_iam_policy_document.github_assume.json
+  assume_role_policy   = data.aws_iam_policy_document.github_assume_prune.json
   max_session_duration = 3600
 }
 

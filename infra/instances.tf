@@ -64,7 +64,12 @@ resource "aws_iam_role" "host" {
   name                 = "${local.host_role_prefix}${each.key}"
   description          = "clawdinator host ${each.key}: reads s3://${var.bucket_name}/${each.value.bootstrapPrefix}/ only"
   assume_role_policy   = data.aws_iam_policy_document.host_assume.json
-  permissions_boundary = aws_iam_policy.workload_boundary.arn
+  permissions_boundary = aws_iam_policy.host_boundary.arn
+
+  # The host boundary scopes the bucket to bootstrap/<this tag>/ (iam-boundary.tf).
+  tags = {
+    (local.host_id_tag_key) = each.key
+  }
 
   lifecycle {
     precondition {

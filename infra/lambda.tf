@@ -88,7 +88,7 @@ resource "aws_iam_role" "control_api" {
   name                 = local.lambda_role_name
   description          = "Execution role of the clawdinator control API Lambda"
   assume_role_policy   = data.aws_iam_policy_document.lambda_assume.json
-  permissions_boundary = aws_iam_policy.workload_boundary.arn
+  permissions_boundary = aws_iam_policy.control_api_boundary.arn
 }
 
 data "aws_iam_policy_document" "control_api" {
@@ -292,7 +292,7 @@ resource "aws_iam_role" "invoker" {
   description          = "Assumed by the clawdinator hosts to call the control API Function URL"
   assume_role_policy   = data.aws_iam_policy_document.invoker_assume.json
   max_session_duration = 3600
-  permissions_boundary = aws_iam_policy.workload_boundary.arn
+  permissions_boundary = aws_iam_policy.invoker_boundary.arn
 }
 
 data "aws_iam_policy_document" "invoker" {

@@ -15,9 +15,12 @@ locals {
   lambda_role_name     = "${var.name_prefix}-control-api"
   invoker_role_name    = "${var.name_prefix}-control-api-invoker"
   host_role_prefix     = "${var.name_prefix}-host-"
-  boundary_policy_name = "${var.name_prefix}-workload-boundary"
-  deploy_role_name     = "${var.name_prefix}-gha-deploy"
-  prune_role_name      = "${var.name_prefix}-gha-ami-prune"
+  # One permissions boundary per kind of workload role (iam-boundary.tf).
+  host_boundary_name        = "${var.name_prefix}-host-boundary"
+  control_api_boundary_name = "${var.name_prefix}-control-api-boundary"
+  invoker_boundary_name     = "${var.name_prefix}-invoker-boundary"
+  deploy_role_name          = "${var.name_prefix}-gha-deploy"
+  prune_role_name           = "${var.name_prefix}-gha-ami-prune"
 
   lambda_function_arn = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.lambda_function_name}"
   lambda_log_group    = "/aws/lambda/${local.lambda_function_name}"

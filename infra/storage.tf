@@ -98,6 +98,59 @@ data "aws_iam_policy_document" "fleet_bucket" {
       values   = ["1.2"]
     }
   }
+
+  # The rules this bucket is judged by, and its audit trail, are the administrators'
+  # alone (admin_principal_arns): nobody else, the CI deploy role and the control API
+  # included, may change the bucket's policy, lifecycle (expiry), versioning, Object
+  # Lock, public access block, ownership or encryption, delete the bucket, or delete
+  # any object or version under audit/. (Lifecycle expiration itself is not subject
+  # to bucket policies; no rule expires audit/, and no one else can add one.) The
+  # account's root user can still replace a policy that locks everyone out.
+  statement {
+    sid    = "OnlyAdminsChangeBucketRules"
+    effect = "Deny"
+    actions = [
+      "s3:PutBucketPolicy",
+      "s3:DeleteBucketPolicy",
+      "s3:PutLifecycleConfiguration",
+      "s3:PutBucketVersioning",
+      "s3:PutBucketObjectLockConfiguration",
+      "s3:PutBucketPublicAccessBlock",
+      "s3:PutBucketOwnershipControls",
+      "s3:PutEncryptionConfiguration",
+      "s3:DeleteBucket",
+    ]
+    resources = [aws_s3_bucket.fleet.arn]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "ArnNotLike"
+      variable = "aws:PrincipalArn"
+      values   = var.admin_principal_arns
+    }
+  }
+
+  statement {
+    sid       = "OnlyAdminsDeleteAuditRecords"
+    effect    = "Deny"
+    actions   = ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention", "s3:PutObjectLegalHold"]
+    resources = ["${aws_s3_bucket.fleet.arn}/audit/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "ArnNotLike"
+      variable = "aws:PrincipalArn"
+      values   = var.admin_principal_arns
+    }
+  }
 }
 
 resource "aws_s3_bucket_policy" "fleet" {

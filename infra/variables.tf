@@ -227,9 +227,18 @@ variable "log_kms_key_arn" {
 }
 
 variable "rust_log" {
-  description = "RUST_LOG filter of the control API."
+  description = "RUST_LOG filter of the control API. No `trace` for lambda_runtime (nor as the default level): at trace it logs every raw event, headers and control token included."
   type        = string
   default     = "info"
+
+  # A directive with level trace (or 5) whose target is empty (the default level) or
+  # starts with lambda_runtime, with or without a [span] filter: `trace`, `=trace`,
+  # `lambda_runtime=trace`, `lambda_runtime_api_client=trace`, `lambda_runtime[x]=trace`.
+  # scripts/check-deploy-path runs this regex against a table of filters.
+  validation {
+    condition     = !can(regex("(?i)(^|,)\\s*((lambda_runtime[a-z0-9_:]*)?\\s*(\\[[^\\]]*\\])?\\s*=\\s*)?(trace|5)\\s*(,|$)", var.rust_log))
+    error_message = "rust_log must not set trace for lambda_runtime (or as the default level): lambda_runtime logs raw events, with their headers, at trace."
+  }
 }
 
 variable "ssm_parameter_prefix" {
@@ -269,9 +278,25 @@ variable "github_repo" {
 }
 
 variable "github_workflow" {
-  description = "Workflow file the control API dispatches (GITHUB_WORKFLOW)."
+  description = "Workflow file the control API dispatches (GITHUB_WORKFLOW), under .github/workflows/. The deploy role trusts only jobs of this file, run from github_ref."
   type        = string
   default     = "fleet-deploy.yml"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._-]+\\.ya?ml$", var.github_workflow))
+    error_message = "github_workflow must be a workflow file name such as fleet-deploy.yml."
+  }
+}
+
+variable "github_prune_workflow" {
+  description = "Workflow file of the AMI retention, under .github/workflows/. The prune role trusts only jobs of this file, run from github_ref."
+  type        = string
+  default     = "ami-prune.yml"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._-]+\\.ya?ml$", var.github_prune_workflow))
+    error_message = "github_prune_workflow must be a workflow file name such as ami-prune.yml."
+  }
 }
 
 variable "github_ref" {
@@ -286,9 +311,35 @@ variable "github_ref" {
 }
 
 variable "github_environment" {
-  description = "If the deploy jobs run in a GitHub environment, its name: the OIDC subject is then repo:<repo>:environment:<name> and the deploy roles trust that too."
+  description = "If the deploy workflow's apply job runs in a GitHub environment, its name: the deploy role then trusts repo:<repo>:environment:<name>:job_workflow_ref:<repo>/.github/workflows/<github_workflow>@refs/heads/<github_ref> instead of the branch subject. Give the environment a deployment branch rule for github_ref only (workflows/README.md)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.github_environment == null || can(regex("^[A-Za-z0-9._ -]{1,255}$", var.github_environment))
+    error_message = "github_environment must be an environment name (letters, digits, . _ - and spaces)."
+  }
+}
+
+variable "github_prune_environment" {
+  description = "The same as github_environment, for the prune job of github_prune_workflow and the prune role."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.github_prune_environment == null || can(regex("^[A-Za-z0-9._ -]{1,255}$", var.github_prune_environment))
+    error_message = "github_prune_environment must be an environment name (letters, digits, . _ - and spaces)."
+  }
+}
+
+variable "admin_principal_arns" {
+  description = "IAM principals that administer this configuration (the apply of admin-owned resources; see infra/README.md). The fleet bucket's policy lets only them change the bucket's policy, lifecycle, versioning or Object Lock, or delete anything under audit/. Role or user ARNs; wildcards as in ArnLike, e.g. arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/*/AWSReservedSSO_AdministratorAccess_*."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.admin_principal_arns) > 0 && alltrue([for a in var.admin_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/.+$", a))])
+    error_message = "admin_principal_arns must be one or more IAM role or user ARNs of this account's administrators."
+  }
 }
 
 variable "create_github_oidc_provider" {
