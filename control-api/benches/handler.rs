@@ -24,13 +24,10 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use control_api::domain::auth::{Authenticator, Credentials};
-use control_api::domain::deploy::{
-    DeployRequest, DispatchError, DispatchReceipt, Workflow, WorkflowError, WorkflowRun,
-};
-use control_api::domain::fleet::{AwsError, BootstrapStore, FleetImage, FleetReader, LiveInstance};
 use control_api::domain::registry::Registry;
-use control_api::domain::service::{Call, ControlApi, Method, Ports};
-use control_api::domain::state::{StateStore, Stored, Written};
+use control_api::domain::service::{ControlApi, Ports};
+use control_api::inbound::http::{Handler, HttpCall, Method};
+use control_api::test_support::fakes::{FakeBootstrap, FakeFleet, NoState, NoopWorkflow};
 use criterion::{criterion_group, Criterion};
 use tracing_subscriber::EnvFilter;
 
@@ -38,111 +35,11 @@ const TOKEN: &str = "bench-control-token-0123456789abcdef";
 const BEARER: &str = "Bearer bench-control-token-0123456789abcdef";
 const WRONG: &str = "Bearer not-the-token-0123456789abcdef00";
 
-/// Accepts every deploy at once and shows its run right away, so an accepted deploy
-/// takes the whole path (in-flight guard, dispatch, run look-up) without a network.
-#[derive(Default)]
-struct NoopWorkflow {
-    last_request: std::sync::Mutex<String>,
-}
-
-impl Workflow for NoopWorkflow {
-    async fn dispatch(&self, request: &DeployRequest) -> Result<DispatchReceipt, DispatchError> {
-        request
-            .request_id
-            .clone_into(&mut self.last_request.lock().unwrap());
-        Ok(DispatchReceipt::default())
-    }
-    async fn runs(
-        &self,
-        status: Option<&'static str>,
-        _: u8,
-    ) -> Result<Vec<WorkflowRun>, WorkflowError> {
-        if status.is_some() {
-            return Ok(Vec::new());
-        }
-        Ok(vec![WorkflowRun {
-            run_id: 1,
-            run_url: "https://github.com/openclaw/clawdinators/actions/runs/1".into(),
-            request_id: Some(self.last_request.lock().unwrap().clone()),
-            target: None,
-            caller: None,
-            status: "queued".into(),
-            conclusion: None,
-            started: None,
-            duration_secs: None,
-            step: None,
-        }])
-    }
-    async fn run(&self, _: u64) -> Result<Option<WorkflowRun>, WorkflowError> {
-        Ok(None)
-    }
-    fn tracks_runs(&self) -> bool {
-        true
-    }
-}
-
-/// Only fills the type parameter: `state` is `None` (no idempotency key is sent).
-struct NoState;
-
-impl StateStore for NoState {
-    fn bucket(&self) -> &str {
-        ""
-    }
-    async fn create(&self, _: &str, _: Vec<u8>) -> Result<Written, AwsError> {
-        unreachable!("state is None")
-    }
-    async fn replace(&self, _: &str, _: Vec<u8>, _: &str) -> Result<Written, AwsError> {
-        unreachable!("state is None")
-    }
-    async fn read(&self, _: &str) -> Result<Option<Stored>, AwsError> {
-        unreachable!("state is None")
-    }
-    async fn put(&self, _: &str, _: Vec<u8>) -> Result<(), AwsError> {
-        unreachable!("state is None")
-    }
-    async fn list(&self, _: &str) -> Result<Vec<String>, AwsError> {
-        unreachable!("state is None")
-    }
-}
-
 fn no_sleep(_: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
     unreachable!("nothing waits on this path")
 }
 
-/// Never called for deploys; answers an empty fleet if it ever is.
-struct UnusedFleet;
-
-impl FleetReader for UnusedFleet {
-    async fn live_instances(&self, _: bool) -> Result<Vec<LiveInstance>, AwsError> {
-        Ok(Vec::new())
-    }
-    async fn latest_image(&self) -> Result<Option<FleetImage>, AwsError> {
-        Ok(None)
-    }
-    async fn fleet_image(&self, _: &str) -> Result<Option<FleetImage>, AwsError> {
-        Ok(None)
-    }
-    async fn fleet_images(&self) -> Result<Vec<FleetImage>, AwsError> {
-        Ok(Vec::new())
-    }
-    async fn images(&self, _: &[String]) -> Result<Vec<FleetImage>, AwsError> {
-        Ok(Vec::new())
-    }
-}
-
-/// Only fills the type parameter: `bootstrap` is `None`, so the check is skipped.
-struct NoBootstrap;
-
-impl BootstrapStore for NoBootstrap {
-    fn bucket(&self) -> &str {
-        ""
-    }
-    async fn has_bundle(&self, _: &str) -> Result<bool, AwsError> {
-        Ok(true)
-    }
-}
-
-type Api = ControlApi<NoopWorkflow, UnusedFleet, NoBootstrap, NoState>;
+type Api = ControlApi<NoopWorkflow, FakeFleet, FakeBootstrap, NoState>;
 
 fn api() -> Api {
     ControlApi::new(
@@ -150,7 +47,7 @@ fn api() -> Api {
         Ok(Authenticator::shared(TOKEN)),
         Ports {
             workflow: NoopWorkflow::default(),
-            fleet: UnusedFleet,
+            fleet: FakeFleet::default(),
             bootstrap: None,
             state: None,
             sleep: no_sleep,
@@ -203,8 +100,8 @@ const CASES: [Case; 3] = [
     },
 ];
 
-fn call(case: &Case) -> Call<'static> {
-    Call {
+fn call(case: &Case) -> HttpCall<'static> {
+    HttpCall {
         method: Method::Post,
         credentials: Credentials {
             authorization: Some(case.authorization),

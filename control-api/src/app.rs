@@ -10,9 +10,11 @@ use tokio::sync::OnceCell;
 
 use crate::config::{Mode, Settings};
 use crate::domain::auth::{Authenticator, Principal};
+use crate::domain::error::ApiError;
+use crate::domain::ports::Misconfig;
 use crate::domain::rate_limit::RateLimiter;
-use crate::domain::response::{ApiError, Misconfig, Reply};
-use crate::domain::service::{self, Call, ControlApi, Handler, Ports};
+use crate::domain::service::{ControlApi, Ports};
+use crate::inbound::http::{answer_unready, Handler, HttpCall, Reply};
 use crate::outbound::aws::{
     load_lambda_sdk_config, load_local_sdk_config, read_secure_parameters, s3_client, Ec2Fleet,
     S3Bootstrap, SecretsReadError,
@@ -171,10 +173,10 @@ impl LazyApp {
 }
 
 impl Handler for LazyApp {
-    async fn handle(&self, call: Call<'_>) -> Reply {
+    async fn handle(&self, call: HttpCall<'_>) -> Reply {
         match self.get().await {
             Ok(app) => app.handle(call).await,
-            Err(e) => service::answer_unready(e),
+            Err(e) => answer_unready(e),
         }
     }
 }

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app;
 use crate::config::{AwsSettings, Mode, Settings};
-use crate::domain::fleet::{AwsError, FleetReader};
+use crate::domain::ports::{AwsError, FleetReader};
 use crate::domain::registry::Registry;
 use crate::domain::request::{AmiId, RequestError, Target};
 use crate::domain::retention::{plan_retention, KeepReason};

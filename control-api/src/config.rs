@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::domain::deploy::DeployTiming;
+use crate::domain::dispatch::DeployTiming;
 use crate::domain::idempotency::ClaimTiming;
 use crate::domain::registry::{Registry, RegistryError};
 use crate::outbound::github::GitHubTimeouts;

@@ -13,7 +13,7 @@ use aws_sdk_ec2::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
 use control_api::app::{self, App};
 use control_api::config::Mode;
-use control_api::domain::fleet::FleetReader;
+use control_api::domain::ports::FleetReader;
 use control_api::inbound::lambda::handle;
 use control_api::outbound::aws::Ec2Fleet;
 use lambda_http::Body;
@@ -97,7 +97,7 @@ async fn status_joins_ec2_with_the_registry_and_flags_drift() {
     let rows = body["instances"].as_array().unwrap();
     let row = |id: &str| rows.iter().find(|r| r["id"] == id).unwrap().clone();
     let r1 = row("clawdinator-1");
-    assert_eq!(r1["instance_id"], c1[0].as_str());
+    assert_eq!(r1["ec2_instance_id"], c1[0].as_str());
     assert_eq!(r1["state"], "running");
     assert_eq!(r1["ami"], latest.as_str());
     assert_eq!(r1["ami_name"], "clawdinator-nixos-new");
@@ -106,13 +106,13 @@ async fn status_joins_ec2_with_the_registry_and_flags_drift() {
     assert!(r1["private_ip"].is_string());
     assert_eq!(r1["flags"], json!([]));
     let r2 = row("clawdinator-2");
-    assert_eq!(r2["instance_id"], c2[0].as_str());
+    assert_eq!(r2["ec2_instance_id"], c2[0].as_str());
     assert_eq!(r2["instance_type"], "t3.xlarge");
     assert_eq!(r2["ami_name"], "clawdinator-nixos-old");
     assert_eq!(r2["flags"], json!(["stale_ami", "type_drift"]));
     let rb = row("clawdinator-babelfish");
     assert_eq!(
-        rb["instance_id"],
+        rb["ec2_instance_id"],
         Value::Null,
         "terminated is excluded by default"
     );
@@ -120,7 +120,7 @@ async fn status_joins_ec2_with_the_registry_and_flags_drift() {
 
     let unmanaged = body["unmanaged"].as_array().unwrap();
     assert_eq!(unmanaged.len(), 1, "{unmanaged:?}");
-    assert_eq!(unmanaged[0]["instance_id"], stray[0].as_str());
+    assert_eq!(unmanaged[0]["ec2_instance_id"], stray[0].as_str());
     assert_eq!(unmanaged[0]["name"], "stray-box");
     assert_eq!(unmanaged[0]["reason"], "not_in_registry");
     let s = &body["summary"];
@@ -149,7 +149,7 @@ async fn status_joins_ec2_with_the_registry_and_flags_drift() {
         .find(|r| r["id"] == "clawdinator-babelfish")
         .unwrap()
         .clone();
-    assert_eq!(rb["instance_id"], babel[0].as_str());
+    assert_eq!(rb["ec2_instance_id"], babel[0].as_str());
     assert_eq!(rb["state"], "terminated");
     assert_eq!(rb["flags"], json!(["missing"]));
     assert!(
@@ -215,7 +215,7 @@ async fn a_thousand_instances_are_read_page_by_page() {
         Ec2Fleet::with_client(counted, settings, 5).with_deadline(Duration::from_secs(300));
     let live = reader.live_instances(false).await.unwrap();
     assert_eq!(live.len(), 1000);
-    let mut ids: Vec<_> = live.iter().map(|i| i.instance_id.clone()).collect();
+    let mut ids: Vec<_> = live.iter().map(|i| i.ec2_instance_id.clone()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 1000, "no instance read twice across pages");
@@ -403,7 +403,7 @@ async fn the_local_server_shows_status_from_moto() {
         .find(|r| r["id"] == "clawdinator-2")
         .unwrap()
         .clone();
-    assert_eq!(row["instance_id"], id[0].as_str());
+    assert_eq!(row["ec2_instance_id"], id[0].as_str());
     assert_eq!(body["summary"]["missing"], 2);
     server.stop();
 }

@@ -126,7 +126,7 @@ async fn twenty_concurrent_identical_requests_dispatch_once() {
         19
     );
     assert_eq!(keys(&bucket, "idempotency/").await.len(), 1);
-    // One audit record per request: the first accepted, the others deduplicated.
+    // One audit record per request: the first accepted, the others replayed.
     assert_eq!(keys(&bucket, "audit/").await.len(), 20);
 }
 
@@ -450,10 +450,7 @@ async fn every_deploy_decision_is_an_audit_record_a_human_can_list() {
         .iter()
         .map(|r| r["decision"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        decisions,
-        ["refused", "guarded", "deduplicated", "accepted"]
-    );
+    assert_eq!(decisions, ["refused", "guarded", "replayed", "accepted"]);
     assert_eq!(records[3]["request_id"], accepted["request_id"]);
     assert_eq!(records[3]["run_id"], accepted["run_id"]);
     assert_eq!(records[3]["target"], "clawdinator-2");

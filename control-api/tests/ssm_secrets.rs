@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use control_api::app::{self, LazyApp, SECRETS_RETRY};
 use control_api::config::{Mode, Settings};
-use control_api::domain::service::Handler;
+use control_api::inbound::http::Handler;
 use control_api::inbound::lambda::handle;
 use lambda_http::Body;
 use serde_json::Value;

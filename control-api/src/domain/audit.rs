@@ -6,8 +6,7 @@
 use chrono::{DateTime, Duration as Days, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::fleet::AwsError;
-use super::state::StateStore;
+use super::ports::{AwsError, StateStore};
 
 /// How far back `action: audit` looks for records.
 pub const LOOKBACK_DAYS: i64 = 31;
@@ -23,14 +22,14 @@ pub struct AuditRecord {
     pub action: Option<String>,
     pub target: Option<String>,
     pub ami_override: Option<String>,
-    /// `accepted`, `refused`, `deduplicated`, `guarded` or `failed`.
+    /// `accepted`, `refused`, `replayed`, `guarded` or `failed`.
     pub decision: String,
     pub status: u16,
     /// The error code of a refusal or failure.
     pub error: Option<String>,
     pub run_id: Option<u64>,
     pub run_url: Option<String>,
-    /// For a deduplicated request: the request whose answer it got.
+    /// For a replayed request: the request whose answer it got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_request_id: Option<String>,
 }

@@ -1,33 +1,48 @@
 //! The live fleet as EC2 reports it, joined with the registry: what runs against what is wanted.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::ports::{FleetImage, LiveInstance};
 use super::registry::Registry;
 
-/// An EC2 instance carrying the fleet tag, reduced to what status shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LiveInstance {
-    pub instance_id: String,
-    /// The `Name` tag, which is the registry's `host`.
-    pub name: Option<String>,
-    pub state: String,
-    pub ami: Option<String>,
-    pub instance_type: Option<String>,
-    pub launch_time: Option<String>,
-    pub public_ip: Option<String>,
-    pub private_ip: Option<String>,
+/// What differs between a registry host and what runs for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flag {
+    /// In the registry, nothing live.
+    Missing,
+    /// Not on the newest fleet image.
+    StaleAmi,
+    /// The instance type differs from the registry's.
+    TypeDrift,
+    /// A flag this build does not know (a newer server's): shown, never fatal.
+    #[serde(other)]
+    Other,
 }
 
-/// A machine image (AMI).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FleetImage {
-    pub id: String,
-    pub name: Option<String>,
-    /// ISO-8601 as EC2 gives it (`2026-11-25T12:05:21.000Z`), so text order is time order.
-    pub created: Option<String>,
+impl Flag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::StaleAmi => "stale_ami",
+            Self::TypeDrift => "type_drift",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// Why a tagged instance is listed as unmanaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnmanagedReason {
+    /// Its `Name` tag is no registry host.
+    NotInRegistry,
+    /// A second live instance of a registry host.
+    Duplicate,
+    #[serde(other)]
+    Other,
 }
 
 /// The newest image by creation date; ties go to the larger id so the choice is stable.
@@ -51,49 +66,14 @@ pub fn previous_image(images: &[FleetImage], current: &str) -> Option<FleetImage
         .cloned()
 }
 
-/// Why AWS could not answer; the text names the call and AWS's error code, never a credential.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct AwsError(pub String);
-
-/// The outbound port that reads the fleet from EC2.
-pub trait FleetReader: Send + Sync {
-    /// Every instance with the fleet tag, every page; terminated ones only when asked.
-    fn live_instances(
-        &self,
-        include_terminated: bool,
-    ) -> impl Future<Output = Result<Vec<LiveInstance>, AwsError>> + Send;
-    /// The newest image with the fleet image tag, owned by this account.
-    fn latest_image(&self) -> impl Future<Output = Result<Option<FleetImage>, AwsError>> + Send;
-    /// The image `id` if it is a fleet image: owned by this account and carrying the
-    /// fleet image tag. Anything else must never be deployed.
-    fn fleet_image(
-        &self,
-        id: &str,
-    ) -> impl Future<Output = Result<Option<FleetImage>, AwsError>> + Send;
-    /// Every fleet image (owned by this account, with the fleet image tag).
-    fn fleet_images(&self) -> impl Future<Output = Result<Vec<FleetImage>, AwsError>> + Send;
-    /// Details of the given images (those deregistered since are simply absent).
-    fn images(
-        &self,
-        ids: &[String],
-    ) -> impl Future<Output = Result<Vec<FleetImage>, AwsError>> + Send;
-}
-
-/// The outbound port that checks for a host's bootstrap bundle.
-pub trait BootstrapStore: Send + Sync {
-    /// The bucket name, for messages.
-    fn bucket(&self) -> &str;
-    /// Whether at least one object exists under `prefix/`.
-    fn has_bundle(&self, prefix: &str) -> impl Future<Output = Result<bool, AwsError>> + Send;
-}
-
 /// One registry entry beside what runs for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceStatus {
+    /// The registry id.
     pub id: String,
     pub host: String,
-    pub instance_id: Option<String>,
+    /// EC2's `i-…` id of the instance running for it.
+    pub ec2_instance_id: Option<String>,
     pub state: Option<String>,
     pub ami: Option<String>,
     pub ami_name: Option<String>,
@@ -103,19 +83,19 @@ pub struct InstanceStatus {
     pub private_ip: Option<String>,
     pub instance_type: Option<String>,
     pub desired_instance_type: String,
-    pub flags: Vec<&'static str>,
+    pub flags: Vec<Flag>,
 }
 
 /// A tagged instance the registry does not account for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnmanagedInstance {
     #[serde(flatten)]
     pub instance: LiveInstance,
-    /// `not_in_registry`, or `duplicate` for a second live instance of a registry host.
-    pub reason: &'static str,
+    pub reason: UnmanagedReason,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The whole fleet: the newest image, each registry host, the unaccounted, the counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetStatus {
     pub latest_ami: Option<FleetImage>,
     pub instances: Vec<InstanceStatus>,
@@ -155,7 +135,7 @@ pub fn fleet_status(
             Some(host) => by_host.entry(host.to_owned()).or_default().push(instance),
             None => unmanaged.push(UnmanagedInstance {
                 instance,
-                reason: "not_in_registry",
+                reason: UnmanagedReason::NotInRegistry,
             }),
         }
     }
@@ -169,26 +149,26 @@ pub fn fleet_status(
         let mut candidates = by_host.remove(&entry.host).unwrap_or_default();
         // Best first: live state, then the newest launch.
         candidates.sort_by(|a, b| {
-            (state_rank(&b.state), &b.launch_time, &b.instance_id).cmp(&(
+            (state_rank(&b.state), &b.launch_time, &b.ec2_instance_id).cmp(&(
                 state_rank(&a.state),
                 &a.launch_time,
-                &a.instance_id,
+                &a.ec2_instance_id,
             ))
         });
         let mut candidates = candidates.into_iter();
         let chosen = candidates.next();
         unmanaged.extend(candidates.map(|instance| UnmanagedInstance {
             instance,
-            reason: "duplicate",
+            reason: UnmanagedReason::Duplicate,
         }));
         let mut flags = Vec::new();
         let status = match chosen {
             None => {
-                flags.push("missing");
+                flags.push(Flag::Missing);
                 InstanceStatus {
                     id: id.to_string(),
                     host: entry.host.clone(),
-                    instance_id: None,
+                    ec2_instance_id: None,
                     state: None,
                     ami: None,
                     ami_name: None,
@@ -203,18 +183,18 @@ pub fn fleet_status(
             }
             Some(i) => {
                 if i.state == "terminated" || i.state == "shutting-down" {
-                    flags.push("missing");
+                    flags.push(Flag::Missing);
                 }
                 if let (Some(latest), Some(ami)) = (&latest, &i.ami) {
                     if *ami != latest.id {
-                        flags.push("stale_ami");
+                        flags.push(Flag::StaleAmi);
                     }
                 }
                 if i.instance_type
                     .as_deref()
                     .is_some_and(|t| t != entry.instance_type)
                 {
-                    flags.push("type_drift");
+                    flags.push(Flag::TypeDrift);
                 }
                 let img = i.ami.as_deref().and_then(image);
                 InstanceStatus {
@@ -222,7 +202,7 @@ pub fn fleet_status(
                     host: entry.host.clone(),
                     ami_name: img.and_then(|m| m.name.clone()),
                     ami_created: img.and_then(|m| m.created.clone()),
-                    instance_id: Some(i.instance_id),
+                    ec2_instance_id: Some(i.ec2_instance_id),
                     state: Some(i.state),
                     ami: i.ami,
                     launch_time: i.launch_time,
@@ -238,7 +218,7 @@ pub fn fleet_status(
             *summary.entry(state.clone()).or_default() += 1;
         }
         for flag in &status.flags {
-            *summary.entry((*flag).to_owned()).or_default() += 1;
+            *summary.entry(flag.as_str().to_owned()).or_default() += 1;
         }
         instances.push(status);
     }
@@ -267,7 +247,7 @@ mod tests {
         launched: &str,
     ) -> LiveInstance {
         LiveInstance {
-            instance_id: id.into(),
+            ec2_instance_id: id.into(),
             name: Some(name.into()).filter(|n: &String| !n.is_empty()),
             state: state.into(),
             ami: Some(ami.into()),
@@ -363,7 +343,10 @@ mod tests {
         let flags: Vec<(&str, Option<&str>, Vec<&str>)> = status
             .instances
             .iter()
-            .map(|i| (i.id.as_str(), i.instance_id.as_deref(), i.flags.clone()))
+            .map(|i| {
+                let flags = i.flags.iter().map(|f| f.as_str()).collect();
+                (i.id.as_str(), i.ec2_instance_id.as_deref(), flags)
+            })
             .collect();
         assert_eq!(
             flags,
@@ -381,14 +364,17 @@ mod tests {
             status.instances[1].ami_name.as_deref(),
             Some("clawdinator-nixos-ami-0000000a")
         );
-        let unmanaged: Vec<(&str, &str)> = status
+        let unmanaged: Vec<(&str, UnmanagedReason)> = status
             .unmanaged
             .iter()
-            .map(|u| (u.instance.instance_id.as_str(), u.reason))
+            .map(|u| (u.instance.ec2_instance_id.as_str(), u.reason))
             .collect();
         assert_eq!(
             unmanaged,
-            [("i-x", "not_in_registry"), ("i-2old", "duplicate")]
+            [
+                ("i-x", UnmanagedReason::NotInRegistry),
+                ("i-2old", UnmanagedReason::Duplicate)
+            ]
         );
         let s = &status.summary;
         assert_eq!(

@@ -8,13 +8,11 @@
 
 use std::time::{Duration, Instant};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::deploy::Sleep;
-use super::fleet::AwsError;
-use super::state::{StateStore, Stored, Written};
+use super::ports::{AwsError, Sleep, StateStore, Stored, Written};
 
 /// How long a key is remembered.
 pub const KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -56,23 +54,19 @@ enum State {
     Released,
 }
 
-/// The stored answer of the first request.
+/// One key's record; `T` is what the first request kept for repeats (the service's
+/// typed outcome).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredReply {
-    pub status: u16,
-    pub body: Value,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Record {
+#[serde(bound(deserialize = "T: DeserializeOwned"))]
+struct Record<T> {
     state: State,
     /// Of the request's meaning (action, target, image, caller, queue): the same key with
     /// another request is a client bug, refused rather than answered with the wrong reply.
     fingerprint: String,
     request_id: String,
     created_unix: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    reply: Option<StoredReply>,
+    #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
+    kept: Option<T>,
 }
 
 /// Who holds the key now: this request, until it settles.
@@ -87,14 +81,11 @@ pub struct Lease {
 
 /// What a request with a key may do.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Claim {
+pub enum Claim<T> {
     /// First with this key: go on, then [`settle`].
     Owned(Lease),
-    /// A repeat: answer this, do nothing else.
-    Replay {
-        request_id: String,
-        reply: StoredReply,
-    },
+    /// A repeat: answer with what the first request (`request_id`) kept, do nothing else.
+    Replay { request_id: String, kept: T },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -132,12 +123,12 @@ impl Default for ClaimTiming {
     }
 }
 
-fn encode(record: &Record) -> Vec<u8> {
+fn encode<T: Serialize>(record: &Record<T>) -> Vec<u8> {
     serde_json::to_vec(record).expect("records serialize")
 }
 
 /// Takes the key for this request, or says what to answer instead.
-pub async fn claim<S: StateStore>(
+pub async fn claim<S: StateStore, T: Serialize + DeserializeOwned>(
     store: &S,
     object_key: String,
     fingerprint: String,
@@ -145,14 +136,14 @@ pub async fn claim<S: StateStore>(
     now_unix: impl Fn() -> u64,
     timing: ClaimTiming,
     sleep: Sleep,
-) -> Result<Claim, IdempotencyError> {
+) -> Result<Claim<T>, IdempotencyError> {
     let until = Instant::now() + timing.wait_for_first;
-    let fresh = |now: u64| Record {
+    let fresh = |now: u64| Record::<T> {
         state: State::Pending,
         fingerprint: fingerprint.clone(),
         request_id: request_id.to_owned(),
         created_unix: now,
-        reply: None,
+        kept: None,
     };
     let owned = |etag: String, now: u64| {
         Claim::Owned(Lease {
@@ -173,7 +164,7 @@ pub async fn claim<S: StateStore>(
             continue;
         };
         // An unreadable record is treated like an expired one: taken over, never trusted.
-        let record: Option<Record> = serde_json::from_slice(&body).ok();
+        let record: Option<Record<T>> = serde_json::from_slice(&body).ok();
         let expired = record
             .as_ref()
             .is_none_or(|r| now.saturating_sub(r.created_unix) >= KEY_TTL.as_secs());
@@ -184,12 +175,19 @@ pub async fn claim<S: StateStore>(
                     request_id: r.request_id,
                 });
             }
-            match (r.state, r.reply) {
-                (State::Done, Some(reply)) => {
+            match (r.state, r.kept) {
+                (State::Done, Some(kept)) => {
                     return Ok(Claim::Replay {
                         request_id: r.request_id,
-                        reply,
+                        kept,
                     })
+                }
+                // Done without an answer this build can read (an older record's form):
+                // it may have dispatched, so never again, and never a guess at its answer.
+                (State::Done, None) => {
+                    return Err(IdempotencyError::Unresolved {
+                        request_id: r.request_id,
+                    });
                 }
                 (State::Pending, _)
                     if now.saturating_sub(r.created_unix) >= PENDING_STALE_AFTER.as_secs() =>
@@ -198,7 +196,7 @@ pub async fn claim<S: StateStore>(
                         request_id: r.request_id,
                     });
                 }
-                (State::Pending, _) | (State::Done, None) => {
+                (State::Pending, _) => {
                     if Instant::now() + timing.poll >= until {
                         return Err(IdempotencyError::InProgress {
                             request_id: r.request_id,
@@ -220,15 +218,15 @@ pub async fn claim<S: StateStore>(
     }
 }
 
-/// Ends the lease: `Some(reply)` is kept and replayed to repeats; `None` releases the key
+/// Ends the lease: `Some(kept)` is replayed to repeats; `None` releases the key
 /// (nothing was dispatched, so the same key may try again).
-pub async fn settle<S: StateStore>(
+pub async fn settle<S: StateStore, T: Serialize>(
     store: &S,
     lease: Lease,
-    reply: Option<StoredReply>,
+    kept: Option<T>,
 ) -> Result<(), IdempotencyError> {
     let record = Record {
-        state: if reply.is_some() {
+        state: if kept.is_some() {
             State::Done
         } else {
             State::Released
@@ -236,7 +234,7 @@ pub async fn settle<S: StateStore>(
         fingerprint: lease.fingerprint,
         request_id: lease.request_id,
         created_unix: lease.created_unix,
-        reply,
+        kept,
     };
     match store
         .replace(&lease.object_key, encode(&record), &lease.etag)

@@ -1,15 +1,16 @@
-//! The domain: plain Rust with no AWS or HTTP types. Transports and clouds plug in through ports.
+//! The domain: plain Rust with no AWS, HTTP or GitHub types. Transports and clouds plug
+//! in through the ports (`ports.rs`); `service` routes each request to its flow.
 
 pub mod audit;
 pub mod auth;
-pub mod deploy;
+pub mod dispatch;
+pub mod error;
 pub mod fleet;
 pub mod idempotency;
 pub mod policy;
+pub mod ports;
 pub mod rate_limit;
 pub mod registry;
 pub mod request;
-pub mod response;
 pub mod retention;
 pub mod service;
-pub mod state;

@@ -1,14 +1,50 @@
-//! What a caller asks for: the JSON body `{"action","target","caller","ami_override",…}` parsed into checked types.
+//! What a caller asks for: the JSON body `{"action","target","caller","ami_override",…}`
+//! parsed into checked types, and written back (the `fleet` CLI builds its bodies from the
+//! same [`Command`]; `crate::contract` names it the wire's `Request`).
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::registry::{InstanceId, Registry};
 
 /// The largest body the API reads (16 KiB); a deploy request is a few hundred bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// A `limit` field: its default when absent and its largest value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub default: u8,
+    pub max: u8,
+}
+
+/// `runs`: how many runs.
+pub const RUNS_LIMIT: Limit = Limit {
+    default: 10,
+    max: 50,
+};
+/// `audit`: how many records.
+pub const AUDIT_LIMIT: Limit = Limit {
+    default: 20,
+    max: 100,
+};
+
+/// Deserializes a checked newtype through its `parse`, so a value read from the wire
+/// (an answer, say) holds the same invariants as one the server parsed.
+macro_rules! deserialize_via_parse {
+    ($ty:ty) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                <$ty>::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+deserialize_via_parse!(Target);
+deserialize_via_parse!(AmiId);
+deserialize_via_parse!(Caller);
 
 /// A deploy target: every instance, or one registry instance id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,8 +152,9 @@ impl Caller {
     }
 }
 
-/// Which run `action: run` asks about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which run `action: run` asks about: `{"request_id": …}` or `{"run_id": …}` on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RunRef {
     /// The control API's request id (a UUID), which the run name carries.
     RequestId(String),
@@ -125,32 +162,58 @@ pub enum RunRef {
     RunId(u64),
 }
 
-/// A parsed, syntactically valid command. Registry membership and policy come later.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed, syntactically valid command: one variant per action. Registry membership
+/// and policy come later. Serializes to the body that [`parse_command`] reads back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
 pub enum Command {
     Deploy {
         target: Target,
+        #[serde(skip_serializing_if = "Option::is_none")]
         caller: Option<Caller>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         ami_override: Option<AmiId>,
         /// Dispatch even while another deploy runs (humans only).
+        #[serde(skip_serializing_if = "is_false")]
         queue: bool,
     },
     /// Redeploy `target` on the fleet image before its current one.
     Rollback {
         target: Target,
+        #[serde(skip_serializing_if = "Option::is_none")]
         caller: Option<Caller>,
+        #[serde(skip_serializing_if = "is_false")]
         queue: bool,
     },
     Status {
+        #[serde(skip_serializing_if = "Option::is_none")]
         caller: Option<Caller>,
+        #[serde(skip_serializing_if = "is_false")]
         include_terminated: bool,
     },
     /// The newest deploy runs.
-    Runs { caller: Option<Caller>, limit: u8 },
+    Runs {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        caller: Option<Caller>,
+        limit: u8,
+    },
     /// One deploy run, with its current step.
-    Run { caller: Option<Caller>, run: RunRef },
+    Run {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        caller: Option<Caller>,
+        #[serde(flatten)]
+        run: RunRef,
+    },
     /// The newest audit records (humans only).
-    Audit { caller: Option<Caller>, limit: u8 },
+    Audit {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        caller: Option<Caller>,
+        limit: u8,
+    },
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 impl Command {
@@ -284,11 +347,11 @@ pub fn parse_command(body: &[u8]) -> Result<Command, RequestError> {
         }),
         "runs" => Ok(Command::Runs {
             caller,
-            limit: limit(&obj, 10, 50)?,
+            limit: limit(&obj, RUNS_LIMIT)?,
         }),
         "audit" => Ok(Command::Audit {
             caller,
-            limit: limit(&obj, 20, 100)?,
+            limit: limit(&obj, AUDIT_LIMIT)?,
         }),
         "run" => {
             let request_id = optional_str(&obj, "request_id")?.filter(|s| !s.is_empty());
@@ -324,14 +387,14 @@ fn optional_bool(obj: &Map<String, Value>, field: &'static str) -> Result<bool, 
     }
 }
 
-fn limit(obj: &Map<String, Value>, default: u8, max: u8) -> Result<u8, RequestError> {
+fn limit(obj: &Map<String, Value>, limit: Limit) -> Result<u8, RequestError> {
     match obj.get("limit") {
-        None | Some(Value::Null) => Ok(default),
+        None | Some(Value::Null) => Ok(limit.default),
         Some(v) => v
             .as_u64()
-            .filter(|n| (1..=u64::from(max)).contains(n))
+            .filter(|n| (1..=u64::from(limit.max)).contains(n))
             .map(|n| n as u8)
-            .ok_or(RequestError::OutOfRange("limit", max)),
+            .ok_or(RequestError::OutOfRange("limit", limit.max)),
     }
 }
 
@@ -574,6 +637,39 @@ mod tests {
         for (body, code) in refused {
             assert_eq!(parse(body).map_err(|e| e.code()), Err(code), "{body}");
         }
+    }
+
+    #[test]
+    fn every_command_serializes_to_a_body_that_parses_back() {
+        let id = "0190c0de-0000-7000-8000-000000000001";
+        let bodies = [
+            r#"{"action":"deploy","target":"clawdinator-2","caller":"human:ops","ami_override":"ami-0123456789abcdef0","queue":true}"#,
+            r#"{"action":"deploy","target":"all"}"#,
+            r#"{"action":"rollback","target":"clawdinator-2","queue":true}"#,
+            r#"{"action":"status","include_terminated":true}"#,
+            r#"{"action":"runs","limit":7}"#,
+            r#"{"action":"audit","caller":"human:ops","limit":20}"#,
+            r#"{"action":"run","run_id":42}"#,
+        ];
+        for body in bodies {
+            let command = parse(body).unwrap();
+            assert_eq!(serde_json::to_string(&command).unwrap(), body);
+        }
+        let run = Command::Run {
+            caller: None,
+            run: RunRef::RequestId(id.into()),
+        };
+        let body = serde_json::to_string(&run).unwrap();
+        assert_eq!(body, format!(r#"{{"action":"run","request_id":"{id}"}}"#));
+        assert_eq!(parse(&body).unwrap(), run);
+    }
+
+    #[test]
+    fn newtypes_deserialize_only_valid_values() {
+        assert!(serde_json::from_str::<Target>(r#""all""#).is_ok());
+        assert!(serde_json::from_str::<Target>(r#""x;reboot""#).is_err());
+        assert!(serde_json::from_str::<AmiId>(r#""ami-123""#).is_err());
+        assert!(serde_json::from_str::<Caller>(r#""a b""#).is_err());
     }
 
     #[test]

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use lambda_http::request::RequestContext;
 use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 
+use super::http::Handler;
 use crate::app::LazyApp;
 use crate::config::{Mode, Settings};
-use crate::domain::service::Handler;
 use crate::outbound::aws::load_lambda_sdk_config;
 use crate::telemetry::{self, LogFormat};
 

@@ -11,8 +11,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::domain::request::MAX_BODY_BYTES;
-use crate::domain::service::Handler;
+use super::http::Handler;
+use crate::contract::MAX_BODY_BYTES;
 
 /// Serves until `shutdown` resolves. It is a development server: connections still open
 /// then are dropped with the runtime.

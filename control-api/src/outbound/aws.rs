@@ -10,9 +10,8 @@ use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, Image, Instance};
 
 use crate::config::AwsSettings;
-use crate::domain::fleet::{
-    newest_image, AwsError, BootstrapStore, FleetImage, FleetReader, LiveInstance,
-};
+use crate::domain::fleet::newest_image;
+use crate::domain::ports::{AwsError, BootstrapStore, FleetImage, FleetReader, LiveInstance};
 use crate::domain::retention::ImageRecord;
 
 /// Bounds on every AWS call: three attempts with backoff inside 8 s per call, and a
@@ -203,7 +202,7 @@ fn live_instance(i: &Instance) -> LiveInstance {
         .and_then(|t| t.value())
         .map(str::to_owned);
     LiveInstance {
-        instance_id: i.instance_id().unwrap_or_default().to_owned(),
+        ec2_instance_id: i.instance_id().unwrap_or_default().to_owned(),
         name,
         state: i
             .state()

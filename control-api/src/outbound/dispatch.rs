@@ -1,13 +1,11 @@
 //! The workflow chosen at start-up: GitHub, the local dry run, or none (a 500 per deploy).
 
-use serde_json::json;
-
-use super::github::GitHubWorkflow;
+use super::github::{GitHubWorkflow, WorkflowInputs};
 use crate::config::GitHubSettings;
-use crate::domain::deploy::{
-    DeployRequest, DispatchError, DispatchReceipt, Workflow, WorkflowError, WorkflowRun,
+use crate::domain::ports::{
+    DeployRequest, DispatchError, DispatchReceipt, DryRunDispatch, Misconfig, Workflow,
+    WorkflowError, WorkflowRun,
 };
-use crate::domain::response::Misconfig;
 
 pub enum AnyWorkflow {
     GitHub(GitHubWorkflow),
@@ -23,13 +21,13 @@ impl Workflow for AnyWorkflow {
         match self {
             Self::GitHub(github) => github.dispatch(request).await,
             Self::DryRun(s) => {
-                let dispatch = json!({
-                    "dry_run": true,
-                    "repo": format!("{}/{}", s.owner, s.repo),
-                    "workflow": s.workflow,
-                    "ref": s.git_ref,
-                    "inputs": request.workflow_inputs(),
-                });
+                let dispatch = DryRunDispatch {
+                    dry_run: true,
+                    repo: format!("{}/{}", s.owner, s.repo),
+                    workflow: s.workflow.clone(),
+                    git_ref: s.git_ref.clone(),
+                    inputs: WorkflowInputs::of(request).to_map(),
+                };
                 // The whole dispatch is in the answer and the decision in the audit line,
                 // so this marker is for debugging only: a second line per deploy at info
                 // would cost more than the dry run itself.

@@ -7,13 +7,55 @@ use std::time::Duration;
 use http::header::ACCEPT;
 use http::{HeaderMap, StatusCode, Uri};
 use octocrab::Octocrab;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::config::GitHubSettings;
-use crate::domain::deploy::{
-    DeployRequest, DispatchError, DispatchReceipt, RunName, Workflow, WorkflowError, WorkflowRun,
+use crate::domain::dispatch::RunName;
+use crate::domain::ports::{
+    DeployRequest, DispatchError, DispatchReceipt, Workflow, WorkflowError, WorkflowRun,
 };
+use crate::domain::request::{AmiId, Caller};
+
+/// The body of `POST …/actions/workflows/{workflow}/dispatches`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DispatchBody<'a> {
+    #[serde(rename = "ref")]
+    pub git_ref: &'a str,
+    pub inputs: WorkflowInputs<'a>,
+}
+
+/// The `workflow_dispatch` inputs of `fleet-deploy.yml`: all strings, `""` for none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkflowInputs<'a> {
+    pub target: &'a str,
+    pub ami_override: &'a str,
+    pub request_id: &'a str,
+    pub caller: &'a str,
+}
+
+impl<'a> WorkflowInputs<'a> {
+    pub fn of(request: &'a DeployRequest) -> Self {
+        Self {
+            target: request.target.as_str(),
+            ami_override: request.ami_override.as_ref().map_or("", AmiId::as_str),
+            request_id: &request.request_id,
+            caller: request.caller.as_ref().map_or("", Caller::as_str),
+        }
+    }
+
+    /// The same inputs as a map, for the dry run's answer.
+    pub fn to_map(&self) -> std::collections::BTreeMap<String, String> {
+        [
+            ("target", self.target),
+            ("ami_override", self.ami_override),
+            ("request_id", self.request_id),
+            ("caller", self.caller),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+}
 
 /// Connect and read timeouts of every GitHub call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +146,10 @@ impl Workflow for GitHubWorkflow {
         let uri: Uri = path
             .parse()
             .map_err(|_| DispatchError::Refused { status: 0 })?;
-        let body = json!({ "ref": s.git_ref, "inputs": request.workflow_inputs() });
+        let body = DispatchBody {
+            git_ref: &s.git_ref,
+            inputs: WorkflowInputs::of(request),
+        };
         let response = match self.client._post(uri, Some(&body)).await {
             Ok(r) => r,
             Err(e) if never_sent(&e) => {
@@ -339,6 +384,7 @@ fn current_step(jobs: &[Job]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

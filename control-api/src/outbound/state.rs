@@ -5,8 +5,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::aws::aws_error;
-use crate::domain::fleet::AwsError;
-use crate::domain::state::{StateStore, Stored, Written};
+use crate::domain::ports::{AwsError, StateStore, Stored, Written};
 
 pub struct S3State {
     client: aws_sdk_s3::Client,

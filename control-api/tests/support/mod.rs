@@ -12,9 +12,10 @@ use serde_json::Value;
 use wiremock::matchers::{header, header_exists, method, path};
 use wiremock::{Mock, MockServer};
 
-pub mod github;
 #[allow(unused_imports)]
-pub use github::{fast_timing, Answer, GitHubDouble, DISPATCH_PATH, GITHUB_TOKEN, RUNS_PATH};
+pub use control_api::test_support::github::{
+    self, fast_timing, Answer, GitHubDouble, DISPATCH_PATH, GITHUB_TOKEN, RUNS_PATH,
+};
 
 pub const CONTROL_TOKEN: &str = "test-control-token";
 

@@ -25,10 +25,10 @@ use wiremock::{Match, Mock, MockServer, Request, Respond, ResponseTemplate};
 /// Distinctive, so a leak is found by plain substring search.
 pub const CONTROL_TOKEN: &str = "tok-FLEETTEST-7f3a9c1e5b";
 /// The stateful GitHub double the control API's own tests use: dispatches become runs.
-#[path = "../../../control-api/tests/support/github.rs"]
-pub mod github_double;
 #[allow(unused_imports)]
-pub use github_double::{Answer, GitHubDouble, DISPATCH_PATH, GITHUB_TOKEN};
+pub use control_api::test_support::github::{
+    self as github_double, Answer, GitHubDouble, DISPATCH_PATH, GITHUB_TOKEN,
+};
 
 /// A directory under the system temp dir, removed on drop.
 pub struct TempDir(PathBuf);

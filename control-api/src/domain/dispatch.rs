@@ -1,103 +1,12 @@
-//! The deploy request handed to the workflow, the workflow port, and the rules that make a
-//! dispatch happen once: retries with backoff, and a look for the run before any re-dispatch.
+//! The rules that make a dispatch happen once: retries with backoff, and a look for the
+//! run before any re-dispatch; and the reads of the workflow's runs.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use serde_json::{json, Value};
-
-use super::request::{AmiId, Caller, Target};
-use super::response::Misconfig;
-
-/// A checked, authorized deploy, ready for the workflow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeployRequest {
-    /// Fresh per request; the workflow's run name carries it so the run can be found.
-    pub request_id: String,
-    pub target: Target,
-    pub ami_override: Option<AmiId>,
-    /// Who the run is for: the effective caller, else the principal (`human:…`).
-    pub caller: Option<Caller>,
-}
-
-impl DeployRequest {
-    /// The `workflow_dispatch` inputs of `fleet-deploy.yml`: all strings, `""` for none.
-    pub fn workflow_inputs(&self) -> Value {
-        json!({
-            "target": self.target.as_str(),
-            "ami_override": self.ami_override.as_ref().map_or("", AmiId::as_str),
-            "request_id": self.request_id,
-            "caller": self.caller.as_ref().map_or("", Caller::as_str),
-        })
-    }
-}
-
-/// What a dispatcher reports back on success.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct DispatchReceipt {
-    /// Set by the dry-run dispatcher: the dispatch it would have sent.
-    pub dry_run: Option<Value>,
-}
-
-/// Why one dispatch call did not end in GitHub's 204.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DispatchError {
-    /// A setting the dispatcher needs is missing; names the setting, never a value.
-    #[error(transparent)]
-    NotConfigured(Misconfig),
-    /// GitHub refused the dispatch (4xx other than a rate limit): nothing was started.
-    #[error("GitHub refused the workflow dispatch (HTTP {status})")]
-    Refused { status: u16 },
-    /// A primary or secondary rate limit (429, or 403 with rate-limit headers): GitHub
-    /// did not process the request; it may be sent again after `retry_after`.
-    #[error("GitHub rate-limited the workflow dispatch")]
-    RateLimited { retry_after: Option<Duration> },
-    /// No connection could be opened: the request never left, so it may be sent again.
-    #[error("GitHub could not be reached to dispatch the workflow")]
-    NotSent,
-    /// A 5xx, a timeout or a broken connection: GitHub may or may not have started a run.
-    #[error("GitHub did not confirm the workflow dispatch")]
-    Unknown,
-}
-
-/// Why a read of the workflow's runs failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WorkflowError {
-    #[error(transparent)]
-    NotConfigured(Misconfig),
-    #[error("GitHub is rate-limiting reads of the deploy runs")]
-    RateLimited { retry_after: Option<Duration> },
-    #[error("GitHub could not be reached to read the deploy runs")]
-    Unavailable,
-}
-
-impl WorkflowError {
-    fn retryable(&self) -> bool {
-        !matches!(self, Self::NotConfigured(_))
-    }
-}
-
-/// One run of the deploy workflow, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct WorkflowRun {
-    pub run_id: u64,
-    pub run_url: String,
-    /// From the run name `fleet-deploy <target> by <caller> [<request_id>]`; `None` for
-    /// runs started by hand or by an older workflow.
-    pub request_id: Option<String>,
-    pub target: Option<String>,
-    pub caller: Option<String>,
-    /// `queued`, `in_progress`, `waiting`, `pending`, `requested` or `completed`.
-    pub status: String,
-    pub conclusion: Option<String>,
-    /// RFC 3339.
-    pub started: Option<String>,
-    pub duration_secs: Option<u64>,
-    /// The step running now (only filled in for a single run).
-    pub step: Option<String>,
-}
+use super::ports::{
+    DeployRequest, DispatchError, DispatchReceipt, Misconfig, Sleep, Workflow, WorkflowError,
+    WorkflowRun, ACTIVE_STATUSES,
+};
 
 /// What the run name says, parsed: `fleet-deploy <target> [by <caller>] [<request_id>]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,34 +39,6 @@ impl RunName {
         }
     }
 }
-
-/// Statuses of a run that has not finished: the in-flight guard looks for these.
-pub const ACTIVE_STATUSES: [&str; 4] = ["queued", "in_progress", "waiting", "pending"];
-
-/// The outbound port to the deploy workflow (GitHub Actions).
-pub trait Workflow: Send + Sync {
-    /// Sends one `workflow_dispatch`; never retries by itself.
-    fn dispatch(
-        &self,
-        request: &DeployRequest,
-    ) -> impl Future<Output = Result<DispatchReceipt, DispatchError>> + Send;
-    /// The newest `per_page` runs of the workflow, optionally only those in `status`.
-    fn runs(
-        &self,
-        status: Option<&'static str>,
-        per_page: u8,
-    ) -> impl Future<Output = Result<Vec<WorkflowRun>, WorkflowError>> + Send;
-    /// One run by id, with its current step; `None` if GitHub does not know it.
-    fn run(
-        &self,
-        run_id: u64,
-    ) -> impl Future<Output = Result<Option<WorkflowRun>, WorkflowError>> + Send;
-    /// False for the local dry run, which has no runs to guard against or to track.
-    fn tracks_runs(&self) -> bool;
-}
-
-/// A sleep the domain can wait on without naming an async runtime.
-pub type Sleep = fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Time budgets of a deploy. The sum stays well under the Lambda timeout (30 s) and the
 /// `fleet` CLI's 30 s read timeout, so a caller always gets an answer.

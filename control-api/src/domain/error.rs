@@ -1,23 +1,16 @@
-//! Answers: the error catalogue with status codes and stable codes, and the JSON reply.
-
-use serde_json::{json, Value};
+//! The error catalogue: every way a request can end without success, each with a stable
+//! code for clients. Status codes and headers are the transport's (`inbound::http`).
 
 use super::auth::AuthError;
-use super::deploy::{DeployError, WorkflowError, WorkflowRun};
-use super::fleet::AwsError;
+use super::dispatch::DeployError;
 use super::idempotency::IdempotencyError;
 use super::policy::PolicyError;
+use super::ports::{AwsError, Misconfig, WorkflowError, WorkflowRun};
 use super::request::RequestError;
 
 /// Every way a request can end without success.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
-    #[error("only POST is accepted")]
-    MethodNotAllowed,
-    #[error("request body is larger than 16 KiB")]
-    PayloadTooLarge,
-    #[error("content type must be application/json")]
-    UnsupportedMediaType,
     /// Missing or wrong token (401), or credentials that do not add up (403).
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -81,40 +74,8 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::MethodNotAllowed => 405,
-            Self::PayloadTooLarge => 413,
-            Self::UnsupportedMediaType => 415,
-            Self::Auth(AuthError::Unauthorized) => 401,
-            Self::Auth(_) => 403,
-            Self::RateLimited { .. } => 429,
-            Self::Misconfigured(_)
-            | Self::SecretsRefused
-            | Self::Deploy(DeployError::NotConfigured(_))
-            | Self::Workflow(WorkflowError::NotConfigured(_)) => 500,
-            Self::Request(RequestError::UnknownTarget(_) | RequestError::UnknownAmi(_)) => 404,
-            Self::Request(_) | Self::InvalidIdempotencyKey => 400,
-            Self::Policy(_) | Self::QueueNotAllowed | Self::AuditHumansOnly => 403,
-            Self::RunNotFound(_) | Self::InstanceNotRunning { .. } => 404,
-            Self::Idempotency(IdempotencyError::KeyReused { .. }) => 422,
-            Self::Idempotency(IdempotencyError::Store(_)) | Self::State(_) => 502,
-            Self::Idempotency(_)
-            | Self::DeployInFlight { .. }
-            | Self::QueueFull { .. }
-            | Self::NoPreviousImage { .. }
-            | Self::RollbackAmbiguous { .. }
-            | Self::BootstrapMissing { .. } => 409,
-            Self::Deploy(DeployError::RateLimited { .. }) | Self::SecretsUnavailable { .. } => 503,
-            Self::Deploy(_) | Self::Workflow(_) | Self::Aws(_) => 502,
-        }
-    }
-
     pub fn code(&self) -> &'static str {
         match self {
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Auth(AuthError::Unauthorized) => "unauthorized",
             Self::Auth(AuthError::UnknownIamPrincipal(_)) => "unknown_principal",
             Self::Auth(AuthError::PrincipalMismatch { .. }) => "principal_mismatch",
@@ -149,32 +110,37 @@ impl ApiError {
         }
     }
 
-    /// The error answer; it carries the request id so a caller can quote it to an operator.
-    pub fn into_reply(self, request_id: &str) -> Reply {
-        let mut body = json!({"ok": false, "error": self.code(), "message": self.to_string(), "request_id": request_id});
-        match &self {
-            Self::DeployInFlight { run } | Self::QueueFull { run } => {
-                body["run"] = json!(run);
-            }
-            Self::Deploy(DeployError::RateLimited { retry_after_secs })
-            | Self::SecretsUnavailable { retry_after_secs } => {
-                body["retry_after_secs"] = json!(retry_after_secs);
-            }
-            _ => {}
-        }
-        let mut reply = Reply::json(self.status(), &body);
+    /// How long the caller should wait before trying again, when the error says.
+    pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::MethodNotAllowed => reply.headers.push(("allow", "POST".to_owned())),
             Self::RateLimited {
                 retry_after_secs, ..
             }
             | Self::Deploy(DeployError::RateLimited { retry_after_secs })
-            | Self::SecretsUnavailable { retry_after_secs } => reply
-                .headers
-                .push(("retry-after", retry_after_secs.to_string())),
-            _ => {}
+            | Self::SecretsUnavailable { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
         }
-        reply
+    }
+
+    /// The run an in-flight refusal is about.
+    pub fn run(&self) -> Option<&WorkflowRun> {
+        match self {
+            Self::DeployInFlight { run } | Self::QueueFull { run } => Some(run),
+            _ => None,
+        }
+    }
+
+    /// Whether the in-flight guard stopped the request (not a refusal of the caller).
+    pub fn is_guard(&self) -> bool {
+        matches!(self, Self::DeployInFlight { .. } | Self::QueueFull { .. })
+    }
+
+    /// Refusals of who is asking: they get a durable audit record even for a read.
+    pub fn refuses_principal(&self) -> bool {
+        matches!(
+            self,
+            Self::Auth(_) | Self::Policy(_) | Self::QueueNotAllowed | Self::AuditHumansOnly
+        )
     }
 }
 
@@ -189,43 +155,4 @@ fn in_flight_message(run: &WorkflowRun) -> String {
         run.run_url,
         run.run_id,
     )
-}
-
-/// A setting the server needs and lacks. Names the setting, never a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("server misconfigured: {setting} {problem}")]
-pub struct Misconfig {
-    pub setting: &'static str,
-    pub problem: &'static str,
-}
-
-impl Misconfig {
-    pub const fn unset(setting: &'static str) -> Self {
-        Self {
-            setting,
-            problem: "is not set",
-        }
-    }
-}
-
-/// A transport-neutral answer: status, extra headers, and a one-line JSON body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn json(status: u16, body: &Value) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            // Straight into a buffer: `Value`'s Display writes through `fmt::Write` piece
-            // by piece, several times slower. A `Value` always serializes.
-            body: serde_json::to_string(body).unwrap_or_default(),
-        }
-    }
-
-    pub const CONTENT_TYPE: &'static str = "application/json";
 }

@@ -1,8 +1,7 @@
 //! A GitHub Actions double on loopback (wiremock) that keeps state like GitHub does: a
 //! dispatch it accepts becomes a run in the runs list, named by the workflow's `run-name`,
 //! and each run can be read by id with its jobs. Failures are scripted per dispatch.
-//! Shared by the control-api and fleet-skill tests (`#[path]`-included).
-#![allow(dead_code)]
+//! Shared by the control-api and fleet-skill tests.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -327,11 +326,11 @@ impl GitHubDouble {
 
 /// The production retry and polling shapes, in milliseconds instead of seconds, so a test
 /// of "500, then success" or "run not visible yet" takes a moment, not half a minute.
-pub fn fast_timing() -> control_api::config::Timing {
-    use control_api::domain::deploy::DeployTiming;
-    use control_api::domain::idempotency::ClaimTiming;
-    use control_api::outbound::github::GitHubTimeouts;
-    control_api::config::Timing {
+pub fn fast_timing() -> crate::config::Timing {
+    use crate::domain::dispatch::DeployTiming;
+    use crate::domain::idempotency::ClaimTiming;
+    use crate::outbound::github::GitHubTimeouts;
+    crate::config::Timing {
         deploy: DeployTiming {
             dispatch_deadline: Duration::from_secs(4),
             backoff_base: Duration::from_millis(20),

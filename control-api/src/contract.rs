@@ -1,0 +1,139 @@
+//! The wire contract, typed: every request (one [`Request`] variant per action) and every
+//! answer of the control API, shared by the server (which answers from these types), the
+//! `fleet` CLI (which builds requests and reads answers through them) and both test
+//! suites. Plain serde types, outside the `server` feature.
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::domain::audit::AuditRecord;
+pub use crate::domain::fleet::{
+    Flag, FleetStatus, InstanceStatus, UnmanagedInstance, UnmanagedReason,
+};
+pub use crate::domain::ports::{DryRunDispatch, FleetImage, LiveInstance, WorkflowRun};
+pub use crate::domain::request::{
+    parse_command, AmiId, Caller, Command as Request, Limit, RequestError, RunRef, Target,
+    AUDIT_LIMIT, MAX_BODY_BYTES, RUNS_LIMIT,
+};
+pub use crate::domain::service::{
+    BootstrapCheck, DeployChecks, IdempotencyCheck, InFlightCheck, RollbackImages,
+};
+
+/// The header that carries a client's idempotency key (deploy and rollback).
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// The seed's token header; SigV4-signed clients must use it (the signature takes
+/// `Authorization`).
+pub const TOKEN_HEADER: &str = "x-clawdinator-token";
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+/// `deploy` and `rollback` (200): what was dispatched, with the checks it passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployAnswer {
+    pub ok: bool,
+    /// `deploy queued for <target>`; a dry run says `dry run: would dispatch …`.
+    pub message: String,
+    pub target: Target,
+    /// The image asked for; for a rollback, the image rolled back to.
+    pub ami_override: Option<AmiId>,
+    pub caller: Option<Caller>,
+    pub checks: DeployChecks,
+    /// GitHub's run, once it showed up (`null` until then: `fleet wait` finds it later).
+    pub run_id: Option<u64>,
+    pub run_url: Option<String>,
+    /// A rollback's images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackImages>,
+    /// Set when queued behind a running deploy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    /// The local dry run's dispatch, which was not sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch: Option<DryRunDispatch>,
+    /// The request that dispatched (for a replay, the first request's id).
+    pub request_id: String,
+    /// A repeat with the same `Idempotency-Key`: this is the first request's answer.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub replayed: bool,
+}
+
+/// What status says about its own checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BucketSetting {
+    Configured,
+    Unset,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChecks {
+    pub bootstrap_bucket: BucketSetting,
+}
+
+/// `status` (200): the registry joined with the live fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusAnswer {
+    pub ok: bool,
+    #[serde(flatten)]
+    pub fleet: FleetStatus,
+    pub checks: StatusChecks,
+    pub request_id: String,
+}
+
+/// `runs` (200): the newest deploy runs, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunsAnswer {
+    pub ok: bool,
+    pub runs: Vec<WorkflowRun>,
+    /// Why the list is empty when this server dispatches nothing (the local dry run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub request_id: String,
+}
+
+/// `run` (200): one run with the step running now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAnswer {
+    pub ok: bool,
+    pub run: WorkflowRun,
+    pub request_id: String,
+}
+
+/// `audit` (200): the newest records, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditAnswer {
+    pub ok: bool,
+    pub records: Vec<AuditRecord>,
+    pub request_id: String,
+}
+
+/// Every refusal or failure: a stable `error` code and one line for a human.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub ok: bool,
+    pub error: String,
+    pub message: String,
+    pub request_id: String,
+    /// The run a `deploy_in_flight` or `deploy_queue_full` is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<WorkflowRun>,
+    /// Also in the `Retry-After` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+    /// A repeat with the same `Idempotency-Key`: the first request's answer.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub replayed: bool,
+}
+
+/// Any answer, when the caller does not know which to expect (a transcript, say).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Answer {
+    Deploy(Box<DeployAnswer>),
+    Status(Box<StatusAnswer>),
+    Runs(RunsAnswer),
+    Run(Box<RunAnswer>),
+    Audit(AuditAnswer),
+    Error(ErrorBody),
+}

@@ -1,0 +1,250 @@
+//! The control API's router: authenticate, parse, find the effective caller, then hand the
+//! command to its flow (`deploy` for deploy and rollback, `queries` for the reads). Each
+//! flow returns a typed [`Outcome`]; the transport turns it into an answer and then asks
+//! [`ControlApi::record`] to write the audit line and record of the decision.
+
+mod deploy;
+mod queries;
+mod record;
+
+use std::time::Instant;
+
+use super::audit::AuditRecord;
+use super::auth::{Authenticator, Credentials, Principal};
+use super::dispatch::DeployTiming;
+use super::error::ApiError;
+use super::fleet::FleetStatus;
+use super::idempotency::ClaimTiming;
+use super::policy::{caller_instance, effective_caller};
+use super::ports::{
+    BootstrapStore, FleetReader, Misconfig, Sleep, StateStore, Workflow, WorkflowRun,
+};
+use super::rate_limit::RateLimiter;
+use super::registry::Registry;
+use super::request::{parse_command, Caller, Command};
+
+pub use deploy::{
+    BootstrapCheck, DeployChecks, DeployOutcome, IdempotencyCheck, InFlightCheck, Kept,
+    RollbackImages, RunLink,
+};
+pub use record::{log_unready, Facts};
+
+/// One authenticated-to-be request as the domain sees it: who claims to ask, with which
+/// key, and the body (parsed only once the credentials are good).
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub credentials: Credentials<'a>,
+    /// The `Idempotency-Key`, if any.
+    pub idempotency_key: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// What a request came to, for the transport to answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A deploy or rollback was dispatched (or dry-run).
+    Deployed(DeployOutcome),
+    /// A repeat of an earlier request with the same key: its kept answer, nothing done.
+    Replayed {
+        first_request_id: String,
+        kept: Kept,
+    },
+    Status(StatusReport),
+    Runs(RunsReport),
+    Run(WorkflowRun),
+    Audit(Vec<AuditRecord>),
+}
+
+/// The live fleet, and whether the bootstrap check is configured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusReport {
+    pub fleet: FleetStatus,
+    pub bootstrap_bucket: bool,
+}
+
+/// The newest runs; `dry_run` when this server dispatches nothing and so has none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunsReport {
+    pub runs: Vec<WorkflowRun>,
+    pub dry_run: bool,
+}
+
+/// A decided request: its id, the result, and what the audit trail says of it.
+#[derive(Debug)]
+pub struct Decision {
+    pub request_id: String,
+    pub result: Result<Outcome, ApiError>,
+    pub facts: Facts,
+    pub started: Instant,
+}
+
+/// The outbound ports the handler talks to.
+pub struct Ports<W, F, B, S> {
+    pub workflow: W,
+    pub fleet: F,
+    /// `None` when no bootstrap bucket is configured: the check is skipped, visibly.
+    pub bootstrap: Option<B>,
+    /// `None` when no state bucket is configured: no idempotency, no audit objects.
+    pub state: Option<S>,
+    /// How the domain waits between retries (the async runtime's timer).
+    pub sleep: Sleep,
+}
+
+/// The control API: the registry, the accepted tokens and the outbound ports.
+pub struct ControlApi<W, F, B, S> {
+    registry: Registry,
+    /// Without a usable control token nothing can be authenticated: every request is a 500.
+    auth: Result<Authenticator, Misconfig>,
+    ports: Ports<W, F, B, S>,
+    limiter: RateLimiter,
+    deploy_timing: DeployTiming,
+    claim_timing: ClaimTiming,
+}
+
+/// An authenticated request with its command and effective caller.
+struct Admitted {
+    principal: Principal,
+    command: Command,
+    caller: Option<Caller>,
+    /// The caller is a fleet instance.
+    is_bot: bool,
+}
+
+impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W, F, B, S> {
+    pub fn new(
+        registry: Registry,
+        auth: Result<Authenticator, Misconfig>,
+        ports: Ports<W, F, B, S>,
+    ) -> Self {
+        Self {
+            registry,
+            auth,
+            ports,
+            limiter: RateLimiter::default(),
+            deploy_timing: DeployTiming::default(),
+            claim_timing: ClaimTiming::default(),
+        }
+    }
+
+    /// Replaces the default deploy rate limit (10 per 10 minutes per principal).
+    pub fn with_rate_limit(mut self, limiter: RateLimiter) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// Replaces the retry and polling budgets (tests shorten them).
+    pub fn with_timing(mut self, deploy: DeployTiming, claim: ClaimTiming) -> Self {
+        self.deploy_timing = deploy;
+        self.claim_timing = claim;
+        self
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn ports(&self) -> &Ports<W, F, B, S> {
+        &self.ports
+    }
+
+    /// Decides one request. Nothing is logged yet: see [`ControlApi::record`].
+    pub async fn decide(&self, call: Call<'_>) -> Decision {
+        let started = Instant::now();
+        // Time-ordered, so audit keys sort by time within a day.
+        let request_id = uuid::Uuid::now_v7().to_string();
+        let (facts, result) = match self.admit(&call) {
+            Err((facts, e)) => (facts, Err(e)),
+            Ok(admitted) => {
+                let facts = Facts::of(&admitted.principal, &admitted.command, &admitted.caller);
+                let result = self
+                    .route(admitted, call.idempotency_key, &request_id)
+                    .await;
+                (facts, result)
+            }
+        };
+        Decision {
+            request_id,
+            result,
+            facts,
+            started,
+        }
+    }
+
+    /// Credentials, then the body, then who the effective caller is.
+    fn admit(&self, call: &Call<'_>) -> Result<Admitted, (Facts, ApiError)> {
+        let mut facts = Facts::default();
+        let auth = self
+            .auth
+            .as_ref()
+            .map_err(|m| (facts.clone(), ApiError::Misconfigured(*m)))?;
+        let principal = auth
+            .authenticate(&call.credentials)
+            .map_err(|e| (facts.clone(), e.into()))?;
+        facts.principal = Some(principal.to_string());
+        let command = parse_command(call.body).map_err(|e| (facts.clone(), e.into()))?;
+        let caller = effective_caller(&self.registry, &principal, command.caller().cloned())
+            .map_err(|e| (Facts::of(&principal, &command, &None), e.into()))?;
+        let is_bot = caller
+            .as_ref()
+            .is_some_and(|c| caller_instance(&self.registry, c).is_some());
+        Ok(Admitted {
+            principal,
+            command,
+            caller,
+            is_bot,
+        })
+    }
+
+    /// One flow per action.
+    async fn route(
+        &self,
+        admitted: Admitted,
+        key: Option<&str>,
+        request_id: &str,
+    ) -> Result<Outcome, ApiError> {
+        let Admitted {
+            principal,
+            command,
+            caller,
+            is_bot,
+        } = admitted;
+        match command {
+            Command::Status {
+                include_terminated, ..
+            } => self.status(include_terminated).await.map(Outcome::Status),
+            Command::Runs { limit, .. } => self.runs(limit).await.map(Outcome::Runs),
+            Command::Run { run, .. } => self.run(run).await.map(Outcome::Run),
+            Command::Audit { .. } if is_bot => Err(ApiError::AuditHumansOnly),
+            Command::Audit { limit, .. } => self.audit_records(limit).await.map(Outcome::Audit),
+            Command::Deploy {
+                target,
+                ami_override,
+                queue,
+                ..
+            } => {
+                let ask = deploy::Ask {
+                    principal: &principal,
+                    caller,
+                    target,
+                    ami_override,
+                    rollback: false,
+                    queue,
+                    is_bot,
+                };
+                self.deploy(ask, key, request_id).await
+            }
+            Command::Rollback { target, queue, .. } => {
+                let ask = deploy::Ask {
+                    principal: &principal,
+                    caller,
+                    target,
+                    ami_override: None,
+                    rollback: true,
+                    queue,
+                    is_bot,
+                };
+                self.deploy(ask, key, request_id).await
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The read flows: fleet status, the newest runs, one run, the audit trail.
+
+use std::time::Instant;
+
+use super::{ControlApi, RunsReport, StatusReport};
+use crate::domain::audit::{self, AuditRecord};
+use crate::domain::dispatch::{find_run, read_runs};
+use crate::domain::error::ApiError;
+use crate::domain::fleet::fleet_status;
+use crate::domain::ports::{
+    BootstrapStore, FleetReader, Misconfig, StateStore, Workflow, WorkflowRun,
+};
+use crate::domain::request::RunRef;
+
+impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W, F, B, S> {
+    /// The registry joined with what EC2 runs, and the images they run.
+    pub(super) async fn status(&self, include_terminated: bool) -> Result<StatusReport, ApiError> {
+        let fleet = &self.ports.fleet;
+        let live = fleet.live_instances(include_terminated).await?;
+        let latest = fleet.latest_image().await?;
+        let mut ami_ids: Vec<String> = live.iter().filter_map(|i| i.ami.clone()).collect();
+        ami_ids.sort();
+        ami_ids.dedup();
+        let images = fleet.images(&ami_ids).await?;
+        Ok(StatusReport {
+            fleet: fleet_status(&self.registry, live, latest, &images),
+            bootstrap_bucket: self.ports.bootstrap.is_some(),
+        })
+    }
+
+    pub(super) async fn runs(&self, limit: u8) -> Result<RunsReport, ApiError> {
+        let workflow = &self.ports.workflow;
+        if !workflow.tracks_runs() {
+            return Ok(RunsReport {
+                runs: Vec::new(),
+                dry_run: true,
+            });
+        }
+        let deadline = Instant::now() + self.deploy_timing.dispatch_deadline / 2;
+        let runs = read_runs(
+            workflow,
+            None,
+            limit,
+            &self.deploy_timing,
+            self.ports.sleep,
+            deadline,
+        )
+        .await?;
+        Ok(RunsReport {
+            runs,
+            dry_run: false,
+        })
+    }
+
+    pub(super) async fn run(&self, run: RunRef) -> Result<WorkflowRun, ApiError> {
+        let workflow = &self.ports.workflow;
+        let found = match &run {
+            _ if !workflow.tracks_runs() => None,
+            RunRef::RunId(id) => workflow.run(*id).await?,
+            RunRef::RequestId(id) => match find_run(workflow, id).await? {
+                // Again by id: the list has no steps.
+                Some(listed) => workflow.run(listed.run_id).await?.or(Some(listed)),
+                None => None,
+            },
+        };
+        found.ok_or_else(|| {
+            ApiError::RunNotFound(match run {
+                RunRef::RunId(id) => format!("run id {id}"),
+                RunRef::RequestId(id) => format!("request {id}"),
+            })
+        })
+    }
+
+    pub(super) async fn audit_records(&self, limit: u8) -> Result<Vec<AuditRecord>, ApiError> {
+        let store = self
+            .ports
+            .state
+            .as_ref()
+            .ok_or(ApiError::Misconfigured(Misconfig::unset(
+                "FLEET_STATE_BUCKET",
+            )))?;
+        audit::recent(store, chrono::Utc::now(), usize::from(limit))
+            .await
+            .map_err(ApiError::State)
+    }
+}

@@ -1,0 +1,148 @@
+//! The audit trail of a decision: one log line for every request, and for deploy
+//! decisions and refused callers a durable record in the state store. Built from the
+//! typed outcome once the transport knows the answer's status.
+
+use super::{ControlApi, Decision, Kept, Outcome};
+use crate::domain::audit::{self, AuditRecord};
+use crate::domain::auth::Principal;
+use crate::domain::error::ApiError;
+use crate::domain::ports::{BootstrapStore, FleetReader, StateStore, Workflow};
+use crate::domain::request::{Caller, Command};
+
+/// What is known of who asked for what, as far as the request got.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub principal: Option<String>,
+    pub caller: Option<String>,
+    pub action: Option<&'static str>,
+    pub target: Option<String>,
+    pub ami_override: Option<String>,
+}
+
+impl Facts {
+    pub(super) fn of(principal: &Principal, command: &Command, caller: &Option<Caller>) -> Self {
+        let (target, ami_override) = match command {
+            Command::Deploy {
+                target,
+                ami_override,
+                ..
+            } => (Some(target), ami_override.as_ref()),
+            Command::Rollback { target, .. } => (Some(target), None),
+            _ => (None, None),
+        };
+        Self {
+            principal: Some(principal.to_string()),
+            caller: caller.as_ref().map(|c| c.as_str().to_owned()),
+            action: Some(command.action()),
+            target: target.map(|t| t.to_string()),
+            ami_override: ami_override.map(|a| a.to_string()),
+        }
+    }
+}
+
+/// The audit decision word: `accepted`, `replayed`, `guarded`, `failed` or `refused`.
+fn decision_word(result: &Result<Outcome, ApiError>, status: u16) -> &'static str {
+    match result {
+        Ok(Outcome::Replayed { .. }) => "replayed",
+        Ok(_) => "accepted",
+        Err(e) if e.is_guard() => "guarded",
+        Err(_) if status >= 500 => "failed",
+        Err(_) => "refused",
+    }
+}
+
+/// The run a decision started or replayed, and the request whose answer a repeat got.
+fn run_of(result: &Result<Outcome, ApiError>) -> (Option<(u64, String)>, Option<String>) {
+    let link = |o: &super::DeployOutcome| o.run.as_ref().map(|r| (r.run_id, r.run_url.clone()));
+    match result {
+        Ok(Outcome::Deployed(o)) => (link(o), None),
+        Ok(Outcome::Replayed {
+            first_request_id,
+            kept,
+        }) => {
+            let run = match kept {
+                Kept::Dispatched(o) => link(o),
+                Kept::Unknown { .. } => None,
+            };
+            (run, Some(first_request_id.clone()))
+        }
+        _ => (None, None),
+    }
+}
+
+impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W, F, B, S> {
+    /// Writes the decision's audit line and, for deploy decisions and refused callers,
+    /// its audit record. `status` and `error` are the answer's, as the caller saw it.
+    pub async fn record(&self, decision: &Decision, status: u16, error: Option<&str>) {
+        let Decision {
+            request_id,
+            result,
+            facts,
+            started,
+        } = decision;
+        let word = decision_word(result, status);
+        let (run, first_request_id) = run_of(result);
+        let ami_override = match result {
+            // A rollback's image is chosen by the flow.
+            Ok(Outcome::Deployed(o)) => o.ami_override.as_ref().map(|a| a.to_string()),
+            _ => facts.ami_override.clone(),
+        };
+        tracing::info!(
+            target: "audit",
+            request_id = %request_id,
+            principal = facts.principal.as_deref(),
+            caller = facts.caller.as_deref(),
+            action = facts.action,
+            deploy_target = facts.target.as_deref(),
+            decision = word,
+            status,
+            error,
+            run_id = run.as_ref().map(|r| r.0),
+            latency_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        // Deploy decisions and refused credentials or policy get a durable record;
+        // reads get the log line only.
+        let durable = matches!(facts.action, Some("deploy" | "rollback"))
+            || result
+                .as_ref()
+                .err()
+                .is_some_and(ApiError::refuses_principal);
+        let (true, Some(store)) = (durable, &self.ports.state) else {
+            return;
+        };
+        let now = chrono::Utc::now();
+        let record = AuditRecord {
+            request_id: request_id.clone(),
+            time: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            principal: facts.principal.clone(),
+            caller: facts.caller.clone(),
+            action: facts.action.map(str::to_owned),
+            target: facts.target.clone(),
+            ami_override,
+            decision: word.to_owned(),
+            status,
+            error: error.map(str::to_owned),
+            run_id: run.as_ref().map(|r| r.0),
+            run_url: run.map(|r| r.1),
+            first_request_id,
+        };
+        // The decision stands either way; a lost record is an operator alarm, not the caller's problem.
+        if let Err(e) = audit::write(store, now, &record).await {
+            tracing::error!(request_id = %request_id, error = %e, "audit record not written");
+        }
+    }
+}
+
+/// The audit line of a request answered before any control API could decide it (the
+/// transport refused it, or the secrets are unreadable): nothing known of the caller.
+pub fn log_unready(request_id: &str, status: u16, error: &str) {
+    tracing::info!(
+        target: "audit",
+        request_id = %request_id,
+        decision = if status >= 500 { "failed" } else { "refused" },
+        status,
+        error,
+        "request"
+    );
+}

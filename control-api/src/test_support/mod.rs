@@ -1,0 +1,6 @@
+//! Test support shared by both crates' tests and the benchmark (feature `test-support`):
+//! in-memory fakes of the four ports (`fakes`), and the loopback GitHub double
+//! (`github`, a wiremock server that keeps runs like GitHub does).
+
+pub mod fakes;
+pub mod github;
