@@ -55,6 +55,9 @@ pub enum ApiError {
     AuditHumansOnly,
     #[error("no deploy run for {0} among the newest runs (a fresh dispatch can take a few seconds to show up)")]
     RunNotFound(String),
+    /// This server dispatches nothing (the local dry run): no run will ever exist.
+    #[error("this server is a dry run (no GitHub token): nothing was dispatched, so there is no run to follow")]
+    NothingDispatched,
     #[error("{target} has no running instance to roll back")]
     InstanceNotRunning { target: String },
     #[error("{target} runs {current}, and no older fleet image exists to roll back to")]
@@ -102,6 +105,7 @@ impl ApiError {
             Self::QueueNotAllowed => "queue_not_allowed",
             Self::AuditHumansOnly => "audit_humans_only",
             Self::RunNotFound(_) => "run_not_found",
+            Self::NothingDispatched => "nothing_dispatched",
             Self::InstanceNotRunning { .. } => "instance_not_running",
             Self::NoPreviousImage { .. } => "no_previous_image",
             Self::RollbackAmbiguous { .. } => "rollback_ambiguous",

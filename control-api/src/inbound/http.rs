@@ -290,7 +290,9 @@ pub fn status_of(e: &ApiError) -> u16 {
         ApiError::Request(RequestError::UnknownTarget(_) | RequestError::UnknownAmi(_)) => 404,
         ApiError::Request(_) | ApiError::InvalidIdempotencyKey => 400,
         ApiError::Policy(_) | ApiError::QueueNotAllowed | ApiError::AuditHumansOnly => 403,
-        ApiError::RunNotFound(_) | ApiError::InstanceNotRunning { .. } => 404,
+        ApiError::RunNotFound(_)
+        | ApiError::NothingDispatched
+        | ApiError::InstanceNotRunning { .. } => 404,
         ApiError::Idempotency(IdempotencyError::KeyReused { .. }) => 422,
         ApiError::Idempotency(IdempotencyError::Store(_)) | ApiError::State(_) => 502,
         ApiError::Idempotency(_)

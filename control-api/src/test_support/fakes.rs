@@ -10,8 +10,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::domain::ports::{
-    AwsError, BootstrapStore, DeployRequest, DispatchError, DispatchReceipt, FleetImage,
-    FleetReader, LiveInstance, StateStore, Stored, Workflow, WorkflowError, WorkflowRun, Written,
+    AwsError, BootstrapStore, DeployRequest, DispatchError, DispatchReceipt, DryRunDispatch,
+    FleetImage, FleetReader, LiveInstance, StateStore, Stored, Workflow, WorkflowError,
+    WorkflowRun, Written,
 };
 
 /// A sleep that returns at once: the fakes answer without delay, and retry budgets are
@@ -82,7 +83,15 @@ impl Workflow for FakeWorkflow {
             return Err(failure);
         }
         self.dispatched.lock().unwrap().push(request.clone());
-        Ok(DispatchReceipt::default())
+        // The dry run answers with what it would have sent, as the real one does.
+        let dry_run = self.dry_run.then(|| DryRunDispatch {
+            dry_run: true,
+            repo: "openclaw/clawdinators".to_owned(),
+            workflow: "fleet-deploy.yml".to_owned(),
+            git_ref: "main".to_owned(),
+            inputs: [("target".to_owned(), request.target.to_string())].into(),
+        });
+        Ok(DispatchReceipt { dry_run })
     }
 
     async fn runs(
@@ -200,6 +209,14 @@ pub struct FakeState {
 }
 
 impl FakeState {
+    /// A bucket whose every call fails.
+    pub fn failing() -> Self {
+        Self {
+            fail: true,
+            ..Self::default()
+        }
+    }
+
     fn check(&self) -> Result<(), AwsError> {
         if self.fail {
             Err(AwsError("PutObject: fake outage".into()))

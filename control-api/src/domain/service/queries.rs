@@ -54,8 +54,10 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
 
     pub(super) async fn run(&self, run: RunRef) -> Result<WorkflowRun, ApiError> {
         let workflow = &self.ports.workflow;
+        if !workflow.tracks_runs() {
+            return Err(ApiError::NothingDispatched);
+        }
         let found = match &run {
-            _ if !workflow.tracks_runs() => None,
             RunRef::RunId(id) => workflow.run(*id).await?,
             RunRef::RequestId(id) => match find_run(workflow, id).await? {
                 // Again by id: the list has no steps.

@@ -1,0 +1,641 @@
+//! The control API's flows on in-memory fakes of its four ports (no moto, no GitHub
+//! double): every error code of the README's table, replays, key reuse, the guard and
+//! queue, the rollback's choice of image. Answers are read through the wire contract.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use control_api::contract::{AuditAnswer, DeployAnswer, ErrorBody, InFlightCheck, Request, Target};
+use control_api::domain::auth::{Authenticator, Credentials, Principal};
+use control_api::domain::dispatch::DeployTiming;
+use control_api::domain::error::ApiError;
+use control_api::domain::idempotency::{sha256_hex, ClaimTiming, IdempotencyKey};
+use control_api::domain::ports::{DispatchError, Misconfig, StateStore, WorkflowError};
+use control_api::domain::rate_limit::RateLimiter;
+use control_api::domain::registry::Registry;
+use control_api::domain::service::{ControlApi, Ports};
+use control_api::inbound::http::{answer, answer_unready, HttpCall, Method, Reply};
+use control_api::test_support::fakes::{FakeBootstrap, FakeFleet, FakeState, FakeWorkflow};
+
+const TOKEN: &str = "service-test-token";
+const BOT_TOKEN: &str = "service-test-bot-token";
+const OLD: &str = "ami-0000000a";
+const NEW: &str = "ami-0000000b";
+
+type Api = ControlApi<FakeWorkflow, FakeFleet, FakeBootstrap, FakeState>;
+
+/// What a test changes from the default world: three hosts running the newest image,
+/// every bundle present, a state bucket, GitHub accepting.
+#[derive(Default)]
+struct World {
+    workflow: FakeWorkflow,
+    fleet: Option<FakeFleet>,
+    bootstrap: Option<FakeBootstrap>,
+    no_bootstrap: bool,
+    no_state: bool,
+    state: Option<FakeState>,
+    auth: Option<Result<Authenticator, Misconfig>>,
+    limiter: Option<RateLimiter>,
+}
+
+fn registry() -> Registry {
+    Registry::embedded().unwrap()
+}
+
+fn fleet_on(amis: [&str; 3]) -> FakeFleet {
+    let hosts = ["clawdinator-1", "clawdinator-2", "clawdinator-babelfish"];
+    FakeFleet {
+        instances: hosts
+            .iter()
+            .zip(amis)
+            .enumerate()
+            .map(|(i, (h, ami))| FakeFleet::running(&format!("i-0{i}"), h, ami))
+            .collect(),
+        images: vec![
+            FakeFleet::image(OLD, "2026-11-01T00:00:00.000Z"),
+            FakeFleet::image(NEW, "2026-11-20T00:00:00.000Z"),
+        ],
+        fail: false,
+    }
+}
+
+fn all_bundles() -> FakeBootstrap {
+    let prefixes: BTreeSet<String> = registry()
+        .iter()
+        .map(|(_, e)| e.bootstrap_prefix.clone())
+        .collect();
+    FakeBootstrap { prefixes }
+}
+
+fn build(w: World) -> Api {
+    let auth = w.auth.unwrap_or_else(|| {
+        Ok(Authenticator::shared(TOKEN)
+            .with_token(BOT_TOKEN, Principal::parse("clawdinator-1").unwrap())
+            .with_iam_principals(r#"{"arn:aws:iam::123456789012:user/ops":"human:ops"}"#)
+            .unwrap())
+    });
+    let ports = Ports {
+        workflow: w.workflow,
+        fleet: w.fleet.unwrap_or_else(|| fleet_on([NEW, NEW, NEW])),
+        bootstrap: (!w.no_bootstrap).then(|| w.bootstrap.unwrap_or_else(all_bundles)),
+        state: (!w.no_state).then(|| w.state.unwrap_or_default()),
+        sleep: |d| Box::pin(tokio::time::sleep(d)),
+    };
+    let timing = DeployTiming {
+        dispatch_deadline: Duration::from_millis(400),
+        backoff_base: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(20),
+        run_visible_within: Duration::from_millis(50),
+        run_poll: Duration::from_millis(10),
+    };
+    let claim = ClaimTiming {
+        wait_for_first: Duration::from_millis(100),
+        poll: Duration::from_millis(10),
+    };
+    let api = ControlApi::new(registry(), auth, ports).with_timing(timing, claim);
+    match w.limiter {
+        Some(l) => api.with_rate_limit(l),
+        None => api,
+    }
+}
+
+/// One request: the shared token unless `token` says otherwise.
+struct Ask<'a> {
+    token: Option<&'a str>,
+    iam_arn: Option<&'a str>,
+    key: Option<&'a str>,
+    body: String,
+}
+
+fn ask(request: &Request) -> Ask<'static> {
+    Ask {
+        token: Some(TOKEN),
+        iam_arn: None,
+        key: None,
+        body: serde_json::to_string(request).unwrap(),
+    }
+}
+
+fn raw(body: &str) -> Ask<'static> {
+    Ask {
+        token: Some(TOKEN),
+        iam_arn: None,
+        key: None,
+        body: body.to_owned(),
+    }
+}
+
+async fn send(api: &Api, a: &Ask<'_>) -> Reply {
+    let bearer = a.token.map(|t| format!("Bearer {t}"));
+    let call = HttpCall {
+        method: Method::Post,
+        credentials: Credentials {
+            authorization: bearer.as_deref(),
+            clawdinator_token: None,
+            iam_arn: a.iam_arn,
+        },
+        content_type: Some("application/json"),
+        idempotency_key: a.key,
+        body: a.body.as_bytes(),
+        body_too_large: false,
+    };
+    answer(api, call).await
+}
+
+/// The status and error code of a refusal, read through the contract's error body.
+async fn refused(api: &Api, a: &Ask<'_>) -> (u16, String) {
+    let reply = send(api, a).await;
+    let body: ErrorBody = serde_json::from_str(&reply.body).expect(&reply.body);
+    assert!(!body.ok && !body.message.is_empty() && !body.request_id.is_empty());
+    assert!(!reply.body.contains(TOKEN), "no token in an answer");
+    (reply.status, body.error)
+}
+
+async fn deployed(api: &Api, a: &Ask<'_>) -> DeployAnswer {
+    let reply = send(api, a).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    serde_json::from_str(&reply.body).unwrap()
+}
+
+fn deploy(target: &str) -> Request {
+    Request::Deploy {
+        target: Target::parse(target).unwrap(),
+        caller: None,
+        ami_override: None,
+        queue: false,
+    }
+}
+
+fn body(target: &str, extra: &str) -> String {
+    format!(r#"{{"action":"deploy","target":"{target}"{extra}}}"#)
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_with_their_codes_and_dispatch_nothing() {
+    let api = build(World::default());
+    let cases = [
+        ("not json", "invalid_json"),
+        ("[1]", "invalid_body"),
+        (
+            r#"{"action":"deploy","target":"all","target":"all"}"#,
+            "duplicate_field",
+        ),
+        (r#"{"action":1}"#, "invalid_field"),
+        ("{}", "missing_action"),
+        (r#"{"action":"reboot"}"#, "unknown_action"),
+        (r#"{"action":"deploy"}"#, "missing_target"),
+        (
+            r#"{"action":"deploy","target":"x;reboot"}"#,
+            "invalid_target",
+        ),
+        (&body("all", r#","ami_override":"ami-1""#), "invalid_ami"),
+        (&body("all", r#","caller":"a b""#), "invalid_caller"),
+        (r#"{"action":"run"}"#, "missing_run"),
+        (
+            r#"{"action":"run","request_id":"../x"}"#,
+            "invalid_request_id",
+        ),
+    ];
+    for (b, code) in cases {
+        assert_eq!(refused(&api, &raw(b)).await, (400, code.to_owned()), "{b}");
+    }
+    let mut bad_key = ask(&deploy("clawdinator-2"));
+    bad_key.key = Some("a b");
+    assert_eq!(
+        refused(&api, &bad_key).await,
+        (400, "invalid_idempotency_key".into())
+    );
+    assert_eq!(api.ports().workflow.dispatch_count(), 0);
+}
+
+#[tokio::test]
+async fn transport_refusals_405_413_415() {
+    let api = build(World::default());
+    let bearer = format!("Bearer {TOKEN}");
+    let base = HttpCall {
+        method: Method::Post,
+        credentials: Credentials {
+            authorization: Some(&bearer),
+            clawdinator_token: None,
+            iam_arn: None,
+        },
+        content_type: Some("application/json"),
+        idempotency_key: None,
+        body: br#"{"action":"status"}"#,
+        body_too_large: false,
+    };
+    let get = answer(
+        &api,
+        HttpCall {
+            method: Method::Other,
+            ..base
+        },
+    )
+    .await;
+    assert_eq!(get.status, 405);
+    assert!(get.headers.contains(&("allow", "POST".to_owned())));
+    let big = answer(
+        &api,
+        HttpCall {
+            body_too_large: true,
+            ..base
+        },
+    )
+    .await;
+    let text = answer(
+        &api,
+        HttpCall {
+            content_type: Some("text/plain"),
+            ..base
+        },
+    )
+    .await;
+    for (reply, status, code) in [
+        (get, 405, "method_not_allowed"),
+        (big, 413, "payload_too_large"),
+        (text, 415, "unsupported_media_type"),
+    ] {
+        let e: ErrorBody = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!((reply.status, e.error.as_str()), (status, code));
+    }
+}
+
+#[tokio::test]
+async fn credentials_and_policy_refusals() {
+    let api = build(World::default());
+    let mut no_token = ask(&deploy("all"));
+    no_token.token = None;
+    assert_eq!(refused(&api, &no_token).await, (401, "unauthorized".into()));
+    let mut bot = raw(&body("clawdinator-1", ""));
+    bot.token = Some(BOT_TOKEN);
+    assert_eq!(refused(&api, &bot).await, (403, "self_deploy".into()));
+    bot.body = body("all", "");
+    assert_eq!(refused(&api, &bot).await, (403, "bot_deploy_all".into()));
+    bot.body = body("clawdinator-2", r#","caller":"clawdinator-2""#);
+    assert_eq!(refused(&api, &bot).await, (403, "caller_mismatch".into()));
+    bot.body = body("clawdinator-2", r#","queue":true"#);
+    assert_eq!(refused(&api, &bot).await, (403, "queue_not_allowed".into()));
+    bot.body = r#"{"action":"audit"}"#.into();
+    assert_eq!(refused(&api, &bot).await, (403, "audit_humans_only".into()));
+    let mut stranger = ask(&deploy("clawdinator-2"));
+    stranger.iam_arn = Some("arn:aws:iam::123456789012:user/stranger");
+    assert_eq!(
+        refused(&api, &stranger).await,
+        (403, "unknown_principal".into())
+    );
+    let mut mismatch = ask(&deploy("clawdinator-2"));
+    mismatch.token = Some(BOT_TOKEN);
+    mismatch.iam_arn = Some("arn:aws:iam::123456789012:user/ops");
+    assert_eq!(
+        refused(&api, &mismatch).await,
+        (403, "principal_mismatch".into())
+    );
+    assert_eq!(api.ports().workflow.dispatch_count(), 0);
+    // Refused callers leave a durable record each.
+    let state = api.ports().state.as_ref().unwrap();
+    assert_eq!(state.keys("audit/").len(), 8);
+}
+
+#[tokio::test]
+async fn unknown_things_are_404() {
+    let api = build(World::default());
+    assert_eq!(
+        refused(&api, &ask(&deploy("clawdinator-9"))).await,
+        (404, "unknown_target".into())
+    );
+    let b = body("clawdinator-2", r#","ami_override":"ami-0000000f""#);
+    assert_eq!(refused(&api, &raw(&b)).await, (404, "unknown_ami".into()));
+    let run = raw(r#"{"action":"run","run_id":999}"#);
+    assert_eq!(refused(&api, &run).await, (404, "run_not_found".into()));
+    let dry = build(World {
+        workflow: FakeWorkflow {
+            dry_run: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    assert_eq!(
+        refused(&dry, &run).await,
+        (404, "nothing_dispatched".into())
+    );
+    let empty = build(World {
+        fleet: Some(FakeFleet::default()),
+        ..Default::default()
+    });
+    let rollback = raw(r#"{"action":"rollback","target":"clawdinator-2"}"#);
+    assert_eq!(
+        refused(&empty, &rollback).await,
+        (404, "instance_not_running".into())
+    );
+    assert_eq!(api.ports().workflow.dispatch_count(), 0);
+}
+
+#[tokio::test]
+async fn rollback_goes_to_the_image_before_the_current_one() {
+    let api = build(World::default());
+    let reply = deployed(
+        &api,
+        &raw(r#"{"action":"rollback","target":"clawdinator-2"}"#),
+    )
+    .await;
+    let rollback = reply.rollback.unwrap();
+    assert_eq!((rollback.from.as_str(), rollback.to.as_str()), (NEW, OLD));
+    assert_eq!(reply.ami_override.unwrap().as_str(), OLD);
+    assert!(reply
+        .message
+        .starts_with("rollback queued for clawdinator-2"));
+    let sent = api.ports().workflow.dispatched.lock().unwrap()[0].clone();
+    assert_eq!(sent.ami_override.unwrap().as_str(), OLD);
+
+    let oldest = build(World {
+        fleet: Some(fleet_on([OLD, OLD, OLD])),
+        ..Default::default()
+    });
+    let b = raw(r#"{"action":"rollback","target":"clawdinator-2"}"#);
+    assert_eq!(
+        refused(&oldest, &b).await,
+        (409, "no_previous_image".into())
+    );
+    let mixed = build(World {
+        fleet: Some(fleet_on([OLD, NEW, NEW])),
+        ..Default::default()
+    });
+    let all = raw(r#"{"action":"rollback","target":"all"}"#);
+    assert_eq!(
+        refused(&mixed, &all).await,
+        (409, "rollback_ambiguous".into())
+    );
+}
+
+#[tokio::test]
+async fn guard_queue_and_bootstrap_conflicts_are_409() {
+    let busy = FakeWorkflow::default();
+    busy.existing
+        .lock()
+        .unwrap()
+        .push(FakeWorkflow::run(7, "in_progress", None, "all"));
+    let api = build(World {
+        workflow: busy,
+        ..Default::default()
+    });
+    let reply = send(&api, &ask(&deploy("clawdinator-2"))).await;
+    let e: ErrorBody = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!((reply.status, e.error.as_str()), (409, "deploy_in_flight"));
+    assert_eq!(e.run.unwrap().run_id, 7);
+    let queued = deployed(&api, &raw(&body("clawdinator-2", r#","queue":true"#))).await;
+    assert_eq!(queued.checks.in_flight, InFlightCheck::Queued);
+    assert!(queued.warning.unwrap().contains("run 7"));
+
+    let waiting = FakeWorkflow::default();
+    waiting
+        .existing
+        .lock()
+        .unwrap()
+        .push(FakeWorkflow::run(8, "pending", None, "all"));
+    let api = build(World {
+        workflow: waiting,
+        ..Default::default()
+    });
+    let q = raw(&body("clawdinator-2", r#","queue":true"#));
+    assert_eq!(refused(&api, &q).await, (409, "deploy_queue_full".into()));
+    assert_eq!(api.ports().workflow.dispatch_count(), 0);
+
+    let api = build(World {
+        bootstrap: Some(FakeBootstrap::default()),
+        ..Default::default()
+    });
+    assert_eq!(
+        refused(&api, &ask(&deploy("clawdinator-2"))).await,
+        (409, "bootstrap_missing".into())
+    );
+    assert_eq!(api.ports().workflow.dispatch_count(), 0);
+}
+
+#[tokio::test]
+async fn a_repeat_with_the_key_is_replayed_and_another_request_with_it_is_422() {
+    let api = build(World::default());
+    let mut first = ask(&deploy("clawdinator-2"));
+    first.key = Some("k-1");
+    let a = deployed(&api, &first).await;
+    let b = deployed(&api, &first).await;
+    assert!(!a.replayed && b.replayed);
+    assert_eq!(
+        (a.request_id.as_str(), a.run_id),
+        (b.request_id.as_str(), b.run_id)
+    );
+    assert_eq!(api.ports().workflow.dispatch_count(), 1);
+    let mut other = ask(&deploy("clawdinator-babelfish"));
+    other.key = Some("k-1");
+    assert_eq!(
+        refused(&api, &other).await,
+        (422, "idempotency_key_reused".into())
+    );
+    assert_eq!(api.ports().workflow.dispatch_count(), 1);
+    let records: AuditAnswer =
+        serde_json::from_str(&send(&api, &raw(r#"{"action":"audit"}"#)).await.body).unwrap();
+    let decisions: Vec<&str> = records
+        .records
+        .iter()
+        .map(|r| r.decision.as_str())
+        .collect();
+    assert_eq!(decisions, ["refused", "replayed", "accepted"]);
+    assert_eq!(
+        records.records[1].first_request_id.as_deref(),
+        Some(a.request_id.as_str())
+    );
+}
+
+/// A pending record of the same request, as a first request still running (or dead) leaves it.
+async fn pending_record(state: &FakeState, key: &str, created_unix: u64) {
+    let principal = "human:shared-token";
+    let fingerprint = sha256_hex(&[principal, "deploy", "clawdinator-2", "", "", ""]);
+    let record = format!(
+        r#"{{"state":"pending","fingerprint":"{fingerprint}","request_id":"0190c0de-0000-7000-8000-000000000001","created_unix":{created_unix}}}"#
+    );
+    let object = IdempotencyKey::parse(key).unwrap().object_key(principal);
+    state.create(&object, record.into_bytes()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_key_still_pending_is_in_progress_and_a_dead_one_unresolved() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let api = build(World::default());
+    let state = api.ports().state.as_ref().unwrap();
+    pending_record(state, "busy", now).await;
+    pending_record(state, "dead", now - 600).await;
+    let mut a = ask(&deploy("clawdinator-2"));
+    a.key = Some("busy");
+    assert_eq!(
+        refused(&api, &a).await,
+        (409, "idempotency_in_progress".into())
+    );
+    a.key = Some("dead");
+    assert_eq!(
+        refused(&api, &a).await,
+        (409, "idempotency_unresolved".into())
+    );
+    assert_eq!(api.ports().workflow.dispatch_count(), 0);
+}
+
+#[tokio::test]
+async fn rate_limit_is_429_with_retry_after() {
+    let api = build(World {
+        limiter: Some(RateLimiter::new(1, Duration::from_secs(600))),
+        ..Default::default()
+    });
+    deployed(&api, &ask(&deploy("clawdinator-2"))).await;
+    let reply = send(&api, &ask(&deploy("clawdinator-2"))).await;
+    assert_eq!(reply.status, 429);
+    assert!(reply
+        .headers
+        .iter()
+        .any(|(n, v)| *n == "retry-after" && v.parse::<u64>().unwrap() > 0));
+    assert_eq!(api.ports().workflow.dispatch_count(), 1);
+}
+
+#[tokio::test]
+async fn misconfiguration_and_unreadable_secrets_are_500() {
+    let api = build(World {
+        auth: Some(Err(Misconfig::unset("CONTROL_API_TOKEN"))),
+        ..Default::default()
+    });
+    assert_eq!(
+        refused(&api, &ask(&deploy("all"))).await,
+        (500, "misconfigured".into())
+    );
+    let stateless = build(World {
+        no_state: true,
+        ..Default::default()
+    });
+    assert_eq!(
+        refused(&stateless, &raw(r#"{"action":"audit"}"#)).await,
+        (500, "misconfigured".into())
+    );
+    for (e, status, code) in [
+        (ApiError::SecretsRefused, 500, "secrets_unreadable"),
+        (
+            ApiError::SecretsUnavailable {
+                retry_after_secs: 1,
+            },
+            503,
+            "secrets_unavailable",
+        ),
+    ] {
+        let reply = answer_unready(e);
+        let body: ErrorBody = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!((reply.status, body.error.as_str()), (status, code));
+    }
+}
+
+#[tokio::test]
+async fn outages_are_502_and_dispatch_nothing_more() {
+    let refused_wf = FakeWorkflow::default();
+    refused_wf
+        .failures
+        .lock()
+        .unwrap()
+        .push_back(DispatchError::Refused { status: 422 });
+    let api = build(World {
+        workflow: refused_wf,
+        ..Default::default()
+    });
+    assert_eq!(
+        refused(&api, &ask(&deploy("clawdinator-2"))).await,
+        (502, "github_refused".into())
+    );
+
+    let down = FakeWorkflow::default();
+    *down.runs_error.lock().unwrap() = Some(WorkflowError::Unavailable);
+    let api = build(World {
+        workflow: down,
+        ..Default::default()
+    });
+    assert_eq!(
+        refused(&api, &ask(&deploy("clawdinator-2"))).await,
+        (502, "github_unavailable".into())
+    );
+    assert_eq!(api.ports().workflow.dispatch_count(), 0);
+
+    let unknown = FakeWorkflow::default();
+    unknown
+        .failures
+        .lock()
+        .unwrap()
+        .extend((0..1000).map(|_| DispatchError::Unknown));
+    let api = build(World {
+        workflow: unknown,
+        ..Default::default()
+    });
+    let mut keyed = ask(&deploy("clawdinator-2"));
+    keyed.key = Some("u-1");
+    assert_eq!(
+        refused(&api, &keyed).await,
+        (502, "dispatch_unknown".into())
+    );
+    // The unknown outcome is kept: a repeat is told so again, nothing re-sent.
+    let repeat = send(&api, &keyed).await;
+    let e: ErrorBody = serde_json::from_str(&repeat.body).unwrap();
+    assert_eq!(
+        (repeat.status, e.error.as_str(), e.replayed),
+        (502, "dispatch_unknown", true)
+    );
+
+    let limited = FakeWorkflow::default();
+    limited
+        .failures
+        .lock()
+        .unwrap()
+        .extend((0..100).map(|_| DispatchError::RateLimited {
+            retry_after: Some(Duration::from_secs(60)),
+        }));
+    let api = build(World {
+        workflow: limited,
+        ..Default::default()
+    });
+    assert_eq!(
+        refused(&api, &ask(&deploy("clawdinator-2"))).await,
+        (503, "github_rate_limited".into())
+    );
+
+    let aws = build(World {
+        fleet: Some(FakeFleet {
+            fail: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    assert_eq!(
+        refused(&aws, &raw(r#"{"action":"status"}"#)).await,
+        (502, "aws_unavailable".into())
+    );
+    let s3 = build(World {
+        state: Some(FakeState::failing()),
+        ..Default::default()
+    });
+    let mut keyed = ask(&deploy("clawdinator-2"));
+    keyed.key = Some("s-1");
+    assert_eq!(
+        refused(&s3, &keyed).await,
+        (502, "state_unavailable".into())
+    );
+    assert_eq!(s3.ports().workflow.dispatch_count(), 0);
+}
+
+#[tokio::test]
+async fn a_dry_run_says_so_and_never_queued() {
+    let api = build(World {
+        workflow: FakeWorkflow {
+            dry_run: true,
+            ..Default::default()
+        },
+        no_bootstrap: true,
+        no_state: true,
+        ..Default::default()
+    });
+    let a = deployed(&api, &ask(&deploy("clawdinator-2"))).await;
+    assert_eq!(a.checks.in_flight, InFlightCheck::Skipped);
+    assert!(a.message.starts_with("dry run"), "{}", a.message);
+}
