@@ -147,29 +147,7 @@ impl Settings {
     /// Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-        let repo_full = get("GITHUB_REPO").unwrap_or_else(|| DEFAULT_GITHUB_REPO.to_owned());
-        let (owner, repo) = repo_full
-            .split_once('/')
-            .filter(|(o, r)| is_github_name(o) && is_github_name(r))
-            .ok_or_else(|| ConfigError::InvalidRepo(repo_full.clone()))?;
-        let api_url = get("GITHUB_API_URL").unwrap_or_else(|| DEFAULT_GITHUB_API_URL.to_owned());
-        if !(api_url.starts_with("https://") || api_url.starts_with("http://"))
-            || api_url.parse::<http::Uri>().is_err()
-        {
-            return Err(ConfigError::Invalid {
-                name: "GITHUB_API_URL",
-                what: "an http(s) URL",
-                value: api_url,
-            });
-        }
-        let workflow = get("GITHUB_WORKFLOW").unwrap_or_else(|| DEFAULT_GITHUB_WORKFLOW.to_owned());
-        if !is_github_name(&workflow) {
-            return Err(ConfigError::Invalid {
-                name: "GITHUB_WORKFLOW",
-                what: "a workflow file name or id",
-                value: workflow,
-            });
-        }
+        let github = github_settings(&get)?;
         let deploy_rate_limit = match get("FLEET_DEPLOY_RATE_LIMIT") {
             None => (10, 600),
             Some(v) => v
@@ -195,31 +173,7 @@ impl Settings {
                     value: v,
                 })?,
         };
-        let git_ref = get("GITHUB_REF").unwrap_or_else(|| DEFAULT_GITHUB_REF.to_owned());
-        let (registry, registry_source) = match get("FLEET_REGISTRY") {
-            Some(path) => {
-                let path = PathBuf::from(path);
-                let text =
-                    std::fs::read_to_string(&path).map_err(|source| ConfigError::RegistryRead {
-                        path: path.clone(),
-                        source,
-                    })?;
-                let source_name = path.display().to_string();
-                let registry =
-                    Registry::from_json(&text).map_err(|error| ConfigError::Registry {
-                        source_name: source_name.clone(),
-                        error,
-                    })?;
-                (registry, source_name)
-            }
-            None => {
-                let registry = Registry::embedded().map_err(|error| ConfigError::Registry {
-                    source_name: "embedded".to_owned(),
-                    error,
-                })?;
-                (registry, "embedded nix/instances.json".to_owned())
-            }
-        };
+        let (registry, registry_source) = registry(get("FLEET_REGISTRY"))?;
         Ok(Self {
             control_token: get("CONTROL_API_TOKEN"),
             github_token: get("GITHUB_TOKEN"),
@@ -230,13 +184,7 @@ impl Settings {
             token_digests: get("CONTROL_API_TOKENS"),
             iam_principals: get("CONTROL_API_IAM_PRINCIPALS"),
             deploy_rate_limit,
-            github: GitHubSettings {
-                api_url: api_url.trim_end_matches('/').to_owned(),
-                owner: owner.to_owned(),
-                repo: repo.to_owned(),
-                workflow,
-                git_ref,
-            },
+            github,
             aws: AwsSettings {
                 fleet_tag_key: get("FLEET_TAG_KEY").unwrap_or_else(|| "app".to_owned()),
                 fleet_tag_value: get("FLEET_TAG_VALUE").unwrap_or_else(|| "clawdinator".to_owned()),
@@ -251,6 +199,67 @@ impl Settings {
             registry,
             registry_source,
         })
+    }
+}
+
+/// `GITHUB_REPO`, `GITHUB_API_URL`, `GITHUB_WORKFLOW` and `GITHUB_REF`, checked.
+fn github_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<GitHubSettings, ConfigError> {
+    let repo_full = get("GITHUB_REPO").unwrap_or_else(|| DEFAULT_GITHUB_REPO.to_owned());
+    let (owner, repo) = repo_full
+        .split_once('/')
+        .filter(|(o, r)| is_github_name(o) && is_github_name(r))
+        .ok_or_else(|| ConfigError::InvalidRepo(repo_full.clone()))?;
+    let api_url = get("GITHUB_API_URL").unwrap_or_else(|| DEFAULT_GITHUB_API_URL.to_owned());
+    if !(api_url.starts_with("https://") || api_url.starts_with("http://"))
+        || api_url.parse::<http::Uri>().is_err()
+    {
+        return Err(ConfigError::Invalid {
+            name: "GITHUB_API_URL",
+            what: "an http(s) URL",
+            value: api_url,
+        });
+    }
+    let workflow = get("GITHUB_WORKFLOW").unwrap_or_else(|| DEFAULT_GITHUB_WORKFLOW.to_owned());
+    if !is_github_name(&workflow) {
+        return Err(ConfigError::Invalid {
+            name: "GITHUB_WORKFLOW",
+            what: "a workflow file name or id",
+            value: workflow,
+        });
+    }
+    Ok(GitHubSettings {
+        api_url: api_url.trim_end_matches('/').to_owned(),
+        owner: owner.to_owned(),
+        repo: repo.to_owned(),
+        workflow,
+        git_ref: get("GITHUB_REF").unwrap_or_else(|| DEFAULT_GITHUB_REF.to_owned()),
+    })
+}
+
+/// The registry from `FLEET_REGISTRY` (a file), else the embedded one, and its name.
+fn registry(path: Option<String>) -> Result<(Registry, String), ConfigError> {
+    match path {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::RegistryRead {
+                    path: path.clone(),
+                    source,
+                })?;
+            let source_name = path.display().to_string();
+            let registry = Registry::from_json(&text).map_err(|error| ConfigError::Registry {
+                source_name: source_name.clone(),
+                error,
+            })?;
+            Ok((registry, source_name))
+        }
+        None => {
+            let registry = Registry::embedded().map_err(|error| ConfigError::Registry {
+                source_name: "embedded".to_owned(),
+                error,
+            })?;
+            Ok((registry, "embedded nix/instances.json".to_owned()))
+        }
     }
 }
 

@@ -213,36 +213,15 @@ pub async fn dispatch_once<W: Workflow>(
     let mut attempts = 0;
     loop {
         attempts += 1;
+        let backoff = timing.backoff(attempts - 1);
         let wait = match workflow.dispatch(request).await {
             Ok(receipt) => {
-                let run = if workflow.tracks_runs() {
-                    await_run(
-                        workflow,
-                        &request.request_id,
-                        timing.run_visible_within,
-                        timing,
-                        sleep,
-                    )
-                    .await
-                    .unwrap_or_else(|e| {
-                        tracing::warn!(request_id = %request.request_id, error = %e, "dispatched; run not looked up");
-                        None
-                    })
-                } else {
-                    None
-                };
-                return Ok(Dispatched {
-                    receipt,
-                    run,
-                    attempts,
-                });
+                return Ok(accepted(workflow, request, receipt, attempts, timing, sleep).await)
             }
             Err(DispatchError::NotConfigured(m)) => return Err(DeployError::NotConfigured(m)),
             Err(DispatchError::Refused { status }) => return Err(DeployError::Refused { status }),
             Err(DispatchError::RateLimited { retry_after }) => {
-                let wait = retry_after
-                    .unwrap_or_default()
-                    .max(timing.backoff(attempts - 1));
+                let wait = retry_after.unwrap_or_default().max(backoff);
                 if Instant::now() + wait >= deadline {
                     return Err(DeployError::RateLimited {
                         retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
@@ -251,32 +230,15 @@ pub async fn dispatch_once<W: Workflow>(
                 wait
             }
             Err(DispatchError::NotSent) => {
-                let wait = timing.backoff(attempts - 1);
-                if Instant::now() + wait >= deadline {
+                if Instant::now() + backoff >= deadline {
                     return Err(DeployError::Unreachable);
                 }
-                wait
+                backoff
             }
             Err(DispatchError::Unknown) => {
-                let within = timing
-                    .run_visible_within
-                    .min(deadline.saturating_duration_since(Instant::now()));
-                match await_run(workflow, &request.request_id, within, timing, sleep).await {
-                    Ok(Some(run)) => {
-                        tracing::info!(request_id = %request.request_id, run_id = run.run_id, "dispatch outcome was unknown; its run exists, not sending again");
-                        return Ok(Dispatched {
-                            receipt: DispatchReceipt::default(),
-                            run: Some(run),
-                            attempts,
-                        });
-                    }
-                    Ok(None) => timing.backoff(attempts - 1),
-                    Err(e) => {
-                        tracing::warn!(request_id = %request.request_id, error = %e, "dispatch outcome unknown and runs unreadable: not sending again");
-                        return Err(DeployError::Unknown {
-                            request_id: request.request_id.clone(),
-                        });
-                    }
+                match unknown(workflow, request, attempts, deadline, timing, sleep).await? {
+                    Some(dispatched) => return Ok(dispatched),
+                    None => backoff,
                 }
             }
         };
@@ -287,6 +249,66 @@ pub async fn dispatch_once<W: Workflow>(
         }
         tracing::info!(request_id = %request.request_id, attempt = attempts, wait_ms = wait.as_millis() as u64, "retrying the workflow dispatch");
         sleep(wait).await;
+    }
+}
+
+/// After GitHub's 204: the run, if it shows up within `run_visible_within`.
+async fn accepted<W: Workflow>(
+    workflow: &W,
+    request: &DeployRequest,
+    receipt: DispatchReceipt,
+    attempts: u32,
+    timing: &DeployTiming,
+    sleep: Sleep,
+) -> Dispatched {
+    let run = if workflow.tracks_runs() {
+        let within = timing.run_visible_within;
+        await_run(workflow, &request.request_id, within, timing, sleep)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(request_id = %request.request_id, error = %e, "dispatched; run not looked up");
+                None
+            })
+    } else {
+        None
+    };
+    Dispatched {
+        receipt,
+        run,
+        attempts,
+    }
+}
+
+/// After an unknown outcome: `Some` when the run exists (never send again), `None` when
+/// the runs list was read and has none (sending again is safe), `Err` when it could not
+/// be read (stop: a second dispatch could deploy twice).
+async fn unknown<W: Workflow>(
+    workflow: &W,
+    request: &DeployRequest,
+    attempts: u32,
+    deadline: Instant,
+    timing: &DeployTiming,
+    sleep: Sleep,
+) -> Result<Option<Dispatched>, DeployError> {
+    let within = timing
+        .run_visible_within
+        .min(deadline.saturating_duration_since(Instant::now()));
+    match await_run(workflow, &request.request_id, within, timing, sleep).await {
+        Ok(Some(run)) => {
+            tracing::info!(request_id = %request.request_id, run_id = run.run_id, "dispatch outcome was unknown; its run exists, not sending again");
+            Ok(Some(Dispatched {
+                receipt: DispatchReceipt::default(),
+                run: Some(run),
+                attempts,
+            }))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => {
+            tracing::warn!(request_id = %request.request_id, error = %e, "dispatch outcome unknown and runs unreadable: not sending again");
+            Err(DeployError::Unknown {
+                request_id: request.request_id.clone(),
+            })
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::ports::{FleetImage, LiveInstance};
-use super::registry::Registry;
+use super::registry::{Registry, RegistryEntry};
 
 /// What differs between a registry host and what runs for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,22 +124,7 @@ pub fn fleet_status(
     latest: Option<FleetImage>,
     images: &[FleetImage],
 ) -> FleetStatus {
-    let mut by_host: BTreeMap<String, Vec<LiveInstance>> = BTreeMap::new();
-    let mut unmanaged = Vec::new();
-    for instance in live {
-        match instance
-            .name
-            .as_deref()
-            .filter(|n| registry.iter().any(|(_, e)| e.host == *n))
-        {
-            Some(host) => by_host.entry(host.to_owned()).or_default().push(instance),
-            None => unmanaged.push(UnmanagedInstance {
-                instance,
-                reason: UnmanagedReason::NotInRegistry,
-            }),
-        }
-    }
-    let image = |id: &str| images.iter().find(|i| i.id == id);
+    let (mut by_host, mut unmanaged) = group_by_host(registry, live);
     let mut summary: BTreeMap<String, usize> = ["missing", "stale_ami", "type_drift", "unmanaged"]
         .into_iter()
         .map(|k| (k.to_owned(), 0))
@@ -161,59 +146,7 @@ pub fn fleet_status(
             instance,
             reason: UnmanagedReason::Duplicate,
         }));
-        let mut flags = Vec::new();
-        let status = match chosen {
-            None => {
-                flags.push(Flag::Missing);
-                InstanceStatus {
-                    id: id.to_string(),
-                    host: entry.host.clone(),
-                    ec2_instance_id: None,
-                    state: None,
-                    ami: None,
-                    ami_name: None,
-                    ami_created: None,
-                    launch_time: None,
-                    public_ip: None,
-                    private_ip: None,
-                    instance_type: None,
-                    desired_instance_type: entry.instance_type.clone(),
-                    flags,
-                }
-            }
-            Some(i) => {
-                if i.state == "terminated" || i.state == "shutting-down" {
-                    flags.push(Flag::Missing);
-                }
-                if let (Some(latest), Some(ami)) = (&latest, &i.ami) {
-                    if *ami != latest.id {
-                        flags.push(Flag::StaleAmi);
-                    }
-                }
-                if i.instance_type
-                    .as_deref()
-                    .is_some_and(|t| t != entry.instance_type)
-                {
-                    flags.push(Flag::TypeDrift);
-                }
-                let img = i.ami.as_deref().and_then(image);
-                InstanceStatus {
-                    id: id.to_string(),
-                    host: entry.host.clone(),
-                    ami_name: img.and_then(|m| m.name.clone()),
-                    ami_created: img.and_then(|m| m.created.clone()),
-                    ec2_instance_id: Some(i.ec2_instance_id),
-                    state: Some(i.state),
-                    ami: i.ami,
-                    launch_time: i.launch_time,
-                    public_ip: i.public_ip,
-                    private_ip: i.private_ip,
-                    instance_type: i.instance_type,
-                    desired_instance_type: entry.instance_type.clone(),
-                    flags,
-                }
-            }
-        };
+        let status = instance_status(id.to_string(), entry, chosen, latest.as_ref(), images);
         if let Some(state) = &status.state {
             *summary.entry(state.clone()).or_default() += 1;
         }
@@ -232,6 +165,86 @@ pub fn fleet_status(
         unmanaged,
         summary,
     }
+}
+
+/// The live instances of registry hosts by host, and those of no registry host.
+fn group_by_host(
+    registry: &Registry,
+    live: Vec<LiveInstance>,
+) -> (BTreeMap<String, Vec<LiveInstance>>, Vec<UnmanagedInstance>) {
+    let mut by_host: BTreeMap<String, Vec<LiveInstance>> = BTreeMap::new();
+    let mut unmanaged = Vec::new();
+    for instance in live {
+        match instance
+            .name
+            .as_deref()
+            .filter(|n| registry.iter().any(|(_, e)| e.host == *n))
+        {
+            Some(host) => by_host.entry(host.to_owned()).or_default().push(instance),
+            None => unmanaged.push(UnmanagedInstance {
+                instance,
+                reason: UnmanagedReason::NotInRegistry,
+            }),
+        }
+    }
+    (by_host, unmanaged)
+}
+
+/// One registry host beside the instance chosen for it (if any), with its drift flags.
+fn instance_status(
+    id: String,
+    entry: &RegistryEntry,
+    chosen: Option<LiveInstance>,
+    latest: Option<&FleetImage>,
+    images: &[FleetImage],
+) -> InstanceStatus {
+    let mut status = InstanceStatus {
+        id,
+        host: entry.host.clone(),
+        ec2_instance_id: None,
+        state: None,
+        ami: None,
+        ami_name: None,
+        ami_created: None,
+        launch_time: None,
+        public_ip: None,
+        private_ip: None,
+        instance_type: None,
+        desired_instance_type: entry.instance_type.clone(),
+        flags: Vec::new(),
+    };
+    let Some(i) = chosen else {
+        status.flags.push(Flag::Missing);
+        return status;
+    };
+    if i.state == "terminated" || i.state == "shutting-down" {
+        status.flags.push(Flag::Missing);
+    }
+    if let (Some(latest), Some(ami)) = (latest, &i.ami) {
+        if *ami != latest.id {
+            status.flags.push(Flag::StaleAmi);
+        }
+    }
+    if i.instance_type
+        .as_deref()
+        .is_some_and(|t| t != entry.instance_type)
+    {
+        status.flags.push(Flag::TypeDrift);
+    }
+    let image = i
+        .ami
+        .as_deref()
+        .and_then(|id| images.iter().find(|m| m.id == id));
+    status.ami_name = image.and_then(|m| m.name.clone());
+    status.ami_created = image.and_then(|m| m.created.clone());
+    status.ec2_instance_id = Some(i.ec2_instance_id);
+    status.state = Some(i.state);
+    status.ami = i.ami;
+    status.launch_time = i.launch_time;
+    status.public_ip = i.public_ip;
+    status.private_ip = i.private_ip;
+    status.instance_type = i.instance_type;
+    status
 }
 
 #[cfg(test)]

@@ -165,48 +165,16 @@ pub async fn claim<S: StateStore, T: Serialize + DeserializeOwned>(
         };
         // An unreadable record is treated like an expired one: taken over, never trusted.
         let record: Option<Record<T>> = serde_json::from_slice(&body).ok();
-        let expired = record
-            .as_ref()
-            .is_none_or(|r| now.saturating_sub(r.created_unix) >= KEY_TTL.as_secs());
-        if !expired {
-            let r = record.expect("checked above");
-            if r.fingerprint != fingerprint {
-                return Err(IdempotencyError::KeyReused {
-                    request_id: r.request_id,
-                });
+        match judge(record, &fingerprint, now)? {
+            Seen::Replay(claim) => return Ok(claim),
+            Seen::Pending(request_id) => {
+                if Instant::now() + timing.poll >= until {
+                    return Err(IdempotencyError::InProgress { request_id });
+                }
+                sleep(timing.poll).await;
+                continue;
             }
-            match (r.state, r.kept) {
-                (State::Done, Some(kept)) => {
-                    return Ok(Claim::Replay {
-                        request_id: r.request_id,
-                        kept,
-                    })
-                }
-                // Done without an answer this build can read (an older record's form):
-                // it may have dispatched, so never again, and never a guess at its answer.
-                (State::Done, None) => {
-                    return Err(IdempotencyError::Unresolved {
-                        request_id: r.request_id,
-                    });
-                }
-                (State::Pending, _)
-                    if now.saturating_sub(r.created_unix) >= PENDING_STALE_AFTER.as_secs() =>
-                {
-                    return Err(IdempotencyError::Unresolved {
-                        request_id: r.request_id,
-                    });
-                }
-                (State::Pending, _) => {
-                    if Instant::now() + timing.poll >= until {
-                        return Err(IdempotencyError::InProgress {
-                            request_id: r.request_id,
-                        });
-                    }
-                    sleep(timing.poll).await;
-                    continue;
-                }
-                (State::Released, _) => {}
-            }
+            Seen::Free => {}
         }
         // Expired or released: take it over, unless another request does so first.
         if let Written::Done { etag } = store
@@ -215,6 +183,51 @@ pub async fn claim<S: StateStore, T: Serialize + DeserializeOwned>(
         {
             return Ok(owned(etag, now));
         }
+    }
+}
+
+/// What an existing record means for a request with the same key.
+enum Seen<T> {
+    /// Answer with the first request's kept answer.
+    Replay(Claim<T>),
+    /// The first request is still running: wait for it.
+    Pending(String),
+    /// Expired or released: it may be taken over.
+    Free,
+}
+
+fn judge<T>(
+    record: Option<Record<T>>,
+    fingerprint: &str,
+    now: u64,
+) -> Result<Seen<T>, IdempotencyError> {
+    let Some(r) = record.filter(|r| now.saturating_sub(r.created_unix) < KEY_TTL.as_secs()) else {
+        return Ok(Seen::Free);
+    };
+    if r.fingerprint != fingerprint {
+        return Err(IdempotencyError::KeyReused {
+            request_id: r.request_id,
+        });
+    }
+    match (r.state, r.kept) {
+        (State::Done, Some(kept)) => Ok(Seen::Replay(Claim::Replay {
+            request_id: r.request_id,
+            kept,
+        })),
+        // Done without an answer this build can read (an older record's form): it may
+        // have dispatched, so never again, and never a guess at its answer.
+        (State::Done, None) => Err(IdempotencyError::Unresolved {
+            request_id: r.request_id,
+        }),
+        (State::Pending, _)
+            if now.saturating_sub(r.created_unix) >= PENDING_STALE_AFTER.as_secs() =>
+        {
+            Err(IdempotencyError::Unresolved {
+                request_id: r.request_id,
+            })
+        }
+        (State::Pending, _) => Ok(Seen::Pending(r.request_id)),
+        (State::Released, _) => Ok(Seen::Free),
     }
 }
 

@@ -353,29 +353,34 @@ pub fn parse_command(body: &[u8]) -> Result<Command, RequestError> {
             caller,
             limit: limit(&obj, AUDIT_LIMIT)?,
         }),
-        "run" => {
-            let request_id = optional_str(&obj, "request_id")?.filter(|s| !s.is_empty());
-            let run_id = match obj.get("run_id") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(
-                    v.as_u64()
-                        .filter(|&n| n > 0)
-                        .ok_or(RequestError::WrongType("run_id", "positive whole number"))?,
-                ),
-            };
-            let run = match (request_id, run_id) {
-                (Some(id), None) => RunRef::RequestId(
-                    uuid::Uuid::try_parse(id)
-                        .map_err(|_| RequestError::InvalidRequestId)?
-                        .hyphenated()
-                        .to_string(),
-                ),
-                (None, Some(id)) => RunRef::RunId(id),
-                _ => return Err(RequestError::MissingRun),
-            };
-            Ok(Command::Run { caller, run })
-        }
+        "run" => Ok(Command::Run {
+            caller,
+            run: run_ref(&obj)?,
+        }),
         _ => Err(RequestError::UnknownAction(truncate(action, 64))),
+    }
+}
+
+/// `request_id` (a UUID) or `run_id` (a positive number), exactly one of them.
+fn run_ref(obj: &Map<String, Value>) -> Result<RunRef, RequestError> {
+    let request_id = optional_str(obj, "request_id")?.filter(|s| !s.is_empty());
+    let run_id = match obj.get("run_id") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|&n| n > 0)
+                .ok_or(RequestError::WrongType("run_id", "positive whole number"))?,
+        ),
+    };
+    match (request_id, run_id) {
+        (Some(id), None) => Ok(RunRef::RequestId(
+            uuid::Uuid::try_parse(id)
+                .map_err(|_| RequestError::InvalidRequestId)?
+                .hyphenated()
+                .to_string(),
+        )),
+        (None, Some(id)) => Ok(RunRef::RunId(id)),
+        _ => Err(RequestError::MissingRun),
     }
 }
 

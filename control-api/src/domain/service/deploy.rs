@@ -118,14 +118,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         key: Option<&str>,
         request_id: &str,
     ) -> Result<Outcome, ApiError> {
-        let key = key
-            .map(|k| IdempotencyKey::parse(k).ok_or(ApiError::InvalidIdempotencyKey))
-            .transpose()?;
-        ask.target = ask.target.resolve(&self.registry)?;
-        authorize_deploy(&self.registry, ask.caller.as_ref(), &ask.target)?;
-        if ask.queue && ask.is_bot {
-            return Err(ApiError::QueueNotAllowed);
-        }
+        let key = self.check(&mut ask, key)?;
         let (Some(key), Some(store)) = (key, &self.ports.state) else {
             let check = if self.ports.state.is_none() {
                 IdempotencyCheck::Skipped
@@ -176,6 +169,23 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             tracing::error!(request_id, error = %e, "idempotency record not settled");
         }
         result.map(Outcome::Deployed)
+    }
+
+    /// The checks that need no network: the key's form, the target, the policy, queueing.
+    fn check(
+        &self,
+        ask: &mut Ask<'_>,
+        key: Option<&str>,
+    ) -> Result<Option<IdempotencyKey>, ApiError> {
+        let key = key
+            .map(|k| IdempotencyKey::parse(k).ok_or(ApiError::InvalidIdempotencyKey))
+            .transpose()?;
+        ask.target = ask.target.clone().resolve(&self.registry)?;
+        authorize_deploy(&self.registry, ask.caller.as_ref(), &ask.target)?;
+        if ask.queue && ask.is_bot {
+            return Err(ApiError::QueueNotAllowed);
+        }
+        Ok(key)
     }
 
     /// The stateful steps of a deploy: image, rate limit, bootstrap, in-flight guard,
