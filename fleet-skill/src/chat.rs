@@ -7,7 +7,7 @@
 //! have parsed. Nothing in chat queues behind a deploy in flight: only humans may, and
 //! in chat the caller is the bot.
 
-use control_api::domain::request::{AmiId, RequestError, Target};
+use control_api::contract::{AmiId, RequestError, Target};
 
 use crate::wait::{RunRef, RunRefError};
 

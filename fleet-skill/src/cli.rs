@@ -7,15 +7,18 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use control_api::domain::request::{AmiId, Caller, Target};
+use control_api::contract::{AmiId, Caller, Target, AUDIT_LIMIT, RUNS_LIMIT};
 
 use crate::wait::{RunRef, WaitOptions};
 
 const ENVIRONMENT_HELP: &str = "\
 Environment:
-  FLEET_CONTROL_URL         control API URL (required)
+  FLEET_CONTROL_URL         control API URL (required): http://127.0.0.1:8787 for the local
+                            server (`cargo run -p control-api -- serve`), else the Lambda's
+                            Function URL https://<id>.lambda-url.<region>.on.aws/
   FLEET_CONTROL_TOKEN_FILE  file holding the control token (default /run/agenix/clawdinator-control-token)
-  FLEET_CONTROL_TOKEN       the control token itself, if no token file is set
+  FLEET_CONTROL_TOKEN       the control token itself, if no token file is set (for the
+                            local server: the CONTROL_API_TOKEN that `serve` prints)
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION
                             invoker credentials: when present, requests are SigV4-signed
   FLEET_AGENIX_DIR          where the agenix AWS key files are (default /run/agenix)
@@ -70,9 +73,10 @@ pub enum Command {
         /// `all` or an instance id such as clawdinator-2.
         #[arg(value_parser = parse_target)]
         target: Target,
-        /// Deploy this AMI instead of the latest one.
-        #[arg(long, value_name = "AMI_ID", value_parser = parse_ami)]
-        ami: Option<AmiId>,
+        /// Deploy this fleet image instead of the latest one (the API's `ami_override`;
+        /// `--ami` is an alias).
+        #[arg(long, alias = "ami", value_name = "AMI_ID", value_parser = parse_ami)]
+        ami_override: Option<AmiId>,
         #[command(flatten)]
         queue: QueueArgs,
         #[command(flatten)]
@@ -91,18 +95,28 @@ pub enum Command {
     },
     /// List recent deploy workflow runs, newest first.
     Runs {
-        /// How many runs, 1 to 50 (the API's default: 10).
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=50))]
-        limit: Option<u8>,
+        /// How many runs, 1 to 50.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = RUNS_LIMIT.default,
+            value_parser = clap::value_parser!(u8).range(1..=i64::from(RUNS_LIMIT.max))
+        )]
+        limit: u8,
         /// Print the API's JSON answer instead of the table.
         #[arg(long)]
         json: bool,
     },
     /// List recent audit records, newest first (humans only).
     Audit {
-        /// How many records, 1 to 100 (the API's default: 20).
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=100))]
-        limit: Option<u8>,
+        /// How many records, 1 to 100.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = AUDIT_LIMIT.default,
+            value_parser = clap::value_parser!(u8).range(1..=i64::from(AUDIT_LIMIT.max))
+        )]
+        limit: u8,
         /// Print the API's JSON answer instead of the table.
         #[arg(long)]
         json: bool,
@@ -228,7 +242,7 @@ mod tests {
             ok.command,
             Command::Deploy {
                 target: Target::All,
-                ami: None,
+                ami_override: None,
                 queue: QueueArgs { queue: false },
                 wait: FollowArgs { wait: false, .. },
             }
@@ -237,11 +251,19 @@ mod tests {
             &["fleet", "deploy", "ALL"][..],
             &["fleet", "deploy", "x;reboot"],
             &["fleet", "deploy", "all", "--ami", "ami-123"],
+            &["fleet", "deploy", "all", "--ami-override", "ami-123"],
             &["fleet", "--caller", "a b", "status"],
             &["fleet", "deploy"],
             &["fleet"],
             &["fleet", "rollback"],
             &["fleet", "rollback", "all", "--ami", "ami-0123456789abcdef0"],
+            &[
+                "fleet",
+                "rollback",
+                "all",
+                "--ami-override",
+                "ami-0123456789abcdef0",
+            ],
             &["fleet", "runs", "--limit", "0"],
             &["fleet", "runs", "--limit", "51"],
             &["fleet", "audit", "--limit", "101"],
@@ -258,6 +280,55 @@ mod tests {
         ] {
             let e = Cli::try_parse_from(bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_image_override_has_the_apis_name_and_the_old_one() {
+        let ami = "ami-0123456789abcdef0";
+        for flag in ["--ami-override", "--ami"] {
+            let cli = Cli::try_parse_from(["fleet", "deploy", "all", flag, ami]).unwrap();
+            let Command::Deploy { ami_override, .. } = cli.command else {
+                panic!("not a deploy")
+            };
+            assert_eq!(ami_override.unwrap().as_str(), ami, "{flag}");
+        }
+        let mut help = Vec::new();
+        Cli::command()
+            .find_subcommand_mut("deploy")
+            .unwrap()
+            .write_long_help(&mut help)
+            .unwrap();
+        let help = String::from_utf8(help).unwrap();
+        assert!(help.contains("--ami-override <AMI_ID>"), "{help}");
+        assert!(help.contains("`--ami` is an alias"), "{help}");
+    }
+
+    #[test]
+    fn limits_are_the_contracts() {
+        for (action, limit) in [("runs", RUNS_LIMIT), ("audit", AUDIT_LIMIT)] {
+            let parsed = |args: &[&str]| {
+                let cli = Cli::try_parse_from([&["fleet", action][..], args].concat())?;
+                Ok::<u8, clap::Error>(match cli.command {
+                    Command::Runs { limit, .. } | Command::Audit { limit, .. } => limit,
+                    _ => panic!("not {action}"),
+                })
+            };
+            assert_eq!(parsed(&[]).unwrap(), limit.default);
+            let max = limit.max.to_string();
+            assert_eq!(parsed(&["--limit", &max]).unwrap(), limit.max);
+            let over = (limit.max + 1).to_string();
+            assert!(parsed(&["--limit", &over]).is_err());
+            let help = Cli::command()
+                .find_subcommand_mut(action)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            assert!(help.contains(&format!("1 to {}", limit.max)), "{help}");
+            assert!(
+                help.contains(&format!("[default: {}]", limit.default)),
+                "{help}"
+            );
         }
     }
 

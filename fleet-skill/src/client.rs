@@ -9,7 +9,12 @@ use std::io;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::Value;
+use control_api::contract::{
+    AuditAnswer, DeployAnswer, ErrorBody, Request, RunAnswer, RunsAnswer, StatusAnswer,
+    WorkflowRun, IDEMPOTENCY_KEY_HEADER, TOKEN_HEADER,
+};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use ureq::Agent;
 
 use crate::config::Endpoint;
@@ -36,6 +41,17 @@ pub struct Answer {
 enum AttemptError {
     Sign(SignError),
     Http(ureq::Error),
+}
+
+/// Sends one request of the contract, in the JSON the API parses back.
+pub fn send(
+    endpoint: &Endpoint,
+    request: &Request,
+    idempotency_key: Option<&str>,
+) -> Result<Answer, FleetError> {
+    // Strings, small numbers and booleans only: serializing cannot fail.
+    let body = serde_json::to_vec(request).expect("a request serializes");
+    post(endpoint, &body, idempotency_key)
 }
 
 /// POSTs `body` (JSON) to the control API and returns its raw answer.
@@ -109,7 +125,7 @@ fn attempt(
         .header("content-type", "application/json")
         .header("accept", "application/json");
     if let Some(key) = idempotency_key {
-        request = request.header("idempotency-key", key);
+        request = request.header(IDEMPOTENCY_KEY_HEADER, key);
     }
     match &endpoint.signer {
         None => {
@@ -121,17 +137,15 @@ fn attempt(
             let mut signed: Vec<(&str, &str)> = vec![
                 ("content-type", "application/json"),
                 ("host", host),
-                ("x-clawdinator-token", token),
+                (TOKEN_HEADER, token),
             ];
             if let Some(key) = idempotency_key {
-                signed.push(("idempotency-key", key));
+                signed.push((IDEMPOTENCY_KEY_HEADER, key));
             }
             let extra = signer
                 .sign("POST", url, &signed, body, SystemTime::now())
                 .map_err(AttemptError::Sign)?;
-            request = request
-                .header("host", host)
-                .header("x-clawdinator-token", token);
+            request = request.header("host", host).header(TOKEN_HEADER, token);
             for (name, value) in extra {
                 request = request.header(name, value);
             }
@@ -180,65 +194,104 @@ fn describe(e: &ureq::Error) -> String {
     }
 }
 
-/// Turns a raw answer into the API's JSON object, or the error it stands for.
-///
-/// 2xx with `"ok": true` is success; 4xx JSON is a refusal (exit 1); 5xx is a server
-/// failure (exit 3); anything that is not a JSON object is not the API talking (exit 3).
-pub fn interpret(answer: &Answer) -> Result<Value, FleetError> {
-    let json = serde_json::from_str::<Value>(&answer.body)
-        .ok()
-        .filter(Value::is_object);
-    let Some(json) = json else {
-        return Err(FleetError::BadAnswer(format!(
-            "HTTP {} with a body that is not a JSON object",
-            answer.status
-        )));
+/// An answer type of the wire contract: what a 2xx answer to one action reads into.
+pub trait Reply: DeserializeOwned {
+    /// The action, for the message when an answer does not read.
+    const ACTION: &'static str;
+    fn ok(&self) -> bool;
+}
+
+macro_rules! reply {
+    ($ty:ty, $action:literal) => {
+        impl Reply for $ty {
+            const ACTION: &'static str = $action;
+            fn ok(&self) -> bool {
+                self.ok
+            }
+        }
     };
-    match answer.status {
-        200..=299 if json.get("ok") == Some(&Value::Bool(true)) => Ok(json),
-        200..=299 => Err(FleetError::BadAnswer(format!(
-            "HTTP {} without \"ok\": true",
-            answer.status
-        ))),
-        400..=499 => Err(FleetError::Refused(failure(answer.status, &json))),
-        500..=599 => Err(FleetError::Server(failure(answer.status, &json))),
+}
+reply!(DeployAnswer, "deploy");
+reply!(StatusAnswer, "status");
+reply!(RunsAnswer, "runs");
+reply!(RunAnswer, "run");
+reply!(AuditAnswer, "audit");
+
+/// Lambda's own refusals and throttles (IAM, concurrency) come from AWS, not from the
+/// API: `{"Message": "Forbidden"}`.
+#[derive(Debug, Deserialize)]
+struct AwsMessage {
+    #[serde(rename = "Message")]
+    message: String,
+}
+
+/// Turns a raw answer into the contract's answer `T`, or the error it stands for.
+///
+/// 2xx that reads as `T` with `"ok": true` is success; 4xx is a refusal (exit 1); 5xx is
+/// a server failure (exit 3), each read as the contract's [`ErrorBody`] (or Lambda's
+/// own `{"Message": …}`); anything that does not read is not the API talking (exit 3).
+pub fn interpret<T: Reply>(answer: &Answer) -> Result<T, FleetError> {
+    let status = answer.status;
+    match status {
+        200..=299 => {
+            let reply = serde_json::from_str::<T>(&answer.body)
+                .map_err(|e| not_the_api(status, &format!("{} answer", T::ACTION), &e))?;
+            if reply.ok() {
+                Ok(reply)
+            } else {
+                Err(FleetError::BadAnswer(format!(
+                    "HTTP {status} without \"ok\": true"
+                )))
+            }
+        }
+        400..=499 => Err(FleetError::Refused(failure(answer)?)),
+        500..=599 => Err(FleetError::Server(failure(answer)?)),
         other => Err(FleetError::BadAnswer(format!("HTTP {other}"))),
     }
 }
 
-fn failure(status: u16, json: &Value) -> ApiFailure {
-    let text = |key: &str| {
-        json.get(key)
-            .and_then(Value::as_str)
-            .map(|s| one_line(s, 300))
-    };
-    ApiFailure {
-        status,
-        code: text("error"),
-        // Lambda's own refusals (IAM) say `{"Message": "Forbidden"}`.
-        message: text("message")
-            .or_else(|| text("Message"))
-            .unwrap_or_else(|| format!("the control API answered HTTP {status}")),
-        request_id: text("request_id"),
-        run: json.get("run").and_then(run_note),
+/// `HTTP 200 with a body that is not the API's deploy answer (missing field …)`.
+fn not_the_api(status: u16, what: &str, e: &serde_json::Error) -> FleetError {
+    FleetError::BadAnswer(format!(
+        "HTTP {status} with a body that is not the API's {what} ({})",
+        one_line(&e.to_string(), 120)
+    ))
+}
+
+fn failure(answer: &Answer) -> Result<ApiFailure, FleetError> {
+    let status = answer.status;
+    let text = |s: &str| Some(one_line(s.trim(), 300)).filter(|s| !s.is_empty());
+    let fallback = || format!("the control API answered HTTP {status}");
+    match serde_json::from_str::<ErrorBody>(&answer.body) {
+        Ok(body) => Ok(ApiFailure {
+            status,
+            code: text(&body.error),
+            message: text(&body.message).unwrap_or_else(fallback),
+            request_id: text(&body.request_id),
+            run: body.run.as_ref().map(run_note),
+        }),
+        Err(e) => match serde_json::from_str::<AwsMessage>(&answer.body) {
+            Ok(aws) => Ok(ApiFailure {
+                status,
+                code: None,
+                message: text(&aws.message).unwrap_or_else(fallback),
+                request_id: None,
+                run: None,
+            }),
+            Err(_) => Err(not_the_api(status, "error answer", &e)),
+        },
     }
 }
 
-/// The run an error body names (`deploy_in_flight` carries the run in the way), if it
-/// names one with anything to show.
-fn run_note(run: &Value) -> Option<Box<RunNote>> {
-    let text = |key: &str| {
-        run.get(key)
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| one_line(s.trim(), 300))
-    };
-    let note = RunNote {
-        run_id: run.get("run_id").and_then(Value::as_u64),
-        status: text("status").map(|s| one_line(&s, 40)),
-        run_url: text("run_url"),
-    };
-    (note.run_id.is_some() || note.run_url.is_some()).then(|| Box::new(note))
+/// The run an error body names (`deploy_in_flight` carries the run in the way).
+fn run_note(run: &WorkflowRun) -> Box<RunNote> {
+    let status = Some(one_line(run.status.trim(), 40)).filter(|s| !s.is_empty());
+    let run_url = Some(one_line(run.run_url.trim(), 300)).filter(|s| !s.is_empty());
+    Box::new(RunNote {
+        run_id: Some(run.run_id),
+        status,
+        run_url,
+    })
 }
 
 #[cfg(test)]
@@ -267,44 +320,82 @@ mod tests {
         )));
     }
 
+    const RUN: &str = r#"{"run_id":7,"run_url":"https://github.com/o/r/actions/runs/7",
+        "request_id":null,"target":"all","caller":null,"status":"queued","conclusion":null,
+        "started":null,"duration_secs":null,"step":null}"#;
+
     #[test]
     fn answers_map_to_outcomes() {
-        let ok = interpret(&answer(200, r#"{"ok":true,"message":"m"}"#)).unwrap();
-        assert_eq!(ok["message"], "m");
-        let refused = interpret(&answer(
+        let ok: RunAnswer = interpret(&answer(
+            200,
+            &format!(r#"{{"ok":true,"run":{RUN},"request_id":"r"}}"#),
+        ))
+        .unwrap();
+        assert_eq!(ok.run.run_id, 7);
+        let refused = interpret::<RunAnswer>(&answer(
             403,
             r#"{"ok":false,"error":"self_deploy","message":"no","request_id":"r"}"#,
         ))
         .unwrap_err();
         assert_eq!(refused.exit_code(), 1);
         assert_eq!(refused.to_string(), "no (HTTP 403, self_deploy, request r)");
-        let iam = interpret(&answer(403, r#"{"Message":"Forbidden"}"#)).unwrap_err();
+        let iam = interpret::<RunAnswer>(&answer(403, r#"{"Message":"Forbidden"}"#)).unwrap_err();
+        assert_eq!(iam.exit_code(), 1);
         assert_eq!(iam.to_string(), "Forbidden (HTTP 403)");
+        let gh = r#"{"ok":false,"error":"github_unavailable","message":"gh","request_id":"r"}"#;
+        let server = interpret::<RunAnswer>(&answer(502, gh)).unwrap_err();
+        assert_eq!(server.exit_code(), 3);
         assert_eq!(
-            interpret(&answer(502, r#"{"ok":false,"message":"gh"}"#))
-                .unwrap_err()
-                .exit_code(),
-            3
+            server.to_string(),
+            "gh (HTTP 502, github_unavailable, request r)"
         );
+    }
+
+    #[test]
+    fn answers_that_do_not_read_are_not_the_api() {
         for (status, body) in [
             (200, "<html>"),
             (200, "[1]"),
-            (200, r#"{"ok":false}"#),
+            (200, r#"{"ok":true,"message":"m"}"#),
+            (
+                200,
+                &format!(r#"{{"ok":false,"run":{RUN},"request_id":"r"}}"#),
+            ),
+            (200, r#"{"ok":true,"run":[7],"request_id":"r"}"#),
             (404, "Not Found"),
+            // JSON, but neither the contract's error body nor Lambda's.
+            (409, r#"{"ok":false,"message":"m"}"#),
+            (502, r#"{"ok":false,"message":"gh"}"#),
             (302, "{}"),
             (200, ""),
         ] {
-            let e = interpret(&answer(status, body)).unwrap_err();
+            let e = interpret::<RunAnswer>(&answer(status, body)).unwrap_err();
             assert_eq!(e.exit_code(), 3, "{status} {body}");
+            let line = e.one_line();
+            assert!(
+                line.starts_with(&format!(
+                    "unexpected answer from the control API: HTTP {status}"
+                )),
+                "{line}"
+            );
         }
+        let e = interpret::<DeployAnswer>(&answer(200, "{}")).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "HTTP 200 with a body that is not the API's deploy answer (missing field"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
     fn an_in_flight_refusal_names_the_other_run() {
-        let e = interpret(&answer(
+        let e = interpret::<DeployAnswer>(&answer(
             409,
-            r#"{"ok":false,"error":"deploy_in_flight","message":"busy","request_id":"r",
-                "run":{"run_id":7,"status":"queued","run_url":"https://github.com/o/r/actions/runs/7"}}"#,
+            &format!(
+                r#"{{"ok":false,"error":"deploy_in_flight","message":"busy","request_id":"r",
+                "run":{RUN}}}"#
+            ),
         ))
         .unwrap_err();
         assert_eq!(e.exit_code(), 1);
@@ -312,19 +403,28 @@ mod tests {
             e.to_string(),
             "busy (HTTP 409, deploy_in_flight, request r); run 7 queued: https://github.com/o/r/actions/runs/7"
         );
-        // A run with nothing to show, or not an object, adds nothing.
-        for run in [r#"{"status":"queued"}"#, "[7]", "null"] {
-            let body = format!(r#"{{"ok":false,"error":"x","message":"m","run":{run}}}"#);
-            assert_eq!(
-                interpret(&answer(409, &body)).unwrap_err().to_string(),
-                "m (HTTP 409, x)"
-            );
-        }
+        // A run that is not the contract's makes the whole answer unreadable.
+        let body = r#"{"ok":false,"error":"x","message":"m","request_id":"r","run":[7]}"#;
+        assert_eq!(
+            interpret::<DeployAnswer>(&answer(409, body))
+                .unwrap_err()
+                .exit_code(),
+            3
+        );
+        let body = r#"{"ok":false,"error":"x","message":"m","request_id":"r","run":null}"#;
+        assert_eq!(
+            interpret::<DeployAnswer>(&answer(409, body))
+                .unwrap_err()
+                .to_string(),
+            "m (HTTP 409, x, request r)"
+        );
     }
 
     #[test]
     fn server_text_cannot_add_lines() {
-        let e = interpret(&answer(400, r#"{"ok":false,"message":"a\nfleet: fake"}"#)).unwrap_err();
+        let body = r#"{"ok":false,"error":"e","message":"a\nfleet: fake","request_id":"r"}"#;
+        let e = interpret::<RunAnswer>(&answer(400, body)).unwrap_err();
         assert!(!e.one_line().contains('\n'));
+        assert!(!e.to_string().contains('\n'));
     }
 }

@@ -10,7 +10,7 @@ use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use control_api::domain::request::Caller;
+use control_api::contract::Caller;
 use ureq::http::Uri;
 
 use crate::sigv4::Signer;
@@ -43,14 +43,14 @@ fn var(lookup: Lookup<'_>, name: &str) -> Option<String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{URL_VAR} is not set; set it to the control API URL, e.g. https://<id>.lambda-url.<region>.on.aws/")]
+    #[error("{URL_VAR} is not set; set it to the control API URL: http://127.0.0.1:8787 for the local server (`cargo run -p control-api -- serve`), or the Lambda's Function URL https://<id>.lambda-url.<region>.on.aws/")]
     MissingUrl,
     #[error("{URL_VAR} must be an http(s) URL with a host and no user info ({0})")]
     InvalidUrl(&'static str),
     #[error("{URL_VAR} uses plain http to a host that is not loopback; use https so the token is not sent in clear")]
     InsecureUrl,
     #[error(
-        "no control token: set {TOKEN_FILE_VAR} or {TOKEN_VAR}, or install {DEFAULT_TOKEN_FILE}"
+        "no control token: set {TOKEN_FILE_VAR} or {TOKEN_VAR} (for the local server, the CONTROL_API_TOKEN it prints), or install {DEFAULT_TOKEN_FILE}"
     )]
     MissingToken,
     #[error("the control token from {0} is empty")]

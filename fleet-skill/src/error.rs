@@ -96,6 +96,10 @@ pub enum FleetError {
     NoAnswer(String),
     #[error("unexpected answer from the control API: {0}")]
     BadAnswer(String),
+    /// `fleet wait` on a server that dispatches nothing (the local dry run, answering
+    /// `nothing_dispatched`): no run will ever show up, so there is nothing to poll for.
+    #[error("nothing to wait for: {0}")]
+    NothingDispatched(ApiFailure),
     /// A followed run completed with a conclusion other than `success`.
     #[error("{run} concluded {conclusion}")]
     RunConcluded { run: String, conclusion: String },
@@ -127,6 +131,7 @@ impl FleetError {
             Self::Policy(_)
             | Self::QueueNotAllowed(_)
             | Self::Refused(_)
+            | Self::NothingDispatched(_)
             | Self::RunConcluded { .. } => EXIT_REFUSED,
             Self::Chat(_) | Self::Config(_) | Self::Sign(_) => EXIT_USAGE,
             Self::Server(_)

@@ -18,15 +18,18 @@ pub mod wait;
 
 use std::io::Write;
 
+use control_api::contract::{
+    AmiId, AuditAnswer, Caller, DeployAnswer, Request, RunsAnswer, StatusAnswer, Target,
+    AUDIT_LIMIT, RUNS_LIMIT,
+};
 use control_api::domain::policy::{authorize_deploy, caller_instance, PolicyError};
 use control_api::domain::registry::Registry;
-use control_api::domain::request::{AmiId, Caller, Target};
-use serde_json::{json, Value};
 
 pub use chat::{parse_chat, ChatCommand, ChatError, USAGE};
 pub use error::FleetError;
 
 use cli::{Cli, Command};
+use client::Reply;
 use config::{Endpoint, Lookup};
 use wait::{Progress, RunRef, WaitOptions};
 
@@ -38,7 +41,7 @@ enum Action {
     },
     Deploy {
         target: Target,
-        ami: Option<AmiId>,
+        ami_override: Option<AmiId>,
         queue: bool,
         wait: Option<WaitOptions>,
     },
@@ -48,17 +51,25 @@ enum Action {
         wait: Option<WaitOptions>,
     },
     Runs {
-        limit: Option<u8>,
+        limit: u8,
         json: bool,
     },
     Audit {
-        limit: Option<u8>,
+        limit: u8,
         json: bool,
     },
     Wait {
         run: RunRef,
         options: WaitOptions,
     },
+}
+
+/// Where a run writes: results to `out`, a wait's progress to `err` (redrawn in place
+/// when `terminal`).
+struct Output<'a> {
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+    terminal: bool,
 }
 
 /// Runs one `fleet` invocation. Output for the user goes to `out`; a wait's progress goes
@@ -71,17 +82,39 @@ pub fn run(
     err: &mut dyn Write,
     err_is_terminal: bool,
 ) -> Result<(), FleetError> {
-    let mut terminal = err_is_terminal;
-    let action = match cli.command {
+    // A bot relays lines; a redrawn line would reach the chat as a smear of frames.
+    let terminal = err_is_terminal && !matches!(cli.command, Command::Chat { .. });
+    let Some(action) = action_of(cli.command, out)? else {
+        return Ok(());
+    };
+    let caller = match cli.caller {
+        Some(caller) => Some(caller),
+        None => config::default_caller(lookup)?,
+    };
+    if let Action::Deploy { target, queue, .. } | Action::Rollback { target, queue, .. } = &action {
+        check_policy(caller.as_ref(), target)?;
+        if *queue {
+            check_queue(caller.as_ref())?;
+        }
+    }
+    let endpoint = Endpoint::from_env(lookup)?;
+    let mut output = Output { out, err, terminal };
+    perform(&endpoint, caller.as_ref(), action, &mut output)
+}
+
+/// The action the command line asks for; `None` when it was answered without a call
+/// (chat help). Bad chat text prints the usage to stdout, which the bot relays.
+fn action_of(command: Command, out: &mut dyn Write) -> Result<Option<Action>, FleetError> {
+    Ok(Some(match command {
         Command::Status { json } => Action::Status { json },
         Command::Deploy {
             target,
-            ami,
+            ami_override,
             queue,
             wait,
         } => Action::Deploy {
             target,
-            ami,
+            ami_override,
             queue: queue.queue,
             wait: wait.options(),
         },
@@ -100,77 +133,83 @@ pub fn run(
             run,
             options: timing.options(),
         },
-        Command::Chat { text } => {
-            // A bot relays lines; a redrawn line would reach the chat as a smear of frames.
-            terminal = false;
-            match parse_chat(&text) {
-                Ok(command) => match from_chat(command) {
-                    Some(action) => action,
-                    None => {
-                        writeln!(out, "{USAGE}")?;
-                        return Ok(());
-                    }
-                },
-                Err(e) => {
-                    // The usage goes to stdout, which the bot relays to the user.
+        Command::Chat { text } => match parse_chat(&text) {
+            Ok(command) => {
+                let action = from_chat(command);
+                if action.is_none() {
                     writeln!(out, "{USAGE}")?;
-                    return Err(e.into());
                 }
+                return Ok(action);
             }
-        }
-    };
-    let caller = match cli.caller {
-        Some(caller) => Some(caller),
-        None => config::default_caller(lookup)?,
-    };
-    if let Action::Deploy { target, queue, .. } | Action::Rollback { target, queue, .. } = &action {
-        check_policy(caller.as_ref(), target)?;
-        if *queue {
-            check_queue(caller.as_ref())?;
-        }
-    }
-    let endpoint = Endpoint::from_env(lookup)?;
-    let caller = caller.as_ref();
+            Err(e) => {
+                writeln!(out, "{USAGE}")?;
+                return Err(e.into());
+            }
+        },
+    }))
+}
+
+/// Sends the action's request and shows its answer.
+fn perform(
+    endpoint: &Endpoint,
+    caller: Option<&Caller>,
+    action: Action,
+    output: &mut Output<'_>,
+) -> Result<(), FleetError> {
+    let caller_owned = caller.cloned();
     match action {
         Action::Status { json } => {
-            let body = json!({"action": "status", "caller": caller});
-            read(&endpoint, body, json, render::render_status, out)
+            let request = Request::Status {
+                caller: caller_owned,
+                include_terminated: false,
+            };
+            read::<StatusAnswer>(endpoint, &request, json, render::render_status, output.out)
         }
         Action::Deploy {
             target,
-            ami,
+            ami_override,
             queue,
             wait,
         } => {
-            let body = json!({
-                "action": "deploy",
-                "target": target,
-                "caller": caller,
-                "ami_override": ami,
-            });
-            let answer = deploy(&endpoint, with_queue(body, queue), out)?;
-            follow(&endpoint, caller, &answer, wait, err, terminal, out)
+            let request = Request::Deploy {
+                target,
+                caller: caller_owned,
+                ami_override,
+                queue,
+            };
+            let answer = deploy(endpoint, &request, output.out)?;
+            follow(endpoint, caller, &answer, wait, output)
         }
         Action::Rollback {
             target,
             queue,
             wait,
         } => {
-            let body = json!({"action": "rollback", "target": target, "caller": caller});
-            let answer = deploy(&endpoint, with_queue(body, queue), out)?;
-            follow(&endpoint, caller, &answer, wait, err, terminal, out)
+            let request = Request::Rollback {
+                target,
+                caller: caller_owned,
+                queue,
+            };
+            let answer = deploy(endpoint, &request, output.out)?;
+            follow(endpoint, caller, &answer, wait, output)
         }
         Action::Runs { limit, json } => {
-            let body = with_limit(json!({"action": "runs", "caller": caller}), limit);
-            read(&endpoint, body, json, render::render_runs, out)
+            let request = Request::Runs {
+                caller: caller_owned,
+                limit,
+            };
+            read::<RunsAnswer>(endpoint, &request, json, render::render_runs, output.out)
         }
         Action::Audit { limit, json } => {
-            let body = with_limit(json!({"action": "audit", "caller": caller}), limit);
-            read(&endpoint, body, json, render::render_audit, out)
+            let request = Request::Audit {
+                caller: caller_owned,
+                limit,
+            };
+            read::<AuditAnswer>(endpoint, &request, json, render::render_audit, output.out)
         }
         Action::Wait { run, options } => {
-            let mut progress = Progress::start(err, terminal);
-            wait::wait(&endpoint, caller, run, &options, &mut progress, out)
+            let mut progress = Progress::start(output.err, output.terminal);
+            wait::wait(endpoint, caller, run, &options, &mut progress, output.out)
         }
     }
 }
@@ -184,7 +223,7 @@ fn from_chat(command: ChatCommand) -> Option<Action> {
             ami_override,
         } => Action::Deploy {
             target,
-            ami: ami_override,
+            ami_override,
             queue: false,
             wait: None,
         },
@@ -194,7 +233,7 @@ fn from_chat(command: ChatCommand) -> Option<Action> {
             wait: None,
         },
         ChatCommand::Runs => Action::Runs {
-            limit: None,
+            limit: RUNS_LIMIT.default,
             json: false,
         },
         ChatCommand::Wait { run } => Action::Wait {
@@ -202,7 +241,7 @@ fn from_chat(command: ChatCommand) -> Option<Action> {
             options: WaitOptions::default(),
         },
         ChatCommand::Audit => Action::Audit {
-            limit: None,
+            limit: AUDIT_LIMIT.default,
             json: false,
         },
         ChatCommand::Help => return None,
@@ -243,84 +282,62 @@ pub fn check_queue(caller: Option<&Caller>) -> Result<(), FleetError> {
     }
 }
 
-/// `queue` only when asked for: absent means no, and keeps a plain deploy's body as it
-/// always was.
-fn with_queue(mut body: Value, queue: bool) -> Value {
-    if queue {
-        body["queue"] = Value::Bool(true);
-    }
-    body
-}
-
-/// `limit` only when given, so the API's default applies otherwise.
-fn with_limit(mut body: Value, limit: Option<u8>) -> Value {
-    if let Some(limit) = limit {
-        body["limit"] = limit.into();
-    }
-    body
-}
-
-/// A call that only reads: the table, or with `json` the API's answer unchanged.
-fn read(
+/// A call that only reads: the table, or with `json` the API's answer unchanged (once
+/// it has read as the contract's answer, so `--json` never passes on a broken one).
+fn read<T: Reply>(
     endpoint: &Endpoint,
-    body: Value,
+    request: &Request,
     json: bool,
-    render: fn(&Value) -> String,
+    render: fn(&T) -> String,
     out: &mut dyn Write,
 ) -> Result<(), FleetError> {
-    let answer = client::post(endpoint, body.to_string().as_bytes(), None)?;
-    let value = client::interpret(&answer)?;
+    let answer = client::send(endpoint, request, None)?;
+    let reply = client::interpret::<T>(&answer)?;
     if json {
         writeln!(out, "{}", answer.body.trim())?;
     } else {
-        out.write_all(render(&value).as_bytes())?;
+        out.write_all(render(&reply).as_bytes())?;
     }
     Ok(())
 }
 
 /// A deploy or rollback: sent once with a fresh `Idempotency-Key`, receipt printed.
-fn deploy(endpoint: &Endpoint, body: Value, out: &mut dyn Write) -> Result<Value, FleetError> {
+fn deploy(
+    endpoint: &Endpoint,
+    request: &Request,
+    out: &mut dyn Write,
+) -> Result<DeployAnswer, FleetError> {
     // One key per invocation: the retry in `client::post` reuses it.
     let key = uuid::Uuid::new_v4().to_string();
-    let answer = client::post(endpoint, body.to_string().as_bytes(), Some(&key))?;
-    let value = client::interpret(&answer)?;
-    out.write_all(render::render_deploy(&value).as_bytes())?;
-    Ok(value)
+    let answer = client::send(endpoint, request, Some(&key))?;
+    let reply = client::interpret::<DeployAnswer>(&answer)?;
+    out.write_all(render::render_deploy(&reply).as_bytes())?;
+    Ok(reply)
 }
 
 /// `--wait` after an accepted deploy or rollback: follows its run by run id when the
-/// answer has one, else by request id.
+/// answer has one, else by request id. A dry run dispatched nothing, so it is not waited on.
 fn follow(
     endpoint: &Endpoint,
     caller: Option<&Caller>,
-    answer: &Value,
+    answer: &DeployAnswer,
     wait: Option<WaitOptions>,
-    err: &mut dyn Write,
-    terminal: bool,
-    out: &mut dyn Write,
+    output: &mut Output<'_>,
 ) -> Result<(), FleetError> {
     let Some(options) = wait else {
         return Ok(());
     };
-    if answer
-        .get("dispatch")
-        .and_then(|d| d.get("dry_run"))
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
-        writeln!(out, "nothing to wait for: no workflow run was dispatched")?;
+    if answer.dispatch.as_ref().is_some_and(|d| d.dry_run) {
+        writeln!(
+            output.out,
+            "nothing to wait for: a dry run dispatches no workflow run"
+        )?;
         return Ok(());
     }
-    let by_run_id = answer
-        .get("run_id")
-        .and_then(Value::as_u64)
-        .filter(|id| *id > 0)
-        .map(RunRef::RunId);
+    let by_run_id = answer.run_id.filter(|id| *id > 0).map(RunRef::RunId);
     let by_request_id = || {
-        answer
-            .get("request_id")
-            .and_then(Value::as_str)
-            .and_then(|id| RunRef::parse(id).ok())
+        RunRef::parse(&answer.request_id)
+            .ok()
             .filter(|r| matches!(r, RunRef::RequestId(_)))
     };
     let Some(run) = by_run_id.or_else(by_request_id) else {
@@ -329,9 +346,9 @@ fn follow(
         ));
     };
     // The receipt first, in order, before progress starts on stderr.
-    out.flush()?;
-    let mut progress = Progress::start(err, terminal);
-    wait::wait(endpoint, caller, run, &options, &mut progress, out)
+    output.out.flush()?;
+    let mut progress = Progress::start(output.err, output.terminal);
+    wait::wait(endpoint, caller, run, &options, &mut progress, output.out)
 }
 
 #[cfg(test)]

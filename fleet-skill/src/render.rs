@@ -1,11 +1,16 @@
-//! Plain-text answers from the API's JSON: the status, runs and audit tables, the deploy
-//! and rollback receipt, and the line a finished wait ends with.
+//! Plain-text answers from the contract's answer types: the status, runs and audit
+//! tables, the deploy and rollback receipt, and the line a finished wait ends with.
 //!
-//! Pure functions over `serde_json::Value`. The answers' shapes are still settling on the
-//! server side, so every field is optional here: a missing or null value renders as
-//! `-`, a wrong type is treated as missing, and server text is cut to one short line.
+//! Pure functions over `control_api::contract`. Every string in an answer is the
+//! server's text, so each is cut to one short line (a cell to one token): what a bot
+//! relays must not gain lines or break the columns.
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+
+use control_api::contract::{
+    AuditAnswer, DeployAnswer, Flag, InstanceStatus, RunsAnswer, StatusAnswer, UnmanagedReason,
+    WorkflowRun,
+};
 
 use crate::error::one_line;
 use crate::wait::RunRef;
@@ -24,89 +29,102 @@ const SUMMARY_ORDER: [&str; 7] = [
     "unmanaged",
 ];
 
-/// `deploy queued for <target> (request <id>)`, then for a rollback the images, then the
-/// run (or how to follow it), the API's warning, a replay note and a dry-run note.
-pub fn render_deploy(answer: &Value) -> String {
-    let target = cell(answer.get("target"));
-    let message = text(answer.get("message"))
-        .map(|m| one_line(m, 200))
-        .unwrap_or_else(|| format!("deploy queued for {target}"));
-    let request_id = text(answer.get("request_id"));
-    let mut out = match request_id {
-        Some(id) => format!("{message} (request {})\n", one_line(id, 80)),
-        None => format!("{message}\n"),
+/// The receipt's first line, the request id, then for a rollback the images, then the
+/// run (or how to follow it), the API's warning, a replay note; a dry run says what it
+/// would have dispatched.
+pub fn render_deploy(answer: &DeployAnswer) -> String {
+    let dry_run = answer.dispatch.as_ref().filter(|d| d.dry_run);
+    let headline = match dry_run {
+        // Built here, not taken from the message: a dry run is never "queued", whatever
+        // an older server says.
+        Some(_) => {
+            let verb = if answer.rollback.is_some() {
+                "rollback"
+            } else {
+                "deploy"
+            };
+            format!(
+                "dry run: would dispatch the {verb} of {} (nothing was sent)",
+                answer.target
+            )
+        }
+        None => text(&answer.message).map_or_else(
+            || format!("deploy queued for {}", answer.target),
+            |m| one_line(m, 200),
+        ),
     };
-    if let Some(rollback) = answer.get("rollback").filter(|r| r.is_object()) {
+    let mut out = match text(&answer.request_id) {
+        Some(id) => format!("{headline} (request {})\n", one_line(id, 80)),
+        None => format!("{headline}\n"),
+    };
+    if let Some(rollback) = &answer.rollback {
         out.push_str(&format!(
             "rollback: {} \u{2192} {}\n",
-            cell(rollback.get("from")),
-            cell(rollback.get("to"))
+            cut(&rollback.from),
+            rollback.to
         ));
     }
-    let dry_run = answer
-        .get("dispatch")
-        .and_then(|d| d.get("dry_run"))
-        .and_then(Value::as_bool)
-        == Some(true);
-    match (
-        text(answer.get("run_url")),
-        answer.get("run_id").and_then(Value::as_u64),
-    ) {
+    match (answer.run_url.as_deref().and_then(text), answer.run_id) {
         (Some(url), _) => out.push_str(&format!("run: {}\n", one_line(url, 300))),
         (None, Some(id)) => out.push_str(&format!("run: {id}\n")),
         // A dry run never becomes a run: nothing to follow.
-        (None, None) if dry_run => {}
+        (None, None) if dry_run.is_some() => {}
         // Offered as a command only for an id that `fleet wait` takes: the text is the
         // server's, and a user may paste it into a shell.
-        (None, None) => match request_id.and_then(|id| RunRef::parse(id).ok()) {
-            Some(id) => out.push_str(&format!(
+        (None, None) => match RunRef::parse(&answer.request_id) {
+            Ok(id) => out.push_str(&format!(
                 "run not visible yet; follow it with: fleet wait {id}\n"
             )),
-            None => out.push_str("run not visible yet\n"),
+            Err(_) => out.push_str("run not visible yet\n"),
         },
     }
-    if let Some(warning) = text(answer.get("warning")) {
+    if let Some(warning) = answer.warning.as_deref().and_then(text) {
         out.push_str(&format!("warning: {}\n", one_line(warning, 300)));
     }
-    if answer.get("replayed").and_then(Value::as_bool) == Some(true) {
+    if answer.replayed {
         out.push_str("(replayed: an earlier identical request already answered)\n");
     }
-    if dry_run {
-        out.push_str("dry run: the control API did not dispatch the workflow\n");
+    if let Some(d) = dry_run {
+        out.push_str(&format!(
+            "would dispatch: {} in {} at {}\n",
+            cut(&d.workflow),
+            cut(&d.repo),
+            cut(&d.git_ref)
+        ));
     }
     out
 }
 
 /// Workflow runs, newest first as the API sends them: run id, target, caller,
-/// status/conclusion, start, duration, request id.
-pub fn render_runs(answer: &Value) -> String {
+/// status/conclusion, start, duration, request id; the API's note when there are none.
+pub fn render_runs(answer: &RunsAnswer) -> String {
     let mut rows = vec![[
         "RUN", "TARGET", "CALLER", "STATUS", "STARTED", "DURATION", "REQUEST",
     ]
     .map(String::from)];
-    let runs = array(answer.get("runs"));
-    for run in runs {
+    for run in &answer.runs {
         rows.push([
-            cell(run.get("run_id")),
-            cell(run.get("target")),
-            cell(run.get("caller")),
+            run.run_id.to_string(),
+            opt(&run.target),
+            opt(&run.caller),
             run_status(run),
-            cell(run.get("started")),
-            run.get("duration_secs")
-                .and_then(Value::as_u64)
-                .map_or_else(|| "-".into(), duration),
-            cell(run.get("request_id")),
+            opt(&run.started),
+            run.duration_secs.map_or_else(|| "-".into(), duration),
+            opt(&run.request_id),
         ]);
     }
     let mut out = table(&rows);
-    if runs.is_empty() {
-        out.push_str("(no runs)\n");
+    if answer.runs.is_empty() {
+        match answer.note.as_deref().and_then(text) {
+            Some(note) => out.push_str(&format!("(no runs: {})\n", one_line(note, 200))),
+            None => out.push_str("(no runs)\n"),
+        }
     }
     out
 }
 
 /// Audit records, newest first as the API sends them.
-pub fn render_audit(answer: &Value) -> String {
+pub fn render_audit(answer: &AuditAnswer) -> String {
     let mut rows = vec![[
         "TIME",
         "PRINCIPAL",
@@ -121,37 +139,40 @@ pub fn render_audit(answer: &Value) -> String {
         "REQUEST",
     ]
     .map(String::from)];
-    let records = array(answer.get("records"));
-    for r in records {
+    for r in &answer.records {
         rows.push([
-            cell(r.get("time")),
-            cell(r.get("principal")),
-            cell(r.get("caller")),
-            cell(r.get("action")),
-            cell(r.get("target")),
-            cell(r.get("ami_override")),
-            cell(r.get("decision")),
-            cell(r.get("status")),
-            cell(r.get("error")),
-            cell(r.get("run_id")),
-            cell(r.get("request_id")),
+            cut_or_dash(&r.time),
+            opt(&r.principal),
+            opt(&r.caller),
+            opt(&r.action),
+            opt(&r.target),
+            opt(&r.ami_override),
+            cut_or_dash(&r.decision),
+            r.status.to_string(),
+            opt(&r.error),
+            r.run_id.map_or_else(|| "-".into(), |id| id.to_string()),
+            cut_or_dash(&r.request_id),
         ]);
     }
     let mut out = table(&rows);
-    if records.is_empty() {
+    if answer.records.is_empty() {
         out.push_str("(no records)\n");
     }
     out
 }
 
 /// The line a finished wait prints: `run 123 concluded success in 4m12s: <url>`.
-pub fn render_run_summary(label: &str, run: &Value) -> String {
-    let conclusion = text(run.get("conclusion")).map_or_else(|| "unknown".into(), cut);
+pub fn render_run_summary(label: &str, run: &WorkflowRun) -> String {
+    let conclusion = run
+        .conclusion
+        .as_deref()
+        .and_then(text)
+        .map_or_else(|| "unknown".into(), cut);
     let mut out = format!("{label} concluded {conclusion}");
-    if let Some(secs) = run.get("duration_secs").and_then(Value::as_u64) {
+    if let Some(secs) = run.duration_secs {
         out.push_str(&format!(" in {}", duration(secs)));
     }
-    if let Some(url) = text(run.get("run_url")) {
+    if let Some(url) = text(&run.run_url) {
         out.push_str(&format!(": {}", one_line(url, 300)));
     }
     out.push('\n');
@@ -169,8 +190,8 @@ pub fn duration(secs: u64) -> String {
 }
 
 /// `completed/success` once a run has a conclusion, else its status.
-fn run_status(run: &Value) -> String {
-    match (text(run.get("status")), text(run.get("conclusion"))) {
+fn run_status(run: &WorkflowRun) -> String {
+    match (text(&run.status), run.conclusion.as_deref().and_then(text)) {
         (Some(status), Some(conclusion)) => cut(&format!("{status}/{conclusion}")),
         (Some(status), None) => cut(status),
         (None, Some(conclusion)) => cut(&format!("-/{conclusion}")),
@@ -178,57 +199,48 @@ fn run_status(run: &Value) -> String {
     }
 }
 
-/// The fleet as a table (id, instance id, state, AMI, IP, flags), then the latest AMI and
-/// a summary line.
-pub fn render_status(answer: &Value) -> String {
-    let mut rows: Vec<[String; 6]> = vec![[
-        "ID".into(),
-        "INSTANCE".into(),
-        "STATE".into(),
-        "AMI".into(),
-        "IP".into(),
-        "FLAGS".into(),
-    ]];
-    let instances = array(answer.get("instances"));
-    for i in instances {
+/// The fleet as a table (id, EC2 id, state, AMI, IP, flags), then the latest AMI and a
+/// summary line.
+pub fn render_status(answer: &StatusAnswer) -> String {
+    let fleet = &answer.fleet;
+    let mut rows: Vec<[String; 6]> =
+        vec![["ID", "EC2 ID", "STATE", "AMI", "IP", "FLAGS"].map(String::from)];
+    for i in &fleet.instances {
         rows.push([
-            cell(i.get("id")),
-            cell(i.get("instance_id")),
-            cell(i.get("state")),
-            cell(i.get("ami")),
-            ip(i),
-            flags(i.get("flags")),
+            cut_or_dash(&i.id),
+            opt(&i.ec2_instance_id),
+            opt(&i.state),
+            opt(&i.ami),
+            ip(&i.public_ip, &i.private_ip),
+            flags(&i.flags),
         ]);
     }
-    let unmanaged = array(answer.get("unmanaged"));
-    for u in unmanaged {
+    for u in &fleet.unmanaged {
+        let live = &u.instance;
         rows.push([
-            cell(u.get("name")),
-            cell(u.get("instance_id")),
-            cell(u.get("state")),
-            cell(u.get("ami")),
-            ip(u),
-            // Why the API counts it as unmanaged (not in the registry, a duplicate), if it says.
-            match text(u.get("reason")) {
-                Some(reason) => format!("unmanaged:{}", cut(reason)),
-                None => "unmanaged".into(),
-            },
+            opt(&live.name),
+            cut_or_dash(&live.ec2_instance_id),
+            cut_or_dash(&live.state),
+            opt(&live.ami),
+            ip(&live.public_ip, &live.private_ip),
+            // Why the API counts it as unmanaged: not in the registry, or a duplicate.
+            format!("unmanaged:{}", reason(u.reason)),
         ]);
     }
     let mut out = table(&rows);
-    if instances.is_empty() && unmanaged.is_empty() {
+    if fleet.instances.is_empty() && fleet.unmanaged.is_empty() {
         out.push_str("(no instances)\n");
     }
-    match answer.get("latest_ami").filter(|v| v.is_object()) {
+    match &fleet.latest_ami {
         Some(ami) => {
             let mut details = Vec::new();
-            if let Some(name) = text(ami.get("name")) {
+            if let Some(name) = ami.name.as_deref().and_then(text) {
                 details.push(cut(name));
             }
-            if let Some(created) = text(ami.get("created")) {
+            if let Some(created) = ami.created.as_deref().and_then(text) {
                 details.push(format!("created {}", cut(created)));
             }
-            out.push_str(&format!("latest AMI: {}", cell(ami.get("id"))));
+            out.push_str(&format!("latest AMI: {}", cut_or_dash(&ami.id)));
             if !details.is_empty() {
                 out.push_str(&format!(" ({})", details.join(", ")));
             }
@@ -236,49 +248,48 @@ pub fn render_status(answer: &Value) -> String {
         }
         None => out.push_str("latest AMI: unknown\n"),
     }
-    out.push_str(&summary(answer, instances, unmanaged.len()));
+    out.push_str(&summary(
+        &fleet.summary,
+        &fleet.instances,
+        fleet.unmanaged.len(),
+    ));
     out.push('\n');
     out
 }
 
 /// `summary: 3 total, 2 running, …` from the API's counters, or counted from the rows
 /// when the API sent none.
-fn summary(answer: &Value, instances: &[Value], unmanaged: usize) -> String {
+fn summary(
+    counts: &BTreeMap<String, usize>,
+    instances: &[InstanceStatus],
+    unmanaged: usize,
+) -> String {
     let mut parts = Vec::new();
-    if let Some(map) = answer.get("summary").and_then(Value::as_object) {
-        for key in SUMMARY_ORDER {
-            if let Some(n) = map.get(key).and_then(Value::as_u64) {
-                parts.push(format!("{n} {key}"));
-            }
+    for key in SUMMARY_ORDER {
+        if let Some(n) = counts.get(key) {
+            parts.push(format!("{n} {key}"));
         }
-        for (key, value) in map {
-            if !SUMMARY_ORDER.contains(&key.as_str()) {
-                if let Some(n) = value.as_u64() {
-                    parts.push(format!("{n} {}", cut(key)));
-                }
-            }
+    }
+    for (key, n) in counts {
+        if !SUMMARY_ORDER.contains(&key.as_str()) {
+            parts.push(format!("{n} {}", cut(key)));
         }
     }
     if parts.is_empty() {
         let state = |s: &str| {
             instances
                 .iter()
-                .filter(|i| i.get("state").and_then(Value::as_str) == Some(s))
+                .filter(|i| i.state.as_deref() == Some(s))
                 .count()
         };
-        let flagged = |f: &str| {
-            instances
-                .iter()
-                .filter(|i| array(i.get("flags")).iter().any(|x| x.as_str() == Some(f)))
-                .count()
-        };
+        let flagged = |f: Flag| instances.iter().filter(|i| i.flags.contains(&f)).count();
         parts = vec![
             format!("{} total", instances.len()),
             format!("{} running", state("running")),
             format!("{} stopped", state("stopped")),
-            format!("{} missing", flagged("missing")),
-            format!("{} stale_ami", flagged("stale_ami")),
-            format!("{} type_drift", flagged("type_drift")),
+            format!("{} missing", flagged(Flag::Missing)),
+            format!("{} stale_ami", flagged(Flag::StaleAmi)),
+            format!("{} type_drift", flagged(Flag::TypeDrift)),
             format!("{unmanaged} unmanaged"),
         ];
     }
@@ -311,21 +322,18 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
-fn array(v: Option<&Value>) -> &[Value] {
-    v.and_then(Value::as_array).map_or(&[], Vec::as_slice)
+/// Server text that says something, trimmed; `None` for blank text.
+fn text(s: &str) -> Option<&str> {
+    Some(s.trim()).filter(|s| !s.is_empty())
 }
 
-fn text(v: Option<&Value>) -> Option<&str> {
-    v.and_then(Value::as_str).filter(|s| !s.trim().is_empty())
+/// A cell from an optional text; `-` when absent or blank.
+fn opt(v: &Option<String>) -> String {
+    v.as_deref().map_or_else(|| "-".into(), cut_or_dash)
 }
 
-/// A cell from a string or number; `-` for anything else.
-fn cell(v: Option<&Value>) -> String {
-    match v {
-        Some(Value::String(s)) if !s.trim().is_empty() => cut(s),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => "-".into(),
-    }
+fn cut_or_dash(s: &str) -> String {
+    text(s).map_or_else(|| "-".into(), cut)
 }
 
 /// A single cell: no controls, no inner whitespace that would break the columns.
@@ -337,39 +345,41 @@ fn cut(s: &str) -> String {
 }
 
 /// The public address if there is one, else the private one.
-fn ip(instance: &Value) -> String {
-    text(instance.get("public_ip"))
-        .or_else(|| text(instance.get("private_ip")))
+fn ip(public: &Option<String>, private: &Option<String>) -> String {
+    public
+        .as_deref()
+        .and_then(text)
+        .or_else(|| private.as_deref().and_then(text))
         .map_or_else(|| "-".into(), cut)
 }
 
-fn flags(v: Option<&Value>) -> String {
-    let flags: Vec<String> = array(v)
-        .iter()
-        .filter_map(Value::as_str)
-        .filter(|f| !f.trim().is_empty())
-        .map(cut)
-        .collect();
+fn flags(flags: &[Flag]) -> String {
     if flags.is_empty() {
-        "-".into()
-    } else {
-        flags.join(",")
+        return "-".into();
+    }
+    let names: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
+    names.join(",")
+}
+
+/// The reason's wire name (`UnmanagedReason` has no `as_str` of its own yet).
+fn reason(reason: UnmanagedReason) -> &'static str {
+    match reason {
+        UnmanagedReason::NotInRegistry => "not_in_registry",
+        UnmanagedReason::Duplicate => "duplicate",
+        UnmanagedReason::Other => "other",
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn cells_are_single_short_tokens() {
-        assert_eq!(cell(Some(&json!("a b\nc"))), "a_b_c");
-        assert_eq!(cell(Some(&json!(null))), "-");
-        assert_eq!(cell(Some(&json!(["x"]))), "-");
-        assert_eq!(cell(Some(&json!(7))), "7");
-        assert_eq!(cell(None), "-");
-        assert_eq!(cell(Some(&json!("x".repeat(50)))).chars().count(), 41);
+        assert_eq!(cut_or_dash("a b\nc"), "a_b_c");
+        assert_eq!(cut_or_dash("  "), "-");
+        assert_eq!(opt(&None), "-");
+        assert_eq!(opt(&Some("x".repeat(50))).chars().count(), 41);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! SigV4 for the control API's `AWS_IAM` Function URL: service `lambda`, body hash header included.
 //!
 //! Only signing lives here, on plain strings and bytes, so it can be checked without a
-//! network. `aws-sigv4` does the canonicalisation; the AWS SDK and its async runtime are
-//! not needed for a single signed POST and would cost the CLI its fast start.
+//! network; `aws-sigv4` does the canonicalisation. Signing itself needs no AWS SDK and
+//! no async runtime: those start only in `config`, to resolve the default credential
+//! chain when a Function URL must be signed and no explicit credentials were given.
 
 use std::time::SystemTime;
 

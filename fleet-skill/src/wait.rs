@@ -4,15 +4,15 @@
 //! transport or server reasons is simply asked again, and only [`MAX_FAILED_POLLS`]
 //! failures in a row, a refusal or the deadline end a wait early. A fresh dispatch takes
 //! a few seconds to show up as a run, so for a request id `run_not_found` means "not yet"
-//! for [`NOT_VISIBLE_GRACE`].
+//! for [`NOT_VISIBLE_GRACE`]; a server that dispatches nothing (`nothing_dispatched`)
+//! ends the wait at once, since no run will ever show up.
 
 use std::fmt;
 use std::io::{self, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use control_api::domain::request::Caller;
-use serde_json::{json, Value};
+use control_api::contract::{self, Caller, Request, RunAnswer, WorkflowRun};
 use uuid::Uuid;
 
 use crate::client;
@@ -26,6 +26,8 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 pub const NOT_VISIBLE_GRACE: Duration = Duration::from_secs(60);
 /// Failed polls in a row (network, 5xx, 408/429, not the API's JSON) that end a wait.
 pub const MAX_FAILED_POLLS: u32 = 5;
+/// The API's answer to `run` when it dispatches nothing (the local dry run, HTTP 404).
+pub const NOTHING_DISPATCHED: &str = "nothing_dispatched";
 /// How often the terminal line is redrawn between polls, so spinner and clock move.
 const TICK: Duration = Duration::from_millis(250);
 const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
@@ -72,12 +74,15 @@ impl RunRef {
     }
 
     /// The `run` request that asks for this run.
-    pub fn request(&self, caller: Option<&Caller>) -> Value {
-        match self {
-            Self::RunId(id) => json!({"action": "run", "run_id": id, "caller": caller}),
-            Self::RequestId(id) => {
-                json!({"action": "run", "request_id": id.to_string(), "caller": caller})
-            }
+    pub fn request(&self, caller: Option<&Caller>) -> Request {
+        let run = match self {
+            Self::RunId(id) => contract::RunRef::RunId(*id),
+            // Hyphenated lowercase: the spelling the API writes and the run name carries.
+            Self::RequestId(id) => contract::RunRef::RequestId(id.to_string()),
+        };
+        Request::Run {
+            caller: caller.cloned(),
+            run,
         }
     }
 
@@ -238,11 +243,11 @@ pub fn wait(
     let result = follow(endpoint, caller, run, options, progress);
     // Before anything else is printed, the `fleet: …` error line included.
     let finished = progress.finish();
-    let (run, answer) = result?;
+    let (run, last) = result?;
     finished?;
     let label = run.label();
-    out.write_all(render::render_run_summary(&label, &answer).as_bytes())?;
-    match answer.get("conclusion").and_then(Value::as_str) {
+    out.write_all(render::render_run_summary(&label, &last).as_bytes())?;
+    match last.conclusion.as_deref() {
         Some("success") => Ok(()),
         other => Err(FleetError::RunConcluded {
             run: label,
@@ -251,32 +256,33 @@ pub fn wait(
     }
 }
 
-/// Polls until the run completes; returns the run as last known and its answer.
+/// Polls until the run completes; returns the run reference and the run as last known.
 fn follow(
     endpoint: &Endpoint,
     caller: Option<&Caller>,
     mut run: RunRef,
     options: &WaitOptions,
     progress: &mut Progress<'_>,
-) -> Result<(RunRef, Value), FleetError> {
+) -> Result<(RunRef, WorkflowRun), FleetError> {
     let mut failures = 0;
     let mut last_seen: Option<String> = None;
     loop {
         match poll(endpoint, caller, &run) {
-            Ok(answer) => {
+            Ok(found) => {
                 failures = 0;
                 // Once the run is known, ask for it by its id: a lookup, not a search.
-                if let Some(id) = answer.get("run_id").and_then(Value::as_u64) {
-                    if id > 0 {
-                        run = RunRef::RunId(id);
-                    }
+                if found.run_id > 0 {
+                    run = RunRef::RunId(found.run_id);
                 }
-                if answer.get("status").and_then(Value::as_str) == Some("completed") {
-                    return Ok((run, answer));
+                if found.status == "completed" {
+                    return Ok((run, found));
                 }
-                let state = run_state(&run, &answer);
+                let state = run_state(&run, &found);
                 progress.show(state.clone())?;
                 last_seen = Some(state);
+            }
+            Err(FleetError::Refused(f)) if f.code.as_deref() == Some(NOTHING_DISPATCHED) => {
+                return Err(FleetError::NothingDispatched(f));
             }
             Err(FleetError::Refused(f))
                 if f.code.as_deref() == Some("run_not_found")
@@ -314,29 +320,20 @@ fn follow(
     }
 }
 
-fn poll(endpoint: &Endpoint, caller: Option<&Caller>, run: &RunRef) -> Result<Value, FleetError> {
-    let body = run.request(caller).to_string();
-    let answer = client::post(endpoint, body.as_bytes(), None)?;
-    let value = client::interpret(&answer)?;
-    match value.get("run") {
-        Some(run) if run.is_object() => Ok(run.clone()),
-        _ => Err(FleetError::BadAnswer(
-            "a run answer without a \"run\" object".to_owned(),
-        )),
-    }
+fn poll(
+    endpoint: &Endpoint,
+    caller: Option<&Caller>,
+    run: &RunRef,
+) -> Result<WorkflowRun, FleetError> {
+    let answer = client::send(endpoint, &run.request(caller), None)?;
+    client::interpret::<RunAnswer>(&answer).map(|a| a.run)
 }
 
 /// `run 123 in_progress: Apply clawdinator-2`, server text cut to one short line.
-fn run_state(run: &RunRef, answer: &Value) -> String {
-    let text = |key: &str, max: usize| {
-        answer
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| one_line(s.trim(), max))
-    };
-    let status = text("status", 30).unwrap_or_else(|| "unknown".to_owned());
-    match text("step", 60) {
+fn run_state(run: &RunRef, found: &WorkflowRun) -> String {
+    let text = |s: &str, max: usize| Some(one_line(s.trim(), max)).filter(|s| !s.is_empty());
+    let status = text(&found.status, 30).unwrap_or_else(|| "unknown".to_owned());
+    match found.step.as_deref().and_then(|s| text(s, 60)) {
         Some(step) => format!("{} {status}: {step}", run.label()),
         None => format!("{} {status}", run.label()),
     }
@@ -399,33 +396,52 @@ mod tests {
     #[test]
     fn run_requests_match_the_contract() {
         let caller = Caller::parse("human:ops").unwrap();
+        let body = |r: Request| serde_json::to_string(&r).unwrap();
         assert_eq!(
             RunRef::RunId(7).request(Some(&caller)),
-            json!({"action": "run", "run_id": 7, "caller": "human:ops"})
+            Request::Run {
+                caller: Some(caller.clone()),
+                run: contract::RunRef::RunId(7)
+            }
         );
         let id = "5b0c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d";
+        let request = RunRef::parse(&id.to_uppercase()).unwrap().request(None);
+        // What the API parses back is what was meant, in its spelling.
         assert_eq!(
-            RunRef::parse(id).unwrap().request(None),
-            json!({"action": "run", "request_id": id, "caller": null})
+            contract::parse_command(body(request.clone()).as_bytes()),
+            Ok(request.clone())
         );
+        assert_eq!(
+            body(request),
+            format!(r#"{{"action":"run","request_id":"{id}"}}"#)
+        );
+    }
+
+    fn run(status: &str, step: Option<&str>) -> WorkflowRun {
+        WorkflowRun {
+            run_id: 7,
+            run_url: "https://github.com/o/r/actions/runs/7".into(),
+            request_id: None,
+            target: None,
+            caller: None,
+            status: status.into(),
+            conclusion: None,
+            started: None,
+            duration_secs: None,
+            step: step.map(Into::into),
+        }
     }
 
     #[test]
     fn states_are_one_short_line() {
-        let run = RunRef::RunId(7);
+        let r = RunRef::RunId(7);
         assert_eq!(
-            run_state(
-                &run,
-                &json!({"status": "in_progress", "step": "Apply clawdinator-2"})
-            ),
+            run_state(&r, &run("in_progress", Some("Apply clawdinator-2"))),
             "run 7 in_progress: Apply clawdinator-2"
         );
-        assert_eq!(
-            run_state(&run, &json!({"status": "queued", "step": null})),
-            "run 7 queued"
-        );
-        assert_eq!(run_state(&run, &json!({"status": 3})), "run 7 unknown");
-        let evil = run_state(&run, &json!({"status": "x\ny", "step": "a\r\n".repeat(50)}));
+        assert_eq!(run_state(&r, &run("queued", None)), "run 7 queued");
+        assert_eq!(run_state(&r, &run(" ", Some(""))), "run 7 unknown");
+        let evil = run_state(&r, &run("x\ny", Some(&"a\r\n".repeat(50))));
         assert!(
             !evil.contains(['\n', '\r']) && evil.chars().count() < 110,
             "{evil}"

@@ -2,6 +2,11 @@
 
 mod support;
 
+use control_api::contract::{
+    AmiId, AuditAnswer, AuditRecord, BootstrapCheck, Caller, DeployAnswer, DeployChecks,
+    DryRunDispatch, ErrorBody, IdempotencyCheck, InFlightCheck, Request, RollbackImages, RunAnswer,
+    RunRef, RunsAnswer, Target, WorkflowRun, AUDIT_LIMIT, RUNS_LIMIT,
+};
 use serde_json::{json, Value};
 use support::*;
 
@@ -10,59 +15,120 @@ const OTHER_REQUEST_ID: &str = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d";
 const RUN_URL: &str = "https://github.com/openclaw/clawdinators/actions/runs/123";
 const OTHER_RUN_URL: &str = "https://github.com/openclaw/clawdinators/actions/runs/122";
 
-/// A 200 deploy answer of the contract's shape, with `extra` fields on top.
-fn accepted(target: &str, extra: Value) -> Value {
-    let mut v = json!({
-        "ok": true,
-        "request_id": REQUEST_ID,
-        "message": format!("deploy queued for {target}"),
-        "target": target,
-        "ami_override": null,
-        "caller": "human:ops",
-        "checks": {"bootstrap": "ok", "idempotency": "new", "in_flight": "clear"},
-        "run_id": 123,
-        "run_url": RUN_URL,
-    });
-    for (k, x) in extra.as_object().unwrap() {
-        v[k] = x.clone();
+fn caller(c: &str) -> Option<Caller> {
+    Some(Caller::parse(c).unwrap())
+}
+
+fn target(t: &str) -> Target {
+    Target::parse(t).unwrap()
+}
+
+fn ami(id: &str) -> AmiId {
+    AmiId::parse(id).unwrap()
+}
+
+fn checks(idempotency: IdempotencyCheck, in_flight: InFlightCheck) -> DeployChecks {
+    DeployChecks {
+        bootstrap: BootstrapCheck::Ok,
+        idempotency,
+        in_flight,
     }
-    v
 }
 
-/// A run of the contract's shape.
-fn run(status: &str, conclusion: Option<&str>, step: Option<&str>) -> Value {
-    let done = conclusion.is_some();
-    json!({
-        "run_id": 123,
-        "run_url": RUN_URL,
-        "request_id": REQUEST_ID,
-        "target": "clawdinator-2",
-        "caller": "human:ops",
-        "status": status,
-        "conclusion": conclusion,
-        "started": "2026-01-10T12:00:00Z",
-        "duration_secs": if done { json!(252) } else { json!(null) },
-        "step": step,
-    })
+/// The contract's deploy answer for `to`, its run already visible.
+fn accepted(to: &str) -> DeployAnswer {
+    DeployAnswer {
+        ok: true,
+        message: format!("deploy queued for {to}"),
+        target: target(to),
+        ami_override: None,
+        caller: caller("human:ops"),
+        checks: checks(IdempotencyCheck::New, InFlightCheck::Clear),
+        run_id: Some(123),
+        run_url: Some(RUN_URL.to_owned()),
+        rollback: None,
+        warning: None,
+        dispatch: None,
+        request_id: REQUEST_ID.to_owned(),
+        replayed: false,
+    }
 }
 
-fn found(run: Value) -> (u16, Value) {
-    (200, json!({"ok": true, "run": run}))
+/// A 200 with a deploy or rollback answer.
+fn ok(answer: DeployAnswer) -> (u16, Value) {
+    (200, json_of(&answer))
+}
+
+/// A run of the contract.
+fn run(status: &str, conclusion: Option<&str>, step: Option<&str>) -> WorkflowRun {
+    WorkflowRun {
+        run_id: 123,
+        run_url: RUN_URL.to_owned(),
+        request_id: Some(REQUEST_ID.to_owned()),
+        target: Some("clawdinator-2".to_owned()),
+        caller: Some("human:ops".to_owned()),
+        status: status.to_owned(),
+        conclusion: conclusion.map(str::to_owned),
+        started: Some("2026-01-10T12:00:00Z".to_owned()),
+        duration_secs: conclusion.map(|_| 252),
+        step: step.map(str::to_owned),
+    }
+}
+
+fn found(run: WorkflowRun) -> (u16, Value) {
+    let answer = RunAnswer {
+        ok: true,
+        run,
+        request_id: OTHER_REQUEST_ID.to_owned(),
+    };
+    (200, json_of(&answer))
+}
+
+fn error_body(code: &str, message: &str) -> ErrorBody {
+    ErrorBody {
+        ok: false,
+        error: code.to_owned(),
+        message: message.to_owned(),
+        request_id: OTHER_REQUEST_ID.to_owned(),
+        run: None,
+        retry_after_secs: None,
+        replayed: false,
+    }
 }
 
 fn refusal(status: u16, code: &str, message: &str) -> (u16, Value) {
-    (
-        status,
-        json!({"ok": false, "error": code, "message": message, "request_id": OTHER_REQUEST_ID}),
-    )
+    (status, json_of(&error_body(code, message)))
 }
 
-fn deploy_body(target: &str, caller: Value) -> Value {
-    json!({"action": "deploy", "target": target, "caller": caller, "ami_override": null})
+fn deploy_request(to: &str, by: Option<&str>) -> Request {
+    Request::Deploy {
+        target: target(to),
+        caller: by.and_then(caller),
+        ami_override: None,
+        queue: false,
+    }
 }
 
-fn by_run_id(caller: Value) -> Value {
-    json!({"action": "run", "run_id": 123, "caller": caller})
+fn rollback_request(to: &str, by: Option<&str>, queue: bool) -> Request {
+    Request::Rollback {
+        target: target(to),
+        caller: by.and_then(caller),
+        queue,
+    }
+}
+
+fn by_run_id(by: Option<&str>) -> Request {
+    Request::Run {
+        caller: by.and_then(caller),
+        run: RunRef::RunId(123),
+    }
+}
+
+fn by_request_id() -> Request {
+    Request::Run {
+        caller: None,
+        run: RunRef::RequestId(REQUEST_ID.to_owned()),
+    }
 }
 
 /// The progress lines of a transcript without their clock, which the test does not time.
@@ -82,8 +148,8 @@ fn progress(stderr: &str) -> Vec<String> {
 fn deploy_prints_the_run_url_and_sends_the_contract() {
     let api = ApiDouble::start();
     api.on(
-        deploy_body("clawdinator-2", json!("human:ops")),
-        &[(200, accepted("clawdinator-2", json!({})))],
+        deploy_request("clawdinator-2", Some("human:ops")),
+        &[ok(accepted("clawdinator-2"))],
     );
     let run = api
         .fleet()
@@ -97,54 +163,64 @@ fn deploy_prints_the_run_url_and_sends_the_contract() {
     let sent = api.requests();
     assert_eq!(sent.len(), 1, "one request, no polling without --wait");
     assert!(is_uuid_v4(sent[0].header("idempotency-key").unwrap()));
+    assert_eq!(
+        sent[0].request(),
+        deploy_request("clawdinator-2", Some("human:ops"))
+    );
 }
 
 #[test]
 fn a_queued_deploy_sends_queue_and_shows_the_apis_warning() {
     let api = ApiDouble::start();
-    let mut body = deploy_body("clawdinator-2", json!("human:ops"));
-    body["ami_override"] = json!("ami-0123456789abcdef0");
-    body["queue"] = json!(true);
-    let answer = accepted(
-        "clawdinator-2",
-        json!({
-            "ami_override": "ami-0123456789abcdef0",
-            "checks": {"bootstrap": "ok", "idempotency": "new", "in_flight": "queued"},
-            "warning": "queued behind run 122 (in_progress)\nfleet: fake line",
-        }),
-    );
-    api.on(body, &[(200, answer)]);
-    let run = api.fleet().run(&[
-        "--caller",
-        "human:ops",
-        "deploy",
-        "clawdinator-2",
-        "--ami",
-        "ami-0123456789abcdef0",
-        "--queue",
-    ]);
-    assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(
-        run.stdout,
-        format!(
-            "deploy queued for clawdinator-2 (request {REQUEST_ID})\nrun: {RUN_URL}\nwarning: queued behind run 122 (in_progress) fleet: fake line\n"
-        )
-    );
+    let request = Request::Deploy {
+        target: target("clawdinator-2"),
+        caller: caller("human:ops"),
+        ami_override: Some(ami("ami-0123456789abcdef0")),
+        queue: true,
+    };
+    let answer = DeployAnswer {
+        ami_override: Some(ami("ami-0123456789abcdef0")),
+        checks: checks(IdempotencyCheck::New, InFlightCheck::Queued),
+        warning: Some("queued behind run 122 (in_progress)\nfleet: fake line".to_owned()),
+        ..accepted("clawdinator-2")
+    };
+    api.on(request, &[ok(answer)]);
+    // `--ami-override` is the flag; `--ami` its old name, still accepted.
+    for flag in ["--ami-override", "--ami"] {
+        let run = api.fleet().run(&[
+            "--caller",
+            "human:ops",
+            "deploy",
+            "clawdinator-2",
+            flag,
+            "ami-0123456789abcdef0",
+            "--queue",
+        ]);
+        assert_eq!(run.code, 0, "{flag}: {run:?}");
+        assert_eq!(
+            run.stdout,
+            format!(
+                "deploy queued for clawdinator-2 (request {REQUEST_ID})\nrun: {RUN_URL}\nwarning: queued behind run 122 (in_progress) fleet: fake line\n"
+            )
+        );
+    }
 }
 
 #[test]
 fn a_replayed_deploy_says_so_and_how_to_follow_it() {
     let api = ApiDouble::start();
-    let answer = accepted(
-        "clawdinator-2",
-        json!({
-            "checks": {"bootstrap": "skipped", "idempotency": "skipped", "in_flight": "skipped"},
-            "run_id": null,
-            "run_url": null,
-            "replayed": true,
-        }),
-    );
-    api.on(deploy_body("clawdinator-2", Value::Null), &[(200, answer)]);
+    let answer = DeployAnswer {
+        checks: DeployChecks {
+            bootstrap: BootstrapCheck::Skipped,
+            idempotency: IdempotencyCheck::Skipped,
+            in_flight: InFlightCheck::Skipped,
+        },
+        run_id: None,
+        run_url: None,
+        replayed: true,
+        ..accepted("clawdinator-2")
+    };
+    api.on(deploy_request("clawdinator-2", None), &[ok(answer)]);
     let run = api.fleet().run(&["deploy", "clawdinator-2"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
@@ -160,23 +236,23 @@ fn a_replayed_deploy_says_so_and_how_to_follow_it() {
 #[test]
 fn deploy_in_flight_is_refused_with_the_other_runs_url() {
     let api = ApiDouble::start();
+    let in_flight = ErrorBody {
+        run: Some(WorkflowRun {
+            run_id: 122,
+            run_url: OTHER_RUN_URL.to_owned(),
+            target: Some("clawdinator-1".to_owned()),
+            caller: Some("clawdinator-2".to_owned()),
+            started: Some("2026-01-10T11:58:00Z".to_owned()),
+            ..run("in_progress", None, Some("Apply clawdinator-1"))
+        }),
+        ..error_body(
+            "deploy_in_flight",
+            "another deploy is queued or in progress; pass \"queue\": true to queue behind it",
+        )
+    };
     api.on(
-        deploy_body("all", json!("human:ops")),
-        &[(
-            409,
-            json!({
-                "ok": false,
-                "error": "deploy_in_flight",
-                "message": "another deploy is queued or in progress; pass \"queue\": true to queue behind it",
-                "request_id": OTHER_REQUEST_ID,
-                "run": {
-                    "run_id": 122, "run_url": OTHER_RUN_URL, "request_id": REQUEST_ID,
-                    "target": "clawdinator-1", "caller": "clawdinator-2", "status": "in_progress",
-                    "conclusion": null, "started": "2026-01-10T11:58:00Z", "duration_secs": null,
-                    "step": "Apply clawdinator-1"
-                }
-            }),
-        )],
+        deploy_request("all", Some("human:ops")),
+        &[(409, json_of(&in_flight))],
     );
     let run = api
         .fleet()
@@ -197,7 +273,7 @@ fn deploy_in_flight_is_refused_with_the_other_runs_url() {
 fn the_new_refusals_and_failures_keep_their_exit_codes() {
     let api = ApiDouble::start();
     api.on(
-        deploy_body("clawdinator-2", Value::Null),
+        deploy_request("clawdinator-2", None),
         &[
             refusal(403, "queue_not_allowed", "bots may not queue"),
             refusal(422, "idempotency_key_reused", "key reused"),
@@ -236,11 +312,11 @@ fn the_new_refusals_and_failures_keep_their_exit_codes() {
 fn deploy_wait_follows_the_run_to_success() {
     let api = ApiDouble::start();
     api.on(
-        deploy_body("clawdinator-2", json!("human:ops")),
-        &[(200, accepted("clawdinator-2", json!({})))],
+        deploy_request("clawdinator-2", Some("human:ops")),
+        &[ok(accepted("clawdinator-2"))],
     );
     api.on(
-        by_run_id(json!("human:ops")),
+        by_run_id(Some("human:ops")),
         &[
             found(run("in_progress", None, Some("Apply clawdinator-2"))),
             found(run("completed", Some("success"), None)),
@@ -272,22 +348,29 @@ fn deploy_wait_follows_the_run_to_success() {
     assert!(sent[1].header("idempotency-key").is_none());
 }
 
+/// The contract's rollback answer: clawdinator-2 back from the b image to the a image.
+fn rolled_back(by: Option<Caller>) -> DeployAnswer {
+    DeployAnswer {
+        message: "rollback queued for clawdinator-2".to_owned(),
+        ami_override: Some(ami("ami-0aaaaaaaaaaaaaaaa")),
+        caller: by,
+        rollback: Some(RollbackImages {
+            from: "ami-0bbbbbbbbbbbbbbbb".to_owned(),
+            to: ami("ami-0aaaaaaaaaaaaaaaa"),
+        }),
+        ..accepted("clawdinator-2")
+    }
+}
+
 #[test]
 fn deploy_wait_on_a_failed_run_is_exit_1() {
     let api = ApiDouble::start();
     api.on(
-        json!({"action": "rollback", "target": "clawdinator-2", "caller": null}),
-        &[(
-            200,
-            accepted(
-                "clawdinator-2",
-                json!({"rollback": {"from": "ami-0bbbbbbbbbbbbbbbb", "to": "ami-0aaaaaaaaaaaaaaaa"},
-                       "ami_override": "ami-0aaaaaaaaaaaaaaaa", "caller": null}),
-            ),
-        )],
+        rollback_request("clawdinator-2", None, false),
+        &[ok(rolled_back(None))],
     );
     api.on(
-        by_run_id(Value::Null),
+        by_run_id(None),
         &[found(run(
             "completed",
             Some("failure"),
@@ -311,18 +394,8 @@ fn deploy_wait_on_a_failed_run_is_exit_1() {
 fn rollback_prints_the_images_and_the_run() {
     let api = ApiDouble::start();
     api.on(
-        json!({"action": "rollback", "target": "clawdinator-2", "caller": "human:ops", "queue": true}),
-        &[(
-            200,
-            accepted(
-                "clawdinator-2",
-                json!({
-                    "message": "rollback queued for clawdinator-2",
-                    "ami_override": "ami-0aaaaaaaaaaaaaaaa",
-                    "rollback": {"from": "ami-0bbbbbbbbbbbbbbbb", "to": "ami-0aaaaaaaaaaaaaaaa"},
-                }),
-            ),
-        )],
+        rollback_request("clawdinator-2", Some("human:ops"), true),
+        &[ok(rolled_back(caller("human:ops")))],
     );
     let run = api.fleet().run(&[
         "--caller",
@@ -349,7 +422,7 @@ fn rollback_prints_the_images_and_the_run() {
 fn rollback_refusals_are_exit_1() {
     let api = ApiDouble::start();
     api.on(
-        json!({"action": "rollback", "target": "all", "caller": null}),
+        rollback_request("all", None, false),
         &[
             refusal(409, "rollback_ambiguous", "hosts are on different images"),
             refusal(
@@ -410,12 +483,12 @@ fn a_bot_may_not_roll_back_itself_or_all_nor_queue() {
     assert_eq!(api.proxy.connection_count(), 0, "no HTTP call at all");
     // The same host may roll back another bot, and a human naming themselves may queue.
     api.on(
-        json!({"action": "rollback", "target": "clawdinator-2", "caller": "clawdinator-1"}),
-        &[(200, accepted("clawdinator-2", json!({})))],
+        rollback_request("clawdinator-2", Some("clawdinator-1"), false),
+        &[ok(accepted("clawdinator-2"))],
     );
     api.on(
-        json!({"action": "rollback", "target": "all", "caller": "human:ops", "queue": true}),
-        &[(200, accepted("all", json!({})))],
+        rollback_request("all", Some("human:ops"), true),
+        &[ok(accepted("all"))],
     );
     let run = api.fleet().run(&["chat", "/fleet rollback clawdinator-2"]);
     assert_eq!(run.code, 0, "{run:?}");
@@ -425,28 +498,65 @@ fn a_bot_may_not_roll_back_itself_or_all_nor_queue() {
     assert_eq!(run.code, 0, "{run:?}");
 }
 
-fn runs_answer() -> Value {
-    json!({"ok": true, "runs": [
-        run("in_progress", None, Some("Apply clawdinator-2")),
-        {"run_id": 122, "run_url": OTHER_RUN_URL, "request_id": null, "target": "all",
-         "caller": null, "status": "completed", "conclusion": "cancelled",
-         "started": "2026-01-09T08:00:00Z", "duration_secs": 3723, "step": null},
-        {"run_id": 121, "run_url": null, "request_id": null, "target": null, "caller": null,
-         "status": "queued", "conclusion": null, "started": null, "duration_secs": null, "step": null}
-    ]})
+fn runs_answer() -> RunsAnswer {
+    let by_hand = WorkflowRun {
+        run_id: 121,
+        run_url: "https://github.com/openclaw/clawdinators/actions/runs/121".to_owned(),
+        request_id: None,
+        target: None,
+        caller: None,
+        status: "queued".to_owned(),
+        conclusion: None,
+        started: None,
+        duration_secs: None,
+        step: None,
+    };
+    let cancelled = WorkflowRun {
+        run_id: 122,
+        run_url: OTHER_RUN_URL.to_owned(),
+        target: Some("all".to_owned()),
+        status: "completed".to_owned(),
+        conclusion: Some("cancelled".to_owned()),
+        started: Some("2026-01-09T08:00:00Z".to_owned()),
+        duration_secs: Some(3723),
+        ..by_hand.clone()
+    };
+    RunsAnswer {
+        ok: true,
+        runs: vec![
+            run("in_progress", None, Some("Apply clawdinator-2")),
+            cancelled,
+            by_hand,
+        ],
+        note: None,
+        request_id: OTHER_REQUEST_ID.to_owned(),
+    }
+}
+
+fn runs_request(by: Option<&str>, limit: u8) -> Request {
+    Request::Runs {
+        caller: by.and_then(caller),
+        limit,
+    }
 }
 
 #[test]
 fn runs_prints_a_table_or_the_json() {
     let api = ApiDouble::start();
     api.on(
-        json!({"action": "runs", "caller": null}),
-        &[(200, runs_answer())],
+        runs_request(None, RUNS_LIMIT.default),
+        &[(200, json_of(&runs_answer()))],
     );
-    api.on(
-        json!({"action": "runs", "caller": null, "limit": 50}),
-        &[(200, json!({"ok": true, "runs": []}))],
-    );
+    let empty = RunsAnswer {
+        runs: Vec::new(),
+        ..runs_answer()
+    };
+    api.on(runs_request(None, 50), &[(200, json_of(&empty))]);
+    let none_here = RunsAnswer {
+        note: Some("dry run (no GitHub token): there are no runs".to_owned()),
+        ..empty.clone()
+    };
+    api.on(runs_request(None, 1), &[(200, json_of(&none_here))]);
     let run = api.fleet().run(&["runs"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
@@ -462,13 +572,20 @@ RUN  TARGET         CALLER     STATUS               STARTED               DURATI
     );
     let json = api.fleet().run(&["runs", "--json"]);
     assert_eq!(json.code, 0, "{json:?}");
-    let v: Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(v, runs_answer());
+    let listed: RunsAnswer = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(listed, runs_answer());
     let empty = api.fleet().run(&["runs", "--limit", "50"]);
     assert_eq!(empty.code, 0, "{empty:?}");
     assert_eq!(
         empty.stdout,
         "RUN  TARGET  CALLER  STATUS  STARTED  DURATION  REQUEST\n(no runs)\n"
+    );
+    // The dry run's note says why the list is empty.
+    let none_here = api.fleet().run(&["runs", "--limit", "1"]);
+    assert_eq!(
+        none_here.stdout,
+        "RUN  TARGET  CALLER  STATUS  STARTED  DURATION  REQUEST\n\
+         (no runs: dry run (no GitHub token): there are no runs)\n"
     );
     // Out of range is a usage error, sent nowhere.
     let before = api.proxy.connection_count();
@@ -478,27 +595,59 @@ RUN  TARGET         CALLER     STATUS               STARTED               DURATI
     assert_eq!(api.proxy.connection_count(), before);
 }
 
-fn audit_answer() -> Value {
-    json!({"ok": true, "records": [
-        {"request_id": REQUEST_ID, "time": "2026-01-10T12:00:00Z", "principal": "human:ops",
-         "caller": "human:ops", "action": "deploy", "target": "clawdinator-2",
-         "ami_override": "ami-0123456789abcdef0", "decision": "accepted", "status": 200,
-         "error": null, "run_id": 123, "run_url": RUN_URL},
-        {"request_id": OTHER_REQUEST_ID, "time": "2026-01-10T11:59:00Z", "principal": "clawdinator-1",
-         "caller": "clawdinator-1", "action": "deploy", "target": "all", "ami_override": null,
-         "decision": "refused", "status": 403, "error": "bot_deploy_all", "run_id": null, "run_url": null}
-    ]})
+fn audit_answer() -> AuditAnswer {
+    let text = |s: &str| Some(s.to_owned());
+    let accepted = AuditRecord {
+        request_id: REQUEST_ID.to_owned(),
+        time: "2026-01-10T12:00:00Z".to_owned(),
+        principal: text("human:ops"),
+        caller: text("human:ops"),
+        action: text("deploy"),
+        target: text("clawdinator-2"),
+        ami_override: text("ami-0123456789abcdef0"),
+        decision: "accepted".to_owned(),
+        status: 200,
+        error: None,
+        run_id: Some(123),
+        run_url: text(RUN_URL),
+        first_request_id: None,
+    };
+    let refused = AuditRecord {
+        request_id: OTHER_REQUEST_ID.to_owned(),
+        time: "2026-01-10T11:59:00Z".to_owned(),
+        principal: text("clawdinator-1"),
+        caller: text("clawdinator-1"),
+        target: text("all"),
+        ami_override: None,
+        decision: "refused".to_owned(),
+        status: 403,
+        error: text("bot_deploy_all"),
+        run_id: None,
+        run_url: None,
+        ..accepted.clone()
+    };
+    AuditAnswer {
+        ok: true,
+        records: vec![accepted, refused],
+        request_id: OTHER_REQUEST_ID.to_owned(),
+    }
 }
 
 #[test]
 fn audit_prints_a_table_or_the_json_and_bots_are_refused() {
     let api = ApiDouble::start();
     api.on(
-        json!({"action": "audit", "caller": "human:ops", "limit": 2}),
-        &[(200, audit_answer())],
+        Request::Audit {
+            caller: caller("human:ops"),
+            limit: 2,
+        },
+        &[(200, json_of(&audit_answer()))],
     );
     api.on(
-        json!({"action": "audit", "caller": "clawdinator-1"}),
+        Request::Audit {
+            caller: caller("clawdinator-1"),
+            limit: AUDIT_LIMIT.default,
+        },
         &[refusal(
             403,
             "audit_humans_only",
@@ -524,7 +673,7 @@ TIME                  PRINCIPAL      CALLER         ACTION  TARGET         AMI  
         .run(&["--caller", "human:ops", "audit", "--limit", "2", "--json"]);
     assert_eq!(json.code, 0, "{json:?}");
     assert_eq!(
-        serde_json::from_str::<Value>(&json.stdout).unwrap(),
+        serde_json::from_str::<AuditAnswer>(&json.stdout).unwrap(),
         audit_answer()
     );
     api.set_instance_name("clawdinator-1");
@@ -550,7 +699,7 @@ TIME                  PRINCIPAL      CALLER         ACTION  TARGET         AMI  
 fn wait_follows_a_run_to_success_with_a_line_per_change() {
     let api = ApiDouble::start();
     api.on(
-        by_run_id(Value::Null),
+        by_run_id(None),
         &[
             found(run("queued", None, None)),
             found(run("queued", None, None)),
@@ -587,7 +736,7 @@ fn wait_on_a_failed_or_cancelled_run_is_exit_1() {
     for conclusion in ["failure", "cancelled", "timed_out", "action_required"] {
         let api = ApiDouble::start();
         api.on(
-            by_run_id(Value::Null),
+            by_run_id(None),
             &[found(run("completed", Some(conclusion), None))],
         );
         let run = api.fleet().run(&["wait", "123", "--interval", "0.01"]);
@@ -607,7 +756,7 @@ fn wait_on_a_failed_or_cancelled_run_is_exit_1() {
 fn wait_for_a_request_id_is_patient_until_the_run_shows_up() {
     let api = ApiDouble::start();
     api.on(
-        json!({"action": "run", "request_id": REQUEST_ID, "caller": null}),
+        by_request_id(),
         &[
             refusal(404, "run_not_found", "no run for this request yet"),
             refusal(404, "run_not_found", "no run for this request yet"),
@@ -615,7 +764,7 @@ fn wait_for_a_request_id_is_patient_until_the_run_shows_up() {
         ],
     );
     api.on(
-        by_run_id(Value::Null),
+        by_run_id(None),
         &[found(run("completed", Some("success"), None))],
     );
     // Typed in capitals: the same request, asked for in the API's spelling.
@@ -631,26 +780,24 @@ fn wait_for_a_request_id_is_patient_until_the_run_shows_up() {
         ]
     );
     // Once the run is known it is asked for by run id.
-    let bodies: Vec<Value> = api.requests().iter().map(RawRequest::json).collect();
-    assert_eq!(bodies.len(), 4);
-    assert_eq!(bodies[3], by_run_id(Value::Null));
+    let sent: Vec<Request> = api.requests().iter().map(RawRequest::request).collect();
+    assert_eq!(sent.len(), 4);
+    assert_eq!(sent[0], by_request_id());
+    assert_eq!(sent[3], by_run_id(None));
 }
 
 #[test]
 fn a_deploy_without_a_visible_run_is_followed_by_request_id() {
     let api = ApiDouble::start();
+    let not_visible = DeployAnswer {
+        run_id: None,
+        run_url: None,
+        caller: None,
+        ..accepted("clawdinator-2")
+    };
+    api.on(deploy_request("clawdinator-2", None), &[ok(not_visible)]);
     api.on(
-        deploy_body("clawdinator-2", Value::Null),
-        &[(
-            200,
-            accepted(
-                "clawdinator-2",
-                json!({"run_id": null, "run_url": null, "caller": null}),
-            ),
-        )],
-    );
-    api.on(
-        json!({"action": "run", "request_id": REQUEST_ID, "caller": null}),
+        by_request_id(),
         &[
             refusal(404, "run_not_found", "not yet"),
             found(run("completed", Some("success"), None)),
@@ -670,28 +817,80 @@ fn a_deploy_without_a_visible_run_is_followed_by_request_id() {
     );
 }
 
+/// The local dry run's answer: what it would have dispatched, no run.
+fn dry_run() -> DeployAnswer {
+    let inputs = [("target", "clawdinator-2"), ("request_id", REQUEST_ID)];
+    DeployAnswer {
+        message: "dry run: would dispatch the deploy of clawdinator-2 (nothing was sent)"
+            .to_owned(),
+        caller: None,
+        checks: DeployChecks {
+            bootstrap: BootstrapCheck::Skipped,
+            idempotency: IdempotencyCheck::Skipped,
+            in_flight: InFlightCheck::Skipped,
+        },
+        run_id: None,
+        run_url: None,
+        dispatch: Some(DryRunDispatch {
+            dry_run: true,
+            repo: "openclaw/clawdinators".to_owned(),
+            workflow: "fleet-deploy.yml".to_owned(),
+            git_ref: "main".to_owned(),
+            inputs: inputs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }),
+        ..accepted("clawdinator-2")
+    }
+}
+
 #[test]
 fn a_dry_run_deploy_has_nothing_to_wait_for() {
     let api = ApiDouble::start();
+    // An older server said "queued" for a dry run too; the receipt never does.
+    let old = DeployAnswer {
+        message: "deploy queued for clawdinator-2".to_owned(),
+        ..dry_run()
+    };
     api.on(
-        deploy_body("clawdinator-2", Value::Null),
-        &[(
-            200,
-            accepted(
-                "clawdinator-2",
-                json!({"run_id": null, "run_url": null,
-                       "dispatch": {"dry_run": true, "inputs": {}}}),
-            ),
-        )],
+        deploy_request("clawdinator-2", None),
+        &[ok(dry_run()), ok(old)],
     );
-    let run = api.fleet().run(&["deploy", "clawdinator-2", "--wait"]);
-    assert_eq!(run.code, 0, "{run:?}");
+    for _ in 0..2 {
+        let run = api.fleet().run(&["deploy", "clawdinator-2", "--wait"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        assert_eq!(
+            run.stdout,
+            format!(
+                "dry run: would dispatch the deploy of clawdinator-2 (nothing was sent) (request {REQUEST_ID})\n\
+                 would dispatch: fleet-deploy.yml in openclaw/clawdinators at main\n\
+                 nothing to wait for: a dry run dispatches no workflow run\n"
+            )
+        );
+        assert!(!run.stdout.contains("queued"), "{}", run.stdout);
+    }
+    assert_eq!(api.requests().len(), 2, "no polls");
+}
+
+#[test]
+fn wait_on_a_server_that_dispatches_nothing_stops_at_once() {
+    let api = ApiDouble::start();
+    let message = "this server is a dry run (no GitHub token): nothing was dispatched, so there is no run to follow";
+    api.on(
+        by_request_id(),
+        &[refusal(404, "nothing_dispatched", message)],
+    );
+    // A minute of patience for a run that is not visible yet would be spent in vain.
+    let started = std::time::Instant::now();
+    let run = api.fleet().run(&["wait", REQUEST_ID, "--interval", "0.5"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.stdout, "");
     assert_eq!(
-        run.stdout,
+        run.stderr,
         format!(
-            "deploy queued for clawdinator-2 (request {REQUEST_ID})\n\
-             dry run: the control API did not dispatch the workflow\n\
-             nothing to wait for: no workflow run was dispatched\n"
+            "fleet: nothing to wait for: {message} (HTTP 404, nothing_dispatched, request {OTHER_REQUEST_ID})\n"
         )
     );
     assert_eq!(api.requests().len(), 1);
@@ -702,7 +901,7 @@ fn wait_survives_a_dropped_connection_and_a_server_error() {
     // The second poll's connection is hung up on after the request was sent.
     let api = ApiDouble::start_dropping(&[1]);
     api.on(
-        by_run_id(Value::Null),
+        by_run_id(None),
         &[
             found(run("in_progress", None, Some("Apply clawdinator-2"))),
             refusal(502, "github_unavailable", "GitHub did not answer"),
@@ -731,7 +930,7 @@ fn wait_survives_a_dropped_connection_and_a_server_error() {
 fn wait_gives_up_after_five_failed_polls_in_a_row() {
     let api = ApiDouble::start();
     api.on(
-        by_run_id(Value::Null),
+        by_run_id(None),
         &[refusal(502, "github_unavailable", "GitHub did not answer")],
     );
     let run = api.fleet().run(&["wait", "123", "--interval", "0.01"]);
@@ -751,7 +950,7 @@ fn wait_gives_up_after_five_failed_polls_in_a_row() {
 fn wait_times_out_with_exit_3() {
     let api = ApiDouble::start();
     api.on(
-        by_run_id(Value::Null),
+        by_run_id(None),
         &[found(run("in_progress", None, Some("Apply clawdinator-2")))],
     );
     let run = api
@@ -778,7 +977,7 @@ fn a_refusal_ends_the_wait_at_once() {
     let api = ApiDouble::start();
     // A run id the API does not know is not "not visible yet": only a request id is.
     api.on(
-        by_run_id(Value::Null),
+        by_run_id(None),
         &[refusal(404, "run_not_found", "no run 123")],
     );
     let run = api.fleet().run(&["wait", "123", "--interval", "0.01"]);
@@ -793,7 +992,7 @@ fn a_refusal_ends_the_wait_at_once() {
 
     let api = ApiDouble::start();
     api.on(
-        by_run_id(Value::Null),
+        by_run_id(None),
         &[refusal(401, "unauthorized", "missing or invalid token")],
     );
     let run = api.fleet().run(&["wait", "123", "--interval", "0.01"]);
@@ -838,11 +1037,11 @@ fn chat_runs_and_wait_print_what_a_bot_relays() {
     let api = ApiDouble::start();
     api.set_instance_name("clawdinator-1");
     api.on(
-        json!({"action": "runs", "caller": "clawdinator-1"}),
-        &[(200, runs_answer())],
+        runs_request(Some("clawdinator-1"), RUNS_LIMIT.default),
+        &[(200, json_of(&runs_answer()))],
     );
     api.on(
-        by_run_id(json!("clawdinator-1")),
+        by_run_id(Some("clawdinator-1")),
         &[
             found(run("in_progress", None, Some("Apply clawdinator-2"))),
             found(run("completed", Some("success"), None)),
@@ -885,7 +1084,7 @@ fn run_on_a_terminal(api: &ApiDouble, args: &[&str]) -> (Result<(), u8>, String,
 fn on_a_terminal_wait_redraws_one_line_but_chat_never_does() {
     let api = ApiDouble::start();
     api.on(
-        by_run_id(Value::Null),
+        by_run_id(None),
         &[
             found(run("queued", None, None)),
             found(run("in_progress", None, Some("Apply clawdinator-2"))),
@@ -917,7 +1116,7 @@ fn on_a_terminal_wait_redraws_one_line_but_chat_never_does() {
 
     let api = ApiDouble::start();
     api.on(
-        by_run_id(Value::Null),
+        by_run_id(None),
         &[
             found(run("queued", None, None)),
             found(run("completed", Some("success"), None)),

@@ -2,6 +2,7 @@
 
 mod support;
 
+use control_api::contract::{AmiId, Caller, Request, RunsAnswer, Target};
 use serde_json::json;
 use support::*;
 
@@ -27,7 +28,7 @@ fn deploy_success_prints_the_receipt_and_dispatches_once() {
     let run = h.fleet().run(&[
         "deploy",
         "clawdinator-2",
-        "--ami",
+        "--ami-override",
         &ami,
         "--caller",
         "human:ops",
@@ -74,8 +75,13 @@ fn deploy_success_prints_the_receipt_and_dispatches_once() {
     let req = &sent[0];
     assert_eq!(req.method, "POST");
     assert_eq!(
-        req.json(),
-        json!({"action": "deploy", "target": "clawdinator-2", "caller": "human:ops", "ami_override": ami})
+        req.request(),
+        Request::Deploy {
+            target: Target::parse("clawdinator-2").unwrap(),
+            caller: Some(Caller::parse("human:ops").unwrap()),
+            ami_override: Some(AmiId::parse(&ami).unwrap()),
+            queue: false,
+        }
     );
     assert_eq!(
         req.header("authorization"),
@@ -107,7 +113,13 @@ fn every_deploy_gets_a_fresh_idempotency_key_and_status_gets_none() {
     assert!(is_uuid_v4(k1) && is_uuid_v4(k2));
     assert_ne!(k1, k2);
     assert!(sent[2].header("idempotency-key").is_none());
-    assert_eq!(sent[2].json(), json!({"action": "status", "caller": null}));
+    assert_eq!(
+        sent[2].request(),
+        Request::Status {
+            caller: None,
+            include_terminated: false
+        }
+    );
 }
 
 #[test]
@@ -125,7 +137,10 @@ fn chat_deploy_uses_the_hosts_instance_name_as_caller() {
         run.stdout
     );
     let req = &h.proxy.requests()[0];
-    assert_eq!(req.json()["caller"], "clawdinator-1");
+    assert_eq!(
+        req.request().caller(),
+        Some(&Caller::parse("clawdinator-1").unwrap())
+    );
     let d = h.dispatches();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0]["inputs"]["target"], "clawdinator-2");
@@ -366,7 +381,7 @@ fn missing_control_url_is_a_usage_error() {
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(
         run.stderr,
-        "fleet: FLEET_CONTROL_URL is not set; set it to the control API URL, e.g. https://<id>.lambda-url.<region>.on.aws/\n"
+        "fleet: FLEET_CONTROL_URL is not set; set it to the control API URL: http://127.0.0.1:8787 for the local server (`cargo run -p control-api -- serve`), or the Lambda's Function URL https://<id>.lambda-url.<region>.on.aws/\n"
     );
 }
 
@@ -461,6 +476,7 @@ fn clap_usage_errors_exit_2_and_send_nothing() {
         &["deploy"][..],
         &["deploy", "x;reboot"],
         &["deploy", "all", "--ami", "ami-xyz"],
+        &["deploy", "all", "--ami-override", "ami-xyz"],
         &["--caller", "a b", "status"],
         &["reboot"],
         &["chat"],
@@ -501,10 +517,10 @@ fn deploy_wait_runs_and_rollback_refusal_against_the_real_api() {
 
     let runs = h.fleet().run(&["runs", "--json"]);
     assert_eq!(runs.code, 0, "{runs:?}");
-    let listed: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
-    assert_eq!(listed["runs"][0]["run_id"], run_id);
-    assert_eq!(listed["runs"][0]["target"], "clawdinator-2");
-    assert_eq!(listed["runs"][0]["caller"], "human:ops");
+    let listed: RunsAnswer = serde_json::from_str(&runs.stdout).unwrap();
+    assert_eq!(listed.runs[0].run_id, run_id);
+    assert_eq!(listed.runs[0].target.as_deref(), Some("clawdinator-2"));
+    assert_eq!(listed.runs[0].caller.as_deref(), Some("human:ops"));
 
     let waited = h
         .fleet()
@@ -518,4 +534,49 @@ fn deploy_wait_runs_and_rollback_refusal_against_the_real_api() {
     assert_eq!(rb.code, 3, "{rb:?}");
     assert!(rb.stderr.contains("aws_unavailable"), "{}", rb.stderr);
     assert_eq!(h.dispatches().len(), 1);
+}
+
+/// The local server without a GitHub token dispatches nothing: the receipt says so and
+/// never "queued", `--wait` does not wait, `wait` stops at the first answer and `runs`
+/// says why it is empty.
+#[test]
+fn a_dry_run_server_is_never_waited_on() {
+    let h = Harness::start(GitHub::Absent);
+    let run = h
+        .fleet()
+        .run(&["deploy", "clawdinator-2", "--wait", "--interval", "0.05"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!run.stdout.contains("queued"), "{}", run.stdout);
+    let first = run.stdout.lines().next().unwrap();
+    let request_id = first
+        .strip_prefix(
+            "dry run: would dispatch the deploy of clawdinator-2 (nothing was sent) (request ",
+        )
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{first}"));
+    assert_eq!(
+        run.stdout.lines().last(),
+        Some("nothing to wait for: a dry run dispatches no workflow run")
+    );
+    assert!(h.dispatches().is_empty());
+    assert_eq!(h.proxy.connection_count(), 1, "no polls");
+
+    let started = std::time::Instant::now();
+    let wait = h.fleet().run(&["wait", request_id, "--interval", "0.05"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(wait.code, 1, "{wait:?}");
+    assert!(
+        wait.stderr.starts_with("fleet: nothing to wait for: ")
+            && wait
+                .stderr
+                .contains("(HTTP 404, nothing_dispatched, request "),
+        "{}",
+        wait.stderr
+    );
+    assert_eq!(wait.stderr.lines().count(), 1);
+    assert_eq!(h.proxy.connection_count(), 2, "one poll");
+
+    let runs = h.fleet().run(&["runs"]);
+    assert_eq!(runs.code, 0, "{runs:?}");
+    assert!(runs.stdout.contains("(no runs: dry run"), "{}", runs.stdout);
 }

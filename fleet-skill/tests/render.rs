@@ -1,69 +1,83 @@
-//! The status table and the deploy receipt, rendered from JSON samples of the API's answers.
+//! The status table and the deploy receipt, rendered from JSON samples of the API's answers read into the contract's types.
 
+use control_api::contract::{
+    AuditAnswer, DeployAnswer, Flag, RunsAnswer, StatusAnswer, WorkflowRun,
+};
 use fleet_skill::render::{
     render_audit, render_deploy, render_run_summary, render_runs, render_status,
 };
-use serde_json::json;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
 
-/// A status answer of the announced shape, with nulls, flags and an unmanaged instance.
-fn status_sample() -> serde_json::Value {
+/// A sample read as the contract's answer, as the CLI reads the API's.
+fn read<T: DeserializeOwned>(v: &Value) -> T {
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"))
+}
+
+/// A status answer of the contract's shape, with nulls, flags and unmanaged instances.
+fn status_sample() -> Value {
     json!({
         "ok": true,
         "latest_ami": {"id": "ami-0123456789abcdef0", "name": "clawdinator-2025-11-20", "created": "2025-11-20T10:00:00Z"},
         "instances": [
             {
-                "id": "clawdinator-1", "host": "clawdinator-1", "instance_id": "i-0aaaaaaaaaaaaaaaa",
+                "id": "clawdinator-1", "host": "clawdinator-1", "ec2_instance_id": "i-0aaaaaaaaaaaaaaaa",
                 "state": "running", "ami": "ami-0123456789abcdef0", "ami_name": "clawdinator-2025-11-20",
                 "ami_created": "2025-11-20T10:00:00Z", "launch_time": "2025-11-21T08:00:00Z",
                 "public_ip": "203.0.113.10", "private_ip": "10.0.1.10", "instance_type": "t3.large",
-                "flags": []
+                "desired_instance_type": "t3.large", "flags": []
             },
             {
-                "id": "clawdinator-2", "host": "clawdinator-2", "instance_id": "i-0bbbbbbbbbbbbbbbb",
+                "id": "clawdinator-2", "host": "clawdinator-2", "ec2_instance_id": "i-0bbbbbbbbbbbbbbbb",
                 "state": "stopped", "ami": "ami-0fedcba9876543210", "ami_name": null, "ami_created": null,
                 "launch_time": null, "public_ip": null, "private_ip": "10.0.1.11", "instance_type": "t3.xlarge",
-                "flags": ["stale_ami", "type_drift"]
+                "desired_instance_type": "t3.large", "flags": ["stale_ami", "type_drift"]
             },
             {
-                "id": "clawdinator-babelfish", "host": "clawdinator-babelfish", "instance_id": null,
+                "id": "clawdinator-babelfish", "host": "clawdinator-babelfish", "ec2_instance_id": null,
                 "state": null, "ami": null, "ami_name": null, "ami_created": null, "launch_time": null,
                 "public_ip": null, "private_ip": null, "instance_type": null,
-                "flags": ["missing"]
+                "desired_instance_type": "t3.small", "flags": ["missing"]
             }
         ],
         "unmanaged": [
-            {"instance_id": "i-0ccccccccccccccc", "name": "scratch box", "state": "running",
+            {"ec2_instance_id": "i-0ccccccccccccccc", "name": "scratch box", "state": "running",
              "ami": "ami-01234567", "instance_type": "t3.micro", "launch_time": null,
-             "public_ip": null, "private_ip": null},
-            {"instance_id": "i-0dddddddddddddddd", "name": "clawdinator-1", "state": "stopped",
+             "public_ip": null, "private_ip": null, "reason": "not_in_registry"},
+            {"ec2_instance_id": "i-0dddddddddddddddd", "name": "clawdinator-1", "state": "stopped",
              "ami": null, "instance_type": "t3.large", "launch_time": null,
              "public_ip": null, "private_ip": "10.0.1.99", "reason": "duplicate"}
         ],
         "summary": {"running": 1, "stopped": 1, "missing": 1, "stale_ami": 1, "type_drift": 1, "unmanaged": 2, "total": 3},
-        "checks": {"registry": "ok"}
+        "checks": {"bootstrap_bucket": "configured"},
+        "request_id": "0190c0de-0000-7000-8000-000000000000"
     })
+}
+
+fn status(v: &Value) -> StatusAnswer {
+    read(v)
 }
 
 #[test]
 fn status_table_from_a_full_answer() {
     let expected = "\
-ID                     INSTANCE             STATE    AMI                    IP            FLAGS
+ID                     EC2 ID               STATE    AMI                    IP            FLAGS
 clawdinator-1          i-0aaaaaaaaaaaaaaaa  running  ami-0123456789abcdef0  203.0.113.10  -
 clawdinator-2          i-0bbbbbbbbbbbbbbbb  stopped  ami-0fedcba9876543210  10.0.1.11     stale_ami,type_drift
 clawdinator-babelfish  -                    -        -                      -             missing
-scratch_box            i-0ccccccccccccccc   running  ami-01234567           -             unmanaged
+scratch_box            i-0ccccccccccccccc   running  ami-01234567           -             unmanaged:not_in_registry
 clawdinator-1          i-0dddddddddddddddd  stopped  -                      10.0.1.99     unmanaged:duplicate
 latest AMI: ami-0123456789abcdef0 (clawdinator-2025-11-20, created 2025-11-20T10:00:00Z)
 summary: 3 total, 1 running, 1 stopped, 1 missing, 1 stale_ami, 1 type_drift, 2 unmanaged
 ";
-    assert_eq!(render_status(&status_sample()), expected);
+    assert_eq!(render_status(&status(&status_sample())), expected);
 }
 
 #[test]
-fn status_without_summary_counts_the_rows() {
+fn status_without_counters_counts_the_rows() {
     let mut v = status_sample();
-    v.as_object_mut().unwrap().remove("summary");
-    let out = render_status(&v);
+    v["summary"] = json!({});
+    let out = render_status(&status(&v));
     assert!(
         out.ends_with(
             "summary: 3 total, 1 running, 1 stopped, 1 missing, 1 stale_ami, 1 type_drift, 2 unmanaged\n"
@@ -73,40 +87,76 @@ fn status_without_summary_counts_the_rows() {
 }
 
 #[test]
-fn status_with_everything_missing_or_wrongly_typed_still_renders() {
+fn status_answers_of_another_shape_do_not_read() {
+    // The old name of the EC2 id is not read: an optional field left out is absent.
+    let mut old_name = status_sample();
+    let first = &mut old_name["instances"][0];
+    first["instance_id"] = first["ec2_instance_id"].take();
+    first.as_object_mut().unwrap().remove("ec2_instance_id");
+    let answer = status(&old_name);
+    assert_eq!(answer.fleet.instances[0].ec2_instance_id, None);
+    assert!(render_status(&answer)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .starts_with("clawdinator-1          -  "));
+    // Answers with parts missing or of the wrong type are not the contract: the CLI
+    // reports them as not the API's answer.
     for v in [
         json!({"ok": true}),
-        json!({"ok": true, "latest_ami": null, "instances": null, "unmanaged": null, "summary": null}),
-        json!({"ok": true, "latest_ami": "ami-x", "instances": "nope", "unmanaged": 5, "summary": []}),
+        json!({"ok": true, "latest_ami": null, "instances": null, "unmanaged": null, "summary": null,
+               "checks": {"bootstrap_bucket": "unset"}, "request_id": "r"}),
+        json!({"ok": true, "latest_ami": "ami-x", "instances": "nope", "unmanaged": 5, "summary": [],
+               "checks": {"bootstrap_bucket": "unset"}, "request_id": "r"}),
+        json!({"ok": true, "latest_ami": null, "instances": [7], "unmanaged": [], "summary": {},
+               "checks": {"bootstrap_bucket": "unset"}, "request_id": "r"}),
     ] {
-        let out = render_status(&v);
-        assert_eq!(
-            out,
-            "ID  INSTANCE  STATE  AMI  IP  FLAGS\n(no instances)\nlatest AMI: unknown\nsummary: 0 total, 0 running, 0 stopped, 0 missing, 0 stale_ami, 0 type_drift, 0 unmanaged\n",
+        assert!(
+            serde_json::from_value::<StatusAnswer>(v.clone()).is_err(),
             "{v}"
         );
     }
-    // Rows of the wrong type, and fields of the wrong type, become dashes.
-    let v = json!({"ok": true, "instances": [7, {"id": ["x"], "state": 3, "flags": "missing"}]});
-    let out = render_status(&v);
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[1], "-   -         -      -    -   -");
-    assert_eq!(lines[2], "-   -         3      -    -   -");
-    let v = json!({"ok": true, "latest_ami": {"id": "ami-01234567"}, "summary": {"total": 0, "new_counter": 2}});
-    let out = render_status(&v);
+}
+
+#[test]
+fn an_empty_fleet_and_new_counters_and_flags() {
+    let v = json!({"ok": true, "latest_ami": null, "instances": [], "unmanaged": [], "summary": {},
+                   "checks": {"bootstrap_bucket": "unset"}, "request_id": "r"});
+    assert_eq!(
+        render_status(&status(&v)),
+        "ID  EC2 ID  STATE  AMI  IP  FLAGS\n(no instances)\nlatest AMI: unknown\nsummary: 0 total, 0 running, 0 stopped, 0 missing, 0 stale_ami, 0 type_drift, 0 unmanaged\n",
+    );
+    let mut v = status_sample();
+    v["latest_ami"] = json!({"id": "ami-01234567", "name": null, "created": null});
+    v["summary"] = json!({"total": 3, "new_counter": 2});
+    // A flag a newer server invented reads as `Flag::Other`, shown, never fatal.
+    v["instances"][0]["flags"] = json!(["missing", "brand_new_flag"]);
+    let answer = status(&v);
+    assert_eq!(
+        answer.fleet.instances[0].flags,
+        [Flag::Missing, Flag::Other]
+    );
+    let out = render_status(&answer);
     assert!(out.contains("latest AMI: ami-01234567\n"), "{out}");
-    assert!(out.ends_with("summary: 0 total, 2 new_counter\n"), "{out}");
+    assert!(out.ends_with("summary: 3 total, 2 new_counter\n"), "{out}");
+    assert!(
+        out.lines().nth(1).unwrap().ends_with("missing,other"),
+        "{out}"
+    );
 }
 
 #[test]
 fn server_text_cannot_break_the_table_or_add_lines() {
-    let v = json!({"ok": true, "instances": [{
-        "id": "evil\nfleet: deploy queued for all",
-        "state": "running\r\n",
-        "instance_id": "x".repeat(200),
-        "flags": ["a\tb", "", null, "missing"]
-    }]});
-    let out = render_status(&v);
+    let mut v = status_sample();
+    v["instances"] = json!([{
+        "id": "evil\nfleet: deploy queued for all", "host": "h",
+        "ec2_instance_id": "x".repeat(200), "state": "running\r\n",
+        "ami": null, "ami_name": null, "ami_created": null, "launch_time": null,
+        "public_ip": null, "private_ip": null, "instance_type": null,
+        "desired_instance_type": "t3.large", "flags": ["missing"]
+    }]);
+    v["unmanaged"] = json!([]);
+    let out = render_status(&status(&v));
     assert_eq!(
         out.lines().count(),
         4,
@@ -118,50 +168,79 @@ fn server_text_cannot_break_the_table_or_add_lines() {
         "{row}"
     );
     assert!(row.contains(&format!("{}…", "x".repeat(40))), "{row}");
-    assert!(row.ends_with("a_b,missing"), "{row}");
+    assert!(row.ends_with("missing"), "{row}");
+}
+
+const REQUEST_ID: &str = "4f1c2a9e-0000-4000-8000-000000000000";
+
+fn deploy_sample() -> Value {
+    json!({
+        "ok": true, "message": "deploy queued for clawdinator-2", "target": "clawdinator-2",
+        "ami_override": null, "caller": "clawdinator-1",
+        "checks": {"bootstrap": "ok", "idempotency": "new", "in_flight": "clear"},
+        "run_id": null, "run_url": null, "request_id": REQUEST_ID
+    })
+}
+
+fn deploy(v: &Value) -> DeployAnswer {
+    read(v)
 }
 
 #[test]
 fn deploy_receipt() {
-    let v = json!({
-        "ok": true, "message": "deploy queued for clawdinator-2", "target": "clawdinator-2",
-        "ami_override": null, "caller": "clawdinator-1", "request_id": "4f1c2a9e-0000-4000-8000-000000000000"
-    });
+    let v = deploy_sample();
     // No run yet: how to follow it, with the request id `fleet wait` takes.
     assert_eq!(
-        render_deploy(&v),
-        "deploy queued for clawdinator-2 (request 4f1c2a9e-0000-4000-8000-000000000000)\n\
-         run not visible yet; follow it with: fleet wait 4f1c2a9e-0000-4000-8000-000000000000\n"
+        render_deploy(&deploy(&v)),
+        format!(
+            "deploy queued for clawdinator-2 (request {REQUEST_ID})\n\
+             run not visible yet; follow it with: fleet wait {REQUEST_ID}\n"
+        )
     );
     let mut with_run = v.clone();
     with_run["run_url"] = json!("https://github.com/openclaw/clawdinators/actions/runs/42");
     assert_eq!(
-        render_deploy(&with_run),
-        "deploy queued for clawdinator-2 (request 4f1c2a9e-0000-4000-8000-000000000000)\nrun: https://github.com/openclaw/clawdinators/actions/runs/42\n"
+        render_deploy(&deploy(&with_run)),
+        format!("deploy queued for clawdinator-2 (request {REQUEST_ID})\nrun: https://github.com/openclaw/clawdinators/actions/runs/42\n")
     );
-    let mut dry = v.clone();
-    dry["dispatch"] = json!({"dry_run": true, "inputs": {}});
+    // A blank message is built from the target; a request id that is not one
+    // `fleet wait` takes is not offered as a command.
+    let mut odd = v.clone();
+    odd["message"] = json!(" ");
+    odd["target"] = json!("all");
+    odd["request_id"] = json!("r1; reboot");
     assert_eq!(
-        render_deploy(&dry),
-        "deploy queued for clawdinator-2 (request 4f1c2a9e-0000-4000-8000-000000000000)\n\
-         dry run: the control API did not dispatch the workflow\n"
-    );
-    // Without a message the receipt is built from the target; a request id that is not
-    // one `fleet wait` takes is not offered as a command.
-    assert_eq!(
-        render_deploy(&json!({"ok": true, "target": "all", "request_id": "r1; reboot"})),
+        render_deploy(&deploy(&odd)),
         "deploy queued for all (request r1; reboot)\nrun not visible yet\n"
     );
-    assert_eq!(
-        render_deploy(&json!({"ok": true})),
-        "deploy queued for -\nrun not visible yet\n"
+}
+
+#[test]
+fn a_dry_run_receipt_says_what_would_have_been_sent_and_never_queued() {
+    let mut dry = deploy_sample();
+    dry["message"] =
+        json!("dry run: would dispatch the deploy of clawdinator-2 (nothing was sent)");
+    dry["dispatch"] = json!({
+        "dry_run": true, "repo": "openclaw/clawdinators", "workflow": "fleet-deploy.yml",
+        "ref": "main", "inputs": {"target": "clawdinator-2"}
+    });
+    let expected = format!(
+        "dry run: would dispatch the deploy of clawdinator-2 (nothing was sent) (request {REQUEST_ID})\n\
+         would dispatch: fleet-deploy.yml in openclaw/clawdinators at main\n"
     );
+    assert_eq!(render_deploy(&deploy(&dry)), expected);
+    // An older server's message said "queued" even for a dry run.
+    dry["message"] = json!("deploy queued for clawdinator-2");
+    assert_eq!(render_deploy(&deploy(&dry)), expected);
+    dry["rollback"] = json!({"from": "ami-0bbbbbbbbbbbbbbbb", "to": "ami-0aaaaaaaaaaaaaaaa"});
+    assert!(render_deploy(&deploy(&dry))
+        .starts_with("dry run: would dispatch the rollback of clawdinator-2 (nothing was sent)"));
 }
 
 #[test]
 fn deploy_receipt_with_the_safety_fields() {
     let v = json!({
-        "ok": true, "request_id": "4f1c2a9e-0000-4000-8000-000000000000",
+        "ok": true, "request_id": REQUEST_ID,
         "message": "rollback queued for clawdinator-2", "target": "clawdinator-2",
         "ami_override": "ami-0aaaaaaaaaaaaaaaa", "caller": null,
         "checks": {"bootstrap": "ok", "idempotency": "skipped", "in_flight": "queued"},
@@ -171,61 +250,79 @@ fn deploy_receipt_with_the_safety_fields() {
         "replayed": true
     });
     assert_eq!(
-        render_deploy(&v),
-        "rollback queued for clawdinator-2 (request 4f1c2a9e-0000-4000-8000-000000000000)\n\
-         rollback: ami-0bbbbbbbbbbbbbbbb \u{2192} ami-0aaaaaaaaaaaaaaaa\n\
-         run: 42\n\
-         warning: queued behind run 41\n\
-         (replayed: an earlier identical request already answered)\n"
+        render_deploy(&deploy(&v)),
+        format!(
+            "rollback queued for clawdinator-2 (request {REQUEST_ID})\n\
+             rollback: ami-0bbbbbbbbbbbbbbbb \u{2192} ami-0aaaaaaaaaaaaaaaa\n\
+             run: 42\n\
+             warning: queued behind run 41\n\
+             (replayed: an earlier identical request already answered)\n"
+        )
     );
-    // Wrong types are absent, not errors; `replayed: false` says nothing.
-    let odd = json!({"ok": true, "target": "all", "rollback": "x", "warning": 5,
-                     "replayed": false, "run_id": "7", "run_url": "https://x/runs/7"});
-    assert_eq!(
-        render_deploy(&odd),
-        "deploy queued for all\nrun: https://x/runs/7\n"
-    );
+    // Wrong types are not the contract: the answer does not read at all.
+    for (field, odd) in [
+        ("rollback", json!("x")),
+        ("warning", json!(5)),
+        ("run_id", json!("7")),
+        ("target", json!("x;reboot")),
+        ("ami_override", json!("ami-123")),
+    ] {
+        let mut bad = v.clone();
+        bad[field] = odd;
+        assert!(
+            serde_json::from_value::<DeployAnswer>(bad).is_err(),
+            "{field}"
+        );
+    }
+}
+
+fn runs(v: &Value) -> RunsAnswer {
+    read(v)
 }
 
 #[test]
 fn runs_table_from_odd_answers() {
+    let empty = json!({"ok": true, "runs": [], "request_id": "r"});
+    assert_eq!(
+        render_runs(&runs(&empty)),
+        "RUN  TARGET  CALLER  STATUS  STARTED  DURATION  REQUEST\n(no runs)\n",
+    );
     for v in [
-        json!({"ok": true}),
-        json!({"ok": true, "runs": null}),
-        json!({"ok": true, "runs": {"run_id": 1}}),
+        json!({"ok": true, "request_id": "r"}),
+        json!({"ok": true, "runs": null, "request_id": "r"}),
+        json!({"ok": true, "runs": {"run_id": 1}, "request_id": "r"}),
+        json!({"ok": true, "runs": [7], "request_id": "r"}),
     ] {
-        assert_eq!(
-            render_runs(&v),
-            "RUN  TARGET  CALLER  STATUS  STARTED  DURATION  REQUEST\n(no runs)\n",
+        assert!(
+            serde_json::from_value::<RunsAnswer>(v.clone()).is_err(),
             "{v}"
         );
     }
-    let v = json!({"ok": true, "runs": [
-        7,
-        {"run_id": 9, "status": "completed", "conclusion": null, "duration_secs": -1,
+    let v = json!({"ok": true, "request_id": "r", "runs": [
+        {"run_id": 9, "run_url": "https://x/runs/9", "request_id": null, "status": "completed",
+         "conclusion": null, "started": null, "duration_secs": null, "caller": " ",
          "target": "evil\nfleet: line", "step": "ignored in the table"}
     ]});
-    let out = render_runs(&v);
+    let out = render_runs(&runs(&v));
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines.len(), 2, "{out}");
     assert_eq!(
         lines[1],
-        "-    -                 -       -          -        -         -"
-    );
-    assert_eq!(
-        lines[2],
         "9    evil_fleet:_line  -       completed  -        -         -"
     );
 }
 
 #[test]
 fn audit_table_from_odd_answers() {
+    let audit = |v: Value| render_audit(&read::<AuditAnswer>(&v));
     assert_eq!(
-        render_audit(&json!({"ok": true, "records": []})),
+        audit(json!({"ok": true, "records": [], "request_id": "r"})),
         "TIME  PRINCIPAL  CALLER  ACTION  TARGET  AMI  DECISION  STATUS  ERROR  RUN  REQUEST\n(no records)\n"
     );
-    let out = render_audit(&json!({"ok": true, "records": [
-        {"time": "t", "principal": "shared", "action": "status", "decision": "accepted", "status": 200}
+    let out = audit(json!({"ok": true, "request_id": "r", "records": [
+        {"request_id": "", "time": "t", "principal": "shared", "caller": null, "action": "status",
+         "target": null, "ami_override": null, "decision": "accepted", "status": 200,
+         "error": null, "run_id": null, "run_url": null}
     ]}));
     assert_eq!(
         out.lines().nth(1).unwrap(),
@@ -233,25 +330,34 @@ fn audit_table_from_odd_answers() {
     );
 }
 
+fn finished(conclusion: Option<&str>, duration_secs: Option<u64>) -> WorkflowRun {
+    WorkflowRun {
+        run_id: 123,
+        run_url: "https://github.com/openclaw/clawdinators/actions/runs/123".to_owned(),
+        request_id: None,
+        target: None,
+        caller: None,
+        status: "completed".to_owned(),
+        conclusion: conclusion.map(str::to_owned),
+        started: None,
+        duration_secs,
+        step: None,
+    }
+}
+
 #[test]
 fn run_summary_line() {
     let url = "https://github.com/openclaw/clawdinators/actions/runs/123";
     assert_eq!(
-        render_run_summary(
-            "run 123",
-            &json!({"conclusion": "success", "duration_secs": 252, "run_url": url})
-        ),
+        render_run_summary("run 123", &finished(Some("success"), Some(252))),
         format!("run 123 concluded success in 4m12s: {url}\n")
     );
     assert_eq!(
-        render_run_summary("run 123", &json!({"conclusion": null})),
-        "run 123 concluded unknown\n"
+        render_run_summary("run 123", &finished(None, None)),
+        format!("run 123 concluded unknown: {url}\n")
     );
     assert_eq!(
-        render_run_summary(
-            "run 123",
-            &json!({"conclusion": "a b\nc", "duration_secs": "x"})
-        ),
-        "run 123 concluded a_b_c\n"
+        render_run_summary("run 123", &finished(Some("a b\nc"), None)),
+        format!("run 123 concluded a_b_c: {url}\n")
     );
 }

@@ -3,6 +3,7 @@
 mod support;
 
 use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+use control_api::contract::StatusAnswer;
 use support::*;
 
 fn seed(fleet: &str, name: &str) -> String {
@@ -40,6 +41,12 @@ fn status_prints_the_live_table_and_summary() {
 
     let run = h.fleet().run(&["status"]);
     assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.starts_with("ID "), "{}", run.stdout);
+    assert!(
+        run.stdout.lines().next().unwrap().contains("  EC2 ID  "),
+        "{}",
+        run.stdout
+    );
     let row = run
         .stdout
         .lines()
@@ -64,9 +71,16 @@ fn status_prints_the_live_table_and_summary() {
 
     let json = h.fleet().run(&["status", "--json"]);
     assert_eq!(json.code, 0, "{json:?}");
-    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
-    assert_eq!(v["ok"], true);
-    assert_eq!(v["summary"]["missing"], 2);
+    let answer: StatusAnswer = serde_json::from_str(&json.stdout).unwrap();
+    assert!(answer.ok);
+    assert_eq!(answer.fleet.summary.get("missing"), Some(&2));
+    let live = answer
+        .fleet
+        .instances
+        .iter()
+        .find(|i| i.id == "clawdinator-2")
+        .unwrap();
+    assert_eq!(live.ec2_instance_id.as_deref(), Some(id.as_str()));
 
     let chat = h.fleet().run(&["chat", "/fleet@clawdinator_bot STATUS"]);
     assert_eq!(chat.code, 0, "{chat:?}");

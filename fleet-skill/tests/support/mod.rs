@@ -2,10 +2,11 @@
 //!
 //! Requests from `fleet` go through a byte-for-byte TCP proxy (which only records what
 //! passes) to `control_api::inbound::local::serve` running the real handler in
-//! `Mode::Local`, with GitHub as a double. The one exception is [`ApiDouble`]: the
-//! deploy-safety actions (runs, run, audit, rollback, queue) are specified but live in
-//! another branch of the API, so for them the API is a wiremock double that answers
-//! only the exact bodies the contract names.
+//! `Mode::Local`, with GitHub as a double. The one exception is [`ApiDouble`]: answers
+//! the real API only gives in states that are slow or awkward to reach (a run in
+//! progress, a refusal in flight, a rollback), so for them the API is a wiremock double
+//! that answers only the exact bodies the contract's `Request` serializes to, with
+//! answers built from the contract's types.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -18,9 +19,11 @@ use std::thread;
 use std::time::Duration;
 
 use control_api::config::{Mode, Settings};
+use control_api::contract::{self, Request};
+use serde::Serialize;
 use serde_json::Value;
 use wiremock::matchers::{body_json, header, method, path};
-use wiremock::{Match, Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Match, Mock, MockServer, Request as Received, Respond, ResponseTemplate};
 
 /// Distinctive, so a leak is found by plain substring search.
 pub const CONTROL_TOKEN: &str = "tok-FLEETTEST-7f3a9c1e5b";
@@ -106,6 +109,11 @@ impl RawRequest {
 
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("JSON body")
+    }
+
+    /// The body as the API reads it.
+    pub fn request(&self) -> Request {
+        contract::parse_command(&self.body).expect("a request the API parses")
     }
 }
 
@@ -209,6 +217,8 @@ fn forward(mut client: TcpStream, upstream: SocketAddr, record: Recording) {
 pub enum GitHub {
     Accepts,
     Fails(u16),
+    /// No `GITHUB_TOKEN`: the local server's dry run, which dispatches nothing.
+    Absent,
 }
 
 /// The real control API (local server, real handler) with GitHub as a double, behind a
@@ -278,9 +288,11 @@ impl Harness {
             }
             let mut env = vec![
                 ("CONTROL_API_TOKEN", CONTROL_TOKEN.to_owned()),
-                ("GITHUB_TOKEN", GITHUB_TOKEN.to_owned()),
                 ("GITHUB_API_URL", mock.uri()),
             ];
+            if !matches!(github, GitHub::Absent) {
+                env.push(("GITHUB_TOKEN", GITHUB_TOKEN.to_owned()));
+            }
             if let Some(p) = &registry_path {
                 env.push(("FLEET_REGISTRY", p.to_str().unwrap().to_owned()));
             }
@@ -372,12 +384,11 @@ impl ApiDouble {
         }
     }
 
-    /// Answers `body` with `answers` in turn (status, JSON body); the last one repeats.
-    pub fn on(&self, body: Value, answers: &[(u16, Value)]) {
-        let keyed = matches!(
-            body.get("action").and_then(Value::as_str),
-            Some("deploy" | "rollback")
-        );
+    /// Answers `request` (as its exact JSON) with `answers` in turn (status, JSON body);
+    /// the last one repeats.
+    pub fn on(&self, request: Request, answers: &[(u16, Value)]) {
+        let keyed = request.deploys();
+        let body = serde_json::to_value(&request).unwrap();
         let mock = Mock::given(method("POST"))
             .and(path("/"))
             .and(header(
@@ -417,12 +428,17 @@ impl ApiDouble {
     }
 }
 
+/// A contract answer as the JSON the double sends.
+pub fn json_of(answer: &impl Serialize) -> Value {
+    serde_json::to_value(answer).unwrap()
+}
+
 /// Present and a UUID v4 (`true`), or absent (`false`).
 struct IdempotencyKey(bool);
 
 impl Match for IdempotencyKey {
-    fn matches(&self, request: &Request) -> bool {
-        match request.headers.get("idempotency-key") {
+    fn matches(&self, request: &Received) -> bool {
+        match request.headers.get(contract::IDEMPOTENCY_KEY_HEADER) {
             None => !self.0,
             Some(key) => self.0 && key.to_str().is_ok_and(is_uuid_v4),
         }
@@ -449,7 +465,7 @@ impl InTurn {
 }
 
 impl Respond for InTurn {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
+    fn respond(&self, _: &Received) -> ResponseTemplate {
         let i = self.next.fetch_add(1, Ordering::SeqCst);
         self.answers[i.min(self.answers.len() - 1)].clone()
     }
