@@ -132,8 +132,8 @@ pub struct ErrorBody {
 pub enum Answer {
     Deploy(Box<DeployAnswer>),
     Status(Box<StatusAnswer>),
-    Runs(RunsAnswer),
+    Runs(Box<RunsAnswer>),
     Run(Box<RunAnswer>),
-    Audit(AuditAnswer),
-    Error(ErrorBody),
+    Audit(Box<AuditAnswer>),
+    Error(Box<ErrorBody>),
 }

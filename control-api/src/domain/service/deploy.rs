@@ -106,7 +106,7 @@ pub struct DeployOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Kept {
-    Dispatched(DeployOutcome),
+    Dispatched(Box<DeployOutcome>),
     Unknown { request_id: String },
 }
 
@@ -159,7 +159,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         // Keep the answer when a dispatch happened or may have; otherwise free the key,
         // since repeating a request that started nothing is safe.
         let kept = match &result {
-            Ok(outcome) => Some(Kept::Dispatched(outcome.clone())),
+            Ok(outcome) => Some(Kept::Dispatched(Box::new(outcome.clone()))),
             Err(ApiError::Deploy(DeployError::Unknown { request_id })) => Some(Kept::Unknown {
                 request_id: request_id.clone(),
             }),

@@ -153,7 +153,10 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         // Time-ordered, so audit keys sort by time within a day.
         let request_id = uuid::Uuid::now_v7().to_string();
         let (facts, result) = match self.admit(&call) {
-            Err((facts, e)) => (facts, Err(e)),
+            Err(refused) => {
+                let (facts, e) = *refused;
+                (facts, Err(e))
+            }
             Ok(admitted) => {
                 let facts = Facts::of(&admitted.principal, &admitted.command, &admitted.caller);
                 let result = self
@@ -171,19 +174,21 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
     }
 
     /// Credentials, then the body, then who the effective caller is.
-    fn admit(&self, call: &Call<'_>) -> Result<Admitted, (Facts, ApiError)> {
+    /// A refusal carries what was known of the request by then, for the audit trail.
+    fn admit(&self, call: &Call<'_>) -> Result<Admitted, Box<(Facts, ApiError)>> {
+        let refuse = |facts: &Facts, e: ApiError| Box::new((facts.clone(), e));
         let mut facts = Facts::default();
         let auth = self
             .auth
             .as_ref()
-            .map_err(|m| (facts.clone(), ApiError::Misconfigured(*m)))?;
+            .map_err(|m| refuse(&facts, ApiError::Misconfigured(*m)))?;
         let principal = auth
             .authenticate(&call.credentials)
-            .map_err(|e| (facts.clone(), e.into()))?;
+            .map_err(|e| refuse(&facts, e.into()))?;
         facts.principal = Some(principal.to_string());
-        let command = parse_command(call.body).map_err(|e| (facts.clone(), e.into()))?;
+        let command = parse_command(call.body).map_err(|e| refuse(&facts, e.into()))?;
         let caller = effective_caller(&self.registry, &principal, command.caller().cloned())
-            .map_err(|e| (Facts::of(&principal, &command, &None), e.into()))?;
+            .map_err(|e| refuse(&Facts::of(&principal, &command, &None), e.into()))?;
         let is_bot = caller
             .as_ref()
             .is_some_and(|c| caller_instance(&self.registry, c).is_some());
