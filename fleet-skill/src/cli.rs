@@ -35,12 +35,14 @@ Exit codes:
 const WAIT_HELP: &str = "\
 Progress goes to stderr: on a terminal one line is redrawn in place (spinner, status,
 current step, elapsed time); otherwise a line is written only when the status or step
-changes. A run not yet visible for a request id is asked for again for up to 60 s.
+changes. A run not yet visible for a request id is asked for again for up to 60 s;
+a server that dispatches nothing (a dry run: nothing_dispatched) ends the wait at once.
 Failed polls (network, 5xx) are retried; 5 in a row, or a refusal, end the wait.
 The last line on stdout is the summary: conclusion, duration, run URL.
 
-Exit: 0 the run concluded success; 1 it concluded anything else, or the API refused;
-2 a bad id; 3 the wait timed out or polls kept failing (the run itself goes on).";
+Exit: 0 the run concluded success; 1 it concluded anything else, there is no run to
+follow (a dry run), or the API refused; 2 a bad id; 3 the wait timed out or polls kept
+failing (the run itself goes on).";
 
 #[derive(Debug, Parser)]
 #[command(

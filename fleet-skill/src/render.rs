@@ -34,25 +34,7 @@ const SUMMARY_ORDER: [&str; 7] = [
 /// would have dispatched.
 pub fn render_deploy(answer: &DeployAnswer) -> String {
     let dry_run = answer.dispatch.as_ref().filter(|d| d.dry_run);
-    let headline = match dry_run {
-        // Built here, not taken from the message: a dry run is never "queued", whatever
-        // an older server says.
-        Some(_) => {
-            let verb = if answer.rollback.is_some() {
-                "rollback"
-            } else {
-                "deploy"
-            };
-            format!(
-                "dry run: would dispatch the {verb} of {} (nothing was sent)",
-                answer.target
-            )
-        }
-        None => text(&answer.message).map_or_else(
-            || format!("deploy queued for {}", answer.target),
-            |m| one_line(m, 200),
-        ),
-    };
+    let headline = headline(answer, dry_run.is_some());
     let mut out = match text(&answer.request_id) {
         Some(id) => format!("{headline} (request {})\n", one_line(id, 80)),
         None => format!("{headline}\n"),
@@ -93,6 +75,27 @@ pub fn render_deploy(answer: &DeployAnswer) -> String {
         ));
     }
     out
+}
+
+/// `deploy queued for <target>` as the API says it; a dry run's own line instead.
+fn headline(answer: &DeployAnswer, dry_run: bool) -> String {
+    if dry_run {
+        // Built here, not taken from the message: a dry run is never "queued", whatever
+        // an older server says.
+        let verb = if answer.rollback.is_some() {
+            "rollback"
+        } else {
+            "deploy"
+        };
+        return format!(
+            "dry run: would dispatch the {verb} of {} (nothing was sent)",
+            answer.target
+        );
+    }
+    text(&answer.message).map_or_else(
+        || format!("deploy queued for {}", answer.target),
+        |m| one_line(m, 200),
+    )
 }
 
 /// Workflow runs, newest first as the API sends them: run id, target, caller,

@@ -2,15 +2,14 @@
 //!
 //! Never panics; an accepted command obeys the API's target/AMI rules (hand-written
 //! predicates), re-renders to a canonical `/fleet …` line that parses to the same
-//! command, and is a request `parse_command` accepts with the same fields. A refusal
-//! never echoes the input.
+//! command, and serialized as the CLI sends it (`contract::Request`) is a request
+//! `parse_command` accepts with the same fields. A refusal never echoes the input.
 
 #![no_main]
 
 use control_api::domain::request::{parse_command, Command, RequestError, Target};
 use fleet_skill::chat::{parse_chat, ChatCommand, ChatError, MAX_CHAT_BYTES};
 use libfuzzer_sys::fuzz_target;
-use serde_json::json;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -53,13 +52,15 @@ fn check_command(text: &str, cmd: &ChatCommand) {
             assert!(is_ami(ami.as_str()), "ami {:?}", ami.as_str());
         }
 
-        // What chat accepts, the API accepts too, field for field.
-        let body = json!({
-            "action": "deploy",
-            "target": target,
-            "ami_override": ami_override,
+        // What chat accepts, the CLI sends as the contract's request, and the API reads
+        // back field for field.
+        let body = serde_json::to_string(&Command::Deploy {
+            target: target.clone(),
+            caller: None,
+            ami_override: ami_override.clone(),
+            queue: false,
         })
-        .to_string();
+        .expect("a request serializes");
         match parse_command(body.as_bytes()) {
             Ok(Command::Deploy {
                 target: t,
