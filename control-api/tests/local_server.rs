@@ -195,6 +195,8 @@ fn an_invalid_registry_stops_start_up_with_a_clear_error() {
         &["serve"],
         &[("FLEET_REGISTRY", file.to_str().unwrap()), ("PORT", "0")],
     );
+    // Removed before the assertions, so a failure leaves nothing behind either.
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(code, 2);
     assert!(
         err.contains("fleet registry") && err.contains("\"Bad Id\": instance id must match"),
