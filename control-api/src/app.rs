@@ -383,7 +383,7 @@ fn build_with_secrets(
     }
     let ports = Ports {
         workflow,
-        fleet: Ec2Fleet::new(sdk, settings.aws.clone()),
+        fleet: fleet_reader(sdk, settings, mode),
         bootstrap,
         state,
         sleep: tokio_sleep,
@@ -393,4 +393,15 @@ fn build_with_secrets(
     Ok(ControlApi::new(settings.registry.clone(), auth, ports)
         .with_rate_limit(limiter)
         .with_timing(timing.deploy, timing.claim))
+}
+
+/// The EC2 reader; the local server without an emulator tells its callers how to get one.
+fn fleet_reader(sdk: &SdkConfig, settings: &Settings, mode: Mode) -> Ec2Fleet {
+    let fleet = Ec2Fleet::new(sdk, settings.aws.clone());
+    match (mode, sdk.endpoint_url()) {
+        (Mode::Local, None) => fleet.with_unreachable_hint(
+            "without an AWS account, scripts/local-fleet runs the whole product on a local emulator",
+        ),
+        _ => fleet,
+    }
 }

@@ -30,7 +30,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the control API on 127.0.0.1:$PORT (default 8787), the same handler as the Lambda.
-    Serve,
+    Serve {
+        /// First seed a local fleet into the AWS emulator at AWS_ENDPOINT_URL (loopback
+        /// only): hosts, two images, a state bucket, bootstrap bundles. `scripts/local-fleet`.
+        #[cfg(feature = "test-support")]
+        #[arg(long)]
+        local_fleet: bool,
+    },
     /// Check the fleet registry and that every host has its nix/hosts/<host>.nix.
     CheckRegistry {
         #[arg(long, default_value = "nix/instances.json")]
@@ -87,7 +93,10 @@ impl From<AwsError> for Failure {
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Serve => serve().map_err(Failure::Error),
+        #[cfg(feature = "test-support")]
+        Command::Serve { local_fleet } => serve(local_fleet).map_err(Failure::Error),
+        #[cfg(not(feature = "test-support"))]
+        Command::Serve {} => serve(false).map_err(Failure::Error),
         Command::LatestAmi => latest_ami(),
         Command::CheckAmi { ami } => check_ami(&ami),
         Command::PruneAmis { keep, apply } => prune_amis(keep, apply),
@@ -103,7 +112,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn serve() -> anyhow::Result<()> {
+fn serve(local_fleet: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let _logs = telemetry::init(LogFormat::Text);
@@ -116,6 +125,11 @@ fn serve() -> anyhow::Result<()> {
         let port: u16 = match std::env::var("PORT") {
             Ok(p) if !p.is_empty() => p.parse().with_context(|| format!("PORT must be a port number, got {p:?}"))?,
             _ => 8787,
+        };
+        let seeded = if local_fleet {
+            Some(seed_local_fleet(&mut settings).await?)
+        } else {
+            None
         };
         let registry_source = settings.registry_source.clone();
         let api = Arc::new(app::build(settings, Mode::Local).await?);
@@ -130,18 +144,61 @@ fn serve() -> anyhow::Result<()> {
         };
         // The banner goes to stdout, once; logs go to stderr and never carry the token.
         println!("control-api listening on http://{addr} (registry: {registry_source}; dispatch: {dispatch})");
-        if let Some(token) = generated {
-            println!("CONTROL_API_TOKEN was not set; this run accepts the generated token:");
-            println!("  export CONTROL_API_TOKEN={token}");
+        if let Some(seeded) = &seeded {
+            println!("{seeded}");
         }
-        println!(
-            "try: curl -sS http://{addr}/ -H \"Authorization: Bearer $CONTROL_API_TOKEN\" -H 'content-type: application/json' -d '{{\"action\":\"deploy\",\"target\":\"clawdinator-2\"}}'"
-        );
+        banner(addr, generated.as_deref(), seeded.is_some());
         tracing::info!(%addr, "listening");
         crate::inbound::local::serve(api, listener, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The token to export and what to try first.
+fn banner(addr: std::net::SocketAddr, generated: Option<&str>, local_fleet: bool) {
+    match generated {
+        Some(token) => {
+            println!("CONTROL_API_TOKEN was not set; this run accepts the generated token:");
+            println!("  export CONTROL_API_TOKEN={token}");
+        }
+        None => println!("  (the token is the CONTROL_API_TOKEN you set)"),
+    }
+    if local_fleet {
+        println!("try, in another shell (cargo build -p fleet-skill first if target/debug/fleet is missing):");
+        println!(
+            "  export FLEET_CONTROL_URL=http://{addr} FLEET_CONTROL_TOKEN=\"$CONTROL_API_TOKEN\""
+        );
+        println!("  target/debug/fleet status");
+        println!("  target/debug/fleet deploy clawdinator-2");
+        println!("  target/debug/fleet audit");
+        println!("Ctrl-C stops the API and the emulator.");
+    } else {
+        println!(
+            "try: curl -sS http://{addr}/ -H \"Authorization: Bearer $CONTROL_API_TOKEN\" -H 'content-type: application/json' -d '{{\"action\":\"deploy\",\"target\":\"clawdinator-2\"}}'"
+        );
+        println!(
+            "(status needs AWS: scripts/local-fleet runs the whole product on a local emulator)"
+        );
+    }
+}
+
+#[cfg(feature = "test-support")]
+async fn seed_local_fleet(
+    settings: &mut Settings,
+) -> anyhow::Result<crate::test_support::local_fleet::Seeded> {
+    use crate::test_support::local_fleet;
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    let sdk = crate::outbound::aws::load_local_sdk_config().await;
+    let seeded = local_fleet::seed(&endpoint, &sdk, &settings.registry, &settings.aws).await?;
+    settings.aws.state_bucket = Some(local_fleet::STATE_BUCKET.to_owned());
+    settings.aws.bootstrap_bucket = Some(local_fleet::BOOTSTRAP_BUCKET.to_owned());
+    Ok(seeded)
+}
+
+#[cfg(not(feature = "test-support"))]
+async fn seed_local_fleet(_: &mut Settings) -> anyhow::Result<std::convert::Infallible> {
+    unreachable!("--local-fleet exists only with the test-support feature")
 }
 
 async fn shutdown_signal() {

@@ -33,8 +33,8 @@ pub fn init(format: LogFormat) -> WorkerGuard {
     let _installed = match format {
         LogFormat::Json => tracing::subscriber::set_global_default(json_subscriber(writer)).is_ok(),
         LogFormat::Text => {
-            let filter =
-                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+            let filter = EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
             tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(writer)
@@ -46,13 +46,20 @@ pub fn init(format: LogFormat) -> WorkerGuard {
     guard
 }
 
+/// Info, but the AWS SDK's own warnings only at error: each is hundreds of characters of
+/// resolver and connector internals (its credential chain warns for every provider it
+/// tries), and `outbound::aws` already logs one line per failed call with its reason.
+/// `RUST_LOG` overrides it (`RUST_LOG=info,aws_config=debug` shows them all).
+const DEFAULT_FILTER: &str = "info,aws_config=error,aws_smithy_runtime=error";
+
 /// The Lambda's JSON-lines subscriber (one flat object per event) writing to `writer`;
 /// tests use it to read the audit line exactly as CloudWatch gets it.
 pub fn json_subscriber<W>(writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

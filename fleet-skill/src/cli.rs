@@ -14,7 +14,7 @@ use crate::wait::{RunRef, WaitOptions};
 const ENVIRONMENT_HELP: &str = "\
 Environment:
   FLEET_CONTROL_URL         control API URL (required): http://127.0.0.1:8787 for the local
-                            server (`cargo run -p control-api -- serve`), else the Lambda's
+                            server (`scripts/local-fleet`), else the Lambda's
                             Function URL https://<id>.lambda-url.<region>.on.aws/
   FLEET_CONTROL_TOKEN_FILE  file holding the control token (default /run/agenix/clawdinator-control-token)
   FLEET_CONTROL_TOKEN       the control token itself, if no token file is set (for the

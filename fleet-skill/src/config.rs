@@ -43,7 +43,7 @@ fn var(lookup: Lookup<'_>, name: &str) -> Option<String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{URL_VAR} is not set; set it to the control API URL: http://127.0.0.1:8787 for the local server (`cargo run -p control-api -- serve`), or the Lambda's Function URL https://<id>.lambda-url.<region>.on.aws/")]
+    #[error("{URL_VAR} is not set; set it to the control API URL: http://127.0.0.1:8787 for the local server (`scripts/local-fleet`), or the Lambda's Function URL https://<id>.lambda-url.<region>.on.aws/")]
     MissingUrl,
     #[error("{URL_VAR} must be an http(s) URL with a host and no user info ({0})")]
     InvalidUrl(&'static str),

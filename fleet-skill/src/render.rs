@@ -364,13 +364,9 @@ fn flags(flags: &[Flag]) -> String {
     names.join(",")
 }
 
-/// The reason's wire name (`UnmanagedReason` has no `as_str` of its own yet).
+/// The reason's wire name.
 fn reason(reason: UnmanagedReason) -> &'static str {
-    match reason {
-        UnmanagedReason::NotInRegistry => "not_in_registry",
-        UnmanagedReason::Duplicate => "duplicate",
-        UnmanagedReason::Other => "other",
-    }
+    reason.as_str()
 }
 
 #[cfg(test)]

@@ -27,7 +27,8 @@ pub const NOT_VISIBLE_GRACE: Duration = Duration::from_secs(60);
 /// Failed polls in a row (network, 5xx, 408/429, not the API's JSON) that end a wait.
 pub const MAX_FAILED_POLLS: u32 = 5;
 /// The API's answer to `run` when it dispatches nothing (the local dry run, HTTP 404).
-pub const NOTHING_DISPATCHED: &str = "nothing_dispatched";
+pub use control_api::contract::codes::NOTHING_DISPATCHED;
+use control_api::contract::codes::RUN_NOT_FOUND;
 /// How often the terminal line is redrawn between polls, so spinner and clock move.
 const TICK: Duration = Duration::from_millis(250);
 const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
@@ -285,7 +286,7 @@ fn follow(
                 return Err(FleetError::NothingDispatched(f));
             }
             Err(FleetError::Refused(f))
-                if f.code.as_deref() == Some("run_not_found")
+                if f.code.as_deref() == Some(RUN_NOT_FOUND)
                     && matches!(run, RunRef::RequestId(_))
                     && progress.elapsed() < NOT_VISIBLE_GRACE =>
             {

@@ -381,7 +381,7 @@ fn missing_control_url_is_a_usage_error() {
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(
         run.stderr,
-        "fleet: FLEET_CONTROL_URL is not set; set it to the control API URL: http://127.0.0.1:8787 for the local server (`cargo run -p control-api -- serve`), or the Lambda's Function URL https://<id>.lambda-url.<region>.on.aws/\n"
+        "fleet: FLEET_CONTROL_URL is not set; set it to the control API URL: http://127.0.0.1:8787 for the local server (`scripts/local-fleet`), or the Lambda's Function URL https://<id>.lambda-url.<region>.on.aws/\n"
     );
 }
 

@@ -8,6 +8,12 @@ use super::policy::PolicyError;
 use super::ports::{AwsError, Misconfig, WorkflowError, WorkflowRun};
 use super::request::RequestError;
 
+/// The codes a client acts on (the others it shows): `fleet wait` stops on these.
+pub mod codes {
+    pub const RUN_NOT_FOUND: &str = "run_not_found";
+    pub const NOTHING_DISPATCHED: &str = "nothing_dispatched";
+}
+
 /// Every way a request can end without success.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -104,8 +110,8 @@ impl ApiError {
             Self::QueueFull { .. } => "deploy_queue_full",
             Self::QueueNotAllowed => "queue_not_allowed",
             Self::AuditHumansOnly => "audit_humans_only",
-            Self::RunNotFound(_) => "run_not_found",
-            Self::NothingDispatched => "nothing_dispatched",
+            Self::RunNotFound(_) => codes::RUN_NOT_FOUND,
+            Self::NothingDispatched => codes::NOTHING_DISPATCHED,
             Self::InstanceNotRunning { .. } => "instance_not_running",
             Self::NoPreviousImage { .. } => "no_previous_image",
             Self::RollbackAmbiguous { .. } => "rollback_ambiguous",

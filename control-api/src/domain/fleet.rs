@@ -45,6 +45,16 @@ pub enum UnmanagedReason {
     Other,
 }
 
+impl UnmanagedReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotInRegistry => "not_in_registry",
+            Self::Duplicate => "duplicate",
+            Self::Other => "other",
+        }
+    }
+}
+
 /// The newest image by creation date; ties go to the larger id so the choice is stable.
 pub fn newest_image(images: impl IntoIterator<Item = FleetImage>) -> Option<FleetImage> {
     images
@@ -72,7 +82,9 @@ pub struct InstanceStatus {
     /// The registry id.
     pub id: String,
     pub host: String,
-    /// EC2's `i-…` id of the instance running for it.
+    /// EC2's `i-…` id of the instance running for it. Required on the wire (`null` when
+    /// missing): an answer of a server from before its rename is refused, not shown blank.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub ec2_instance_id: Option<String>,
     pub state: Option<String>,
     pub ami: Option<String>,

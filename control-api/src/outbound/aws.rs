@@ -63,19 +63,25 @@ fn sdk_defaults() -> aws_config::ConfigLoader {
         )
 }
 
+/// The reason given when no connection could be made or no credentials were found.
+const UNREACHABLE: &str = "unreachable or no credentials";
+
 /// Names the failed call and AWS's error code for the caller; the full chain goes to the log.
 pub(crate) fn aws_error<E, R>(call: &'static str, e: SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    tracing::warn!(call, error = %DisplayErrorContext(&e), "AWS call failed");
     let reason = match &e {
         SdkError::ServiceError(se) => se.err().code().unwrap_or("service error").to_owned(),
         SdkError::TimeoutError(_) => "timed out".to_owned(),
-        SdkError::DispatchFailure(_) => "unreachable or no credentials".to_owned(),
+        SdkError::DispatchFailure(_) => UNREACHABLE.to_owned(),
         _ => "no usable answer".to_owned(),
     };
+    // One short line for the operator; the SDK's whole chain (hundreds of characters of
+    // resolver and connector internals) only at debug.
+    tracing::warn!(call, reason = %reason, "AWS call failed");
+    tracing::debug!(call, error = %DisplayErrorContext(&e), "AWS call failed: details");
     AwsError(format!("AWS {call} failed ({reason})"))
 }
 
@@ -94,6 +100,8 @@ pub struct Ec2Fleet {
     page_size: i32,
     /// For a whole answer, however many pages and retries it takes.
     deadline: Duration,
+    /// Added to "unreachable" errors: what to do when there is no AWS at all.
+    unreachable_hint: Option<&'static str>,
 }
 
 impl Ec2Fleet {
@@ -108,6 +116,20 @@ impl Ec2Fleet {
             settings,
             page_size,
             deadline: ANSWER_DEADLINE,
+            unreachable_hint: None,
+        }
+    }
+
+    /// The local server without an emulator: its callers are told how to get one.
+    pub fn with_unreachable_hint(mut self, hint: &'static str) -> Self {
+        self.unreachable_hint = Some(hint);
+        self
+    }
+
+    fn hinted(&self, e: AwsError) -> AwsError {
+        match self.unreachable_hint {
+            Some(hint) if e.0.contains(UNREACHABLE) => AwsError(format!("{}; {hint}", e.0)),
+            _ => e,
         }
     }
 
@@ -132,7 +154,7 @@ impl Ec2Fleet {
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("EC2 DescribeInstances", e))?;
+            let page = page.map_err(|e| self.hinted(aws_error("EC2 DescribeInstances", e)))?;
             out.extend(
                 page.reservations()
                     .iter()
@@ -158,7 +180,7 @@ impl Ec2Fleet {
         let mut pages = request.max_results(1000).into_paginator().send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("EC2 DescribeImages", e))?;
+            let page = page.map_err(|e| self.hinted(aws_error("EC2 DescribeImages", e)))?;
             out.extend(page.images().iter().map(&map));
         }
         Ok(out)

@@ -281,8 +281,13 @@ pub struct LocalServer {
 
 impl LocalServer {
     pub fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_with(&["serve"], env)
+    }
+
+    /// `control-api ARGS` (a `serve`), until its banner is printed.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_control-api"));
-        cmd.arg("serve")
+        cmd.args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(Stdio::null());
@@ -306,7 +311,7 @@ impl LocalServer {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut banner = Vec::new();
         let mut url = None;
-        // The banner ends with the "try:" line.
+        // The banner ends with the "try:" line, or the local fleet's "Ctrl-C" line.
         loop {
             let mut line = String::new();
             if out.read_line(&mut line).unwrap() == 0 {
@@ -317,7 +322,7 @@ impl LocalServer {
             if let Some(rest) = line.strip_prefix("control-api listening on ") {
                 url = rest.split_whitespace().next().map(str::to_owned);
             }
-            let done = line.starts_with("try:");
+            let done = line.starts_with("try:") || line.starts_with("Ctrl-C");
             banner.push(line);
             if done {
                 break;
@@ -382,6 +387,44 @@ fn drain(mut r: impl BufRead + Send + 'static, into: Arc<Mutex<String>>) {
             line.clear();
         }
     });
+}
+
+/// A moto of a test's own (`MOTO_SERVER`, exported by scripts/with-moto) on a free
+/// loopback port, for a test that must not share the suite's emulator; killed on drop.
+pub struct OwnMoto {
+    child: Child,
+    pub url: String,
+}
+
+impl OwnMoto {
+    pub fn start() -> Self {
+        let server = std::env::var("MOTO_SERVER").expect("run under scripts/with-moto");
+        let port = closed_port();
+        let child = Command::new(server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let moto = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return moto;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("moto on {port} did not start");
+    }
+}
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A client that returns 4xx/5xx as responses, not errors.
