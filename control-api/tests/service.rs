@@ -488,7 +488,8 @@ async fn rate_limit_is_429_with_retry_after() {
     });
     deployed(&api, &ask(&deploy("clawdinator-2"))).await;
     let reply = send(&api, &ask(&deploy("clawdinator-2"))).await;
-    assert_eq!(reply.status, 429);
+    let e: ErrorBody = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!((reply.status, e.error.as_str()), (429, "rate_limited"));
     assert!(reply
         .headers
         .iter()
@@ -638,4 +639,30 @@ async fn a_dry_run_says_so_and_never_queued() {
     let a = deployed(&api, &ask(&deploy("clawdinator-2"))).await;
     assert_eq!(a.checks.in_flight, InFlightCheck::Skipped);
     assert!(a.message.starts_with("dry run"), "{}", a.message);
+}
+
+/// Every error code of the README's table is exercised by a test in this file, so the
+/// table, the code and these tests cannot drift apart unnoticed.
+#[test]
+fn every_code_of_the_readme_table_is_tested_here() {
+    let readme = include_str!("../../README.md");
+    let this = include_str!("service.rs");
+    let mut codes = Vec::new();
+    for row in readme
+        .lines()
+        .filter(|l| l.starts_with("| 4") || l.starts_with("| 5"))
+    {
+        let cells: Vec<&str> = row.split('|').collect();
+        let Some(cell) = cells.get(2) else { continue };
+        codes.extend(cell.split('`').skip(1).step_by(2).map(str::to_owned));
+    }
+    assert!(codes.len() >= 40, "the README's table was found: {codes:?}");
+    let untested: Vec<&String> = codes
+        .iter()
+        .filter(|c| !this.contains(&format!("\"{c}\"")))
+        .collect();
+    assert!(
+        untested.is_empty(),
+        "codes without a test here: {untested:?}"
+    );
 }
