@@ -199,6 +199,32 @@ async fn a_refusal_frees_the_key_for_a_later_try() {
 }
 
 #[tokio::test]
+async fn a_run_on_another_branch_is_not_a_deploy_in_flight() {
+    let github = github_accepting().await;
+    let api = app(&github, &bucket("branch").await, &[]).await;
+    // A copy of the workflow pushed to another branch, named like a deploy in flight.
+    let copy = github.add_run_on_branch(
+        "fleet-deploy all by human:mallory [0190c0de-0000-7000-8000-00000000000b]",
+        "in_progress",
+        "mallory-copy",
+    );
+    let (s, b) = post(&api, Some("br-1"), deploy("clawdinator-2")).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["checks"]["in_flight"], "clear");
+    assert_ne!(b["run_id"], copy, "the run found is the one on main");
+    let (s, runs) = post(&api, None, json!({"action": "runs"})).await;
+    assert_eq!(s, 200, "{runs}");
+    let ids: Vec<u64> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_u64().unwrap())
+        .collect();
+    assert!(!ids.contains(&copy), "{runs}");
+    assert_eq!(github.dispatches().await.len(), 1);
+}
+
+#[tokio::test]
 async fn the_guard_lets_a_human_queue_behind_a_running_deploy_but_never_cancel_a_waiting_one() {
     let github = github_accepting().await;
     let bucket = bucket("guard").await;
