@@ -504,3 +504,76 @@ async fn every_deploy_decision_is_an_audit_record_a_human_can_list() {
     let (s, b) = post(&api, None, bot).await;
     assert_eq!((s, b["error"].as_str()), (403, Some("audit_humans_only")));
 }
+
+#[tokio::test]
+async fn sixty_wrong_tokens_from_one_address_leave_five_audit_objects() {
+    let github = github_accepting().await;
+    let bucket = bucket("flood").await;
+    let api = app(&github, &bucket, &[]).await;
+    let path = format!(
+        "{}/tests/fixtures/deploy_wrong_token.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    for _ in 0..60 {
+        let event = lambda_http::request::from_str(&text).unwrap();
+        let resp = handle(&api, event).await.unwrap();
+        // The answer never changes: only the trail is bounded.
+        assert_eq!(resp.status().as_u16(), 401);
+    }
+    let stored = keys(&bucket, "audit/").await;
+    assert_eq!(stored.len(), 5, "{stored:?}");
+    assert!(github.dispatches().await.is_empty());
+}
+
+#[tokio::test]
+async fn the_audit_listing_pages_s3_from_the_newest_slice() {
+    use control_api::domain::audit::{self, AuditRecord};
+    use control_api::outbound::state::S3State;
+    let github = github_accepting().await;
+    let bucket = bucket("audit-pages").await;
+    let store = S3State::new(s3().await, bucket.clone());
+    let now = chrono::Utc::now();
+    // 150 records a minute apart: more than one ListObjectsV2 page (100) in all.
+    for i in 0..150i64 {
+        let at = now - chrono::Duration::seconds(60 * i);
+        let ms = at.timestamp_millis() as u64;
+        let ts =
+            uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, (ms % 1000) as u32 * 1_000_000);
+        let record = AuditRecord {
+            request_id: uuid::Uuid::new_v7(ts).to_string(),
+            time: at.to_rfc3339(),
+            principal: Some("human:ops".into()),
+            caller: None,
+            action: Some("deploy".into()),
+            target: Some(format!("n{i}")),
+            ami_override: None,
+            decision: "accepted".into(),
+            status: 200,
+            error: None,
+            run_id: None,
+            run_url: None,
+            first_request_id: None,
+        };
+        audit::write(&store, at, &record).await.unwrap();
+    }
+    let targets = |records: Vec<AuditRecord>| -> Vec<String> {
+        records.into_iter().filter_map(|r| r.target).collect()
+    };
+    let newest = audit::recent(&store, now, 3).await.unwrap();
+    assert_eq!(targets(newest), ["n0", "n1", "n2"]);
+    let all = audit::recent(&store, now, 150).await.unwrap();
+    let expected: Vec<String> = (0..150).map(|i| format!("n{i}")).collect();
+    assert_eq!(targets(all), expected);
+    // Through the API too, newest first.
+    let api = app(&github, &bucket, &[]).await;
+    let (s, list) = post(&api, None, json!({"action": "audit", "limit": 4})).await;
+    assert_eq!(s, 200, "{list}");
+    let got: Vec<&str> = list["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, ["n0", "n1", "n2", "n3"]);
+}
