@@ -112,6 +112,7 @@ fn call(case: &Case) -> HttpCall<'static> {
         idempotency_key: None,
         body: case.body,
         body_too_large: false,
+        source_ip: None,
     }
 }
 

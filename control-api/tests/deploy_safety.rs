@@ -199,6 +199,32 @@ async fn a_refusal_frees_the_key_for_a_later_try() {
 }
 
 #[tokio::test]
+async fn a_run_on_another_branch_is_not_a_deploy_in_flight() {
+    let github = github_accepting().await;
+    let api = app(&github, &bucket("branch").await, &[]).await;
+    // A copy of the workflow pushed to another branch, named like a deploy in flight.
+    let copy = github.add_run_on_branch(
+        "fleet-deploy all by human:mallory [0190c0de-0000-7000-8000-00000000000b]",
+        "in_progress",
+        "mallory-copy",
+    );
+    let (s, b) = post(&api, Some("br-1"), deploy("clawdinator-2")).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["checks"]["in_flight"], "clear");
+    assert_ne!(b["run_id"], copy, "the run found is the one on main");
+    let (s, runs) = post(&api, None, json!({"action": "runs"})).await;
+    assert_eq!(s, 200, "{runs}");
+    let ids: Vec<u64> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_u64().unwrap())
+        .collect();
+    assert!(!ids.contains(&copy), "{runs}");
+    assert_eq!(github.dispatches().await.len(), 1);
+}
+
+#[tokio::test]
 async fn the_guard_lets_a_human_queue_behind_a_running_deploy_but_never_cancel_a_waiting_one() {
     let github = github_accepting().await;
     let bucket = bucket("guard").await;
@@ -477,4 +503,77 @@ async fn every_deploy_decision_is_an_audit_record_a_human_can_list() {
     let bot = json!({"action": "audit", "caller": "clawdinator-1"});
     let (s, b) = post(&api, None, bot).await;
     assert_eq!((s, b["error"].as_str()), (403, Some("audit_humans_only")));
+}
+
+#[tokio::test]
+async fn sixty_wrong_tokens_from_one_address_leave_five_audit_objects() {
+    let github = github_accepting().await;
+    let bucket = bucket("flood").await;
+    let api = app(&github, &bucket, &[]).await;
+    let path = format!(
+        "{}/tests/fixtures/deploy_wrong_token.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    for _ in 0..60 {
+        let event = lambda_http::request::from_str(&text).unwrap();
+        let resp = handle(&api, event).await.unwrap();
+        // The answer never changes: only the trail is bounded.
+        assert_eq!(resp.status().as_u16(), 401);
+    }
+    let stored = keys(&bucket, "audit/").await;
+    assert_eq!(stored.len(), 5, "{stored:?}");
+    assert!(github.dispatches().await.is_empty());
+}
+
+#[tokio::test]
+async fn the_audit_listing_pages_s3_from_the_newest_slice() {
+    use control_api::domain::audit::{self, AuditRecord};
+    use control_api::outbound::state::S3State;
+    let github = github_accepting().await;
+    let bucket = bucket("audit-pages").await;
+    let store = S3State::new(s3().await, bucket.clone());
+    let now = chrono::Utc::now();
+    // 150 records a minute apart: more than one ListObjectsV2 page (100) in all.
+    for i in 0..150i64 {
+        let at = now - chrono::Duration::seconds(60 * i);
+        let ms = at.timestamp_millis() as u64;
+        let ts =
+            uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, (ms % 1000) as u32 * 1_000_000);
+        let record = AuditRecord {
+            request_id: uuid::Uuid::new_v7(ts).to_string(),
+            time: at.to_rfc3339(),
+            principal: Some("human:ops".into()),
+            caller: None,
+            action: Some("deploy".into()),
+            target: Some(format!("n{i}")),
+            ami_override: None,
+            decision: "accepted".into(),
+            status: 200,
+            error: None,
+            run_id: None,
+            run_url: None,
+            first_request_id: None,
+        };
+        audit::write(&store, at, &record).await.unwrap();
+    }
+    let targets = |records: Vec<AuditRecord>| -> Vec<String> {
+        records.into_iter().filter_map(|r| r.target).collect()
+    };
+    let newest = audit::recent(&store, now, 3).await.unwrap();
+    assert_eq!(targets(newest), ["n0", "n1", "n2"]);
+    let all = audit::recent(&store, now, 150).await.unwrap();
+    let expected: Vec<String> = (0..150).map(|i| format!("n{i}")).collect();
+    assert_eq!(targets(all), expected);
+    // Through the API too, newest first.
+    let api = app(&github, &bucket, &[]).await;
+    let (s, list) = post(&api, None, json!({"action": "audit", "limit": 4})).await;
+    assert_eq!(s, 200, "{list}");
+    let got: Vec<&str> = list["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, ["n0", "n1", "n2", "n3"]);
 }

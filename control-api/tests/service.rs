@@ -12,6 +12,7 @@ use control_api::domain::error::ApiError;
 use control_api::domain::idempotency::{sha256_hex, ClaimTiming, IdempotencyKey};
 use control_api::domain::ports::{DispatchError, Misconfig, StateStore, WorkflowError};
 use control_api::domain::rate_limit::RateLimiter;
+use control_api::domain::refusal_budget::RefusalBudget;
 use control_api::domain::registry::Registry;
 use control_api::domain::service::{ControlApi, Ports};
 use control_api::inbound::http::{answer, answer_unready, HttpCall, Method, Reply};
@@ -67,13 +68,19 @@ fn all_bundles() -> FakeBootstrap {
     FakeBootstrap { prefixes }
 }
 
+fn tokens() -> Authenticator {
+    Authenticator::shared(TOKEN).with_token(BOT_TOKEN, Principal::parse("clawdinator-1").unwrap())
+}
+
+/// The tokens, and IAM rules: then every request must be signed.
+fn tokens_and_iam() -> Result<Authenticator, Misconfig> {
+    Ok(tokens()
+        .with_iam_principals(r#"{"arn:aws:iam::123456789012:user/ops":"human:ops"}"#)
+        .unwrap())
+}
+
 fn build(w: World) -> Api {
-    let auth = w.auth.unwrap_or_else(|| {
-        Ok(Authenticator::shared(TOKEN)
-            .with_token(BOT_TOKEN, Principal::parse("clawdinator-1").unwrap())
-            .with_iam_principals(r#"{"arn:aws:iam::123456789012:user/ops":"human:ops"}"#)
-            .unwrap())
-    });
+    let auth = w.auth.unwrap_or_else(|| Ok(tokens()));
     let ports = Ports {
         workflow: w.workflow,
         fleet: w.fleet.unwrap_or_else(|| fleet_on([NEW, NEW, NEW])),
@@ -105,6 +112,7 @@ struct Ask<'a> {
     iam_arn: Option<&'a str>,
     key: Option<&'a str>,
     body: String,
+    source_ip: Option<&'a str>,
 }
 
 fn ask(request: &Request) -> Ask<'static> {
@@ -113,6 +121,7 @@ fn ask(request: &Request) -> Ask<'static> {
         iam_arn: None,
         key: None,
         body: serde_json::to_string(request).unwrap(),
+        source_ip: None,
     }
 }
 
@@ -122,6 +131,7 @@ fn raw(body: &str) -> Ask<'static> {
         iam_arn: None,
         key: None,
         body: body.to_owned(),
+        source_ip: None,
     }
 }
 
@@ -138,6 +148,7 @@ async fn send(api: &Api, a: &Ask<'_>) -> Reply {
         idempotency_key: a.key,
         body: a.body.as_bytes(),
         body_too_large: false,
+        source_ip: a.source_ip,
     };
     answer(api, call).await
 }
@@ -223,6 +234,7 @@ async fn transport_refusals_405_413_415() {
         idempotency_key: None,
         body: br#"{"action":"status"}"#,
         body_too_large: false,
+        source_ip: None,
     };
     let get = answer(
         &api,
@@ -277,6 +289,15 @@ async fn credentials_and_policy_refusals() {
     assert_eq!(refused(&api, &bot).await, (403, "queue_not_allowed".into()));
     bot.body = r#"{"action":"audit"}"#.into();
     assert_eq!(refused(&api, &bot).await, (403, "audit_humans_only".into()));
+    assert_eq!(api.ports().workflow.dispatch_count(), 0);
+    // Refused callers leave a durable record each.
+    let state = api.ports().state.as_ref().unwrap();
+    assert_eq!(state.keys("audit/").len(), 6);
+
+    let api = build(World {
+        auth: Some(tokens_and_iam()),
+        ..World::default()
+    });
     let mut stranger = ask(&deploy("clawdinator-2"));
     stranger.iam_arn = Some("arn:aws:iam::123456789012:user/stranger");
     assert_eq!(
@@ -291,9 +312,121 @@ async fn credentials_and_policy_refusals() {
         (403, "principal_mismatch".into())
     );
     assert_eq!(api.ports().workflow.dispatch_count(), 0);
-    // Refused callers leave a durable record each.
     let state = api.ports().state.as_ref().unwrap();
-    assert_eq!(state.keys("audit/").len(), 8);
+    assert_eq!(state.keys("audit/").len(), 2);
+}
+
+#[tokio::test]
+async fn iam_rules_configured_refuse_a_request_without_an_iam_identity() {
+    let api = build(World {
+        auth: Some(tokens_and_iam()),
+        ..World::default()
+    });
+    // The shared token stating a human caller, unsigned: once human rights, now a 401.
+    let mut unsigned = ask(&deploy("all"));
+    unsigned.body = body("all", r#","caller":"human:ops""#);
+    assert_eq!(refused(&api, &unsigned).await, (401, "unauthorized".into()));
+    let mut bot = raw(&body("clawdinator-2", ""));
+    bot.token = Some(BOT_TOKEN);
+    assert_eq!(refused(&api, &bot).await, (401, "unauthorized".into()));
+    assert_eq!(api.ports().workflow.dispatch_count(), 0);
+    // Signed, the same shared token is the IAM identity's principal.
+    let mut signed = ask(&deploy("clawdinator-2"));
+    signed.iam_arn = Some("arn:aws:iam::123456789012:user/ops");
+    let answer = deployed(&api, &signed).await;
+    assert_eq!(
+        answer.caller.as_ref().map(|c| c.as_str()),
+        Some("human:ops")
+    );
+}
+
+#[tokio::test]
+async fn sixty_wrong_tokens_leave_a_handful_of_records_and_the_same_answer() {
+    let api = build(World::default());
+    let mut wrong = ask(&deploy("clawdinator-2"));
+    wrong.token = Some("not-the-token");
+    wrong.source_ip = Some("198.51.100.7");
+    for _ in 0..60 {
+        assert_eq!(refused(&api, &wrong).await, (401, "unauthorized".into()));
+    }
+    let state = api.ports().state.as_ref().unwrap();
+    assert_eq!(
+        state.keys("audit/").len(),
+        5,
+        "the default budget per source"
+    );
+    // Another address has its own budget; a bot's policy refusals count against the bot.
+    wrong.source_ip = Some("203.0.113.9");
+    assert_eq!(refused(&api, &wrong).await, (401, "unauthorized".into()));
+    let mut bot = raw(&body("clawdinator-1", ""));
+    bot.token = Some(BOT_TOKEN);
+    bot.source_ip = Some("198.51.100.7");
+    for _ in 0..10 {
+        assert_eq!(refused(&api, &bot).await, (403, "self_deploy".into()));
+    }
+    assert_eq!(state.keys("audit/").len(), 5 + 1 + 5);
+    assert_eq!(api.ports().workflow.dispatch_count(), 0);
+    // Accepted deploys are never suppressed.
+    deployed(&api, &ask(&deploy("clawdinator-2"))).await;
+    assert_eq!(state.keys("audit/").len(), 12);
+}
+
+#[tokio::test]
+async fn a_tighter_refusal_budget_is_per_source() {
+    let api = build(World::default())
+        .with_refusal_budget(RefusalBudget::new(2, Duration::from_secs(600)));
+    let mut wrong = ask(&deploy("clawdinator-2"));
+    wrong.token = None;
+    wrong.source_ip = Some("198.51.100.7");
+    for _ in 0..20 {
+        assert_eq!(refused(&api, &wrong).await, (401, "unauthorized".into()));
+    }
+    let state = api.ports().state.as_ref().unwrap();
+    assert_eq!(state.keys("audit/").len(), 2);
+}
+
+#[tokio::test]
+async fn the_audit_listing_reads_only_the_newest_slice_of_a_flooded_day() {
+    use chrono::TimeZone;
+    use control_api::domain::audit::{self, AuditRecord};
+    let state = FakeState::default();
+    let now = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 20, 18, 0, 0)
+        .unwrap();
+    // 3000 records, one every 30 s back from `now`: 25 hours, so two days' prefixes.
+    for i in 0..3000i64 {
+        let at = now - chrono::Duration::seconds(30 * i);
+        let ms = at.timestamp_millis() as u64;
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, 0);
+        let record = AuditRecord {
+            request_id: uuid::Uuid::new_v7(ts).to_string(),
+            time: at.to_rfc3339(),
+            principal: None,
+            caller: None,
+            action: Some("deploy".into()),
+            target: Some(format!("n{i}")),
+            ami_override: None,
+            decision: "refused".into(),
+            status: 401,
+            error: Some("unauthorized".into()),
+            run_id: None,
+            run_url: None,
+            first_request_id: None,
+        };
+        audit::write(&state, at, &record).await.unwrap();
+    }
+    let newest = audit::recent(&state, now, 5).await.unwrap();
+    let targets: Vec<&str> = newest
+        .iter()
+        .map(|r| r.target.as_deref().unwrap())
+        .collect();
+    assert_eq!(targets, ["n0", "n1", "n2", "n3", "n4"]);
+    assert!(state.listed_keys() <= 100, "{}", state.listed_keys());
+    // Across the day boundary, still newest first and complete.
+    let all = audit::recent(&state, now, 3000).await.unwrap();
+    let expected: Vec<String> = (0..3000).map(|i| format!("n{i}")).collect();
+    let targets: Vec<String> = all.into_iter().filter_map(|r| r.target).collect();
+    assert_eq!(targets, expected);
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ const BOT1_NEXT: &str = "bot1-token-next";
 const OPS: &str = "ops-token";
 const ROLE_PREFIX: &str = "arn:aws:sts::123456789012:assumed-role/clawdinator-invoker/";
 
+/// Per-principal tokens, no IAM rules (a Function URL with `NONE` auth).
 fn app(github: &str, extra: &[(&str, &str)]) -> control_api::app::App {
     let tokens = json!({
         token_digest_hex(BOT1): "clawdinator-1",
@@ -21,13 +22,30 @@ fn app(github: &str, extra: &[(&str, &str)]) -> control_api::app::App {
         token_digest_hex(OPS): "human:ops",
     })
     .to_string();
-    let iam = json!({ ROLE_PREFIX: "session" }).to_string();
-    let mut env = vec![
-        ("CONTROL_API_TOKENS", tokens.as_str()),
-        ("CONTROL_API_IAM_PRINCIPALS", iam.as_str()),
-    ];
+    let mut env = vec![("CONTROL_API_TOKENS", tokens.as_str())];
     env.extend_from_slice(extra);
     app_with(settings(github, &env), Mode::Lambda)
+}
+
+/// The same tokens and IAM rules: every event must carry a verified IAM identity.
+fn app_iam(github: &str) -> control_api::app::App {
+    let iam = json!({ ROLE_PREFIX: "session" }).to_string();
+    app(github, &[("CONTROL_API_IAM_PRINCIPALS", iam.as_str())])
+}
+
+/// The signed Function URL event of the fixture, with `token` in the seed header.
+fn signed_event(token: &str) -> Request {
+    lambda_http::request::from_str(&signed_event_text(token)).unwrap()
+}
+
+fn signed_event_text(token: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/deploy_iam_signed.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path)
+        .unwrap()
+        .replace("test-control-token", token)
 }
 
 fn request(token: &str, body: Value) -> Request {
@@ -138,17 +156,8 @@ async fn a_signed_function_url_request_is_its_iam_principal() {
     let github = github_accepting().await;
     // Several deploys in a row: not a test of the in-flight guard.
     github.finish_runs_at_once();
-    let api = app(&github.uri(), &[]);
-    let event = |token: &str| {
-        let path = format!(
-            "{}/tests/fixtures/deploy_iam_signed.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let text = std::fs::read_to_string(path)
-            .unwrap()
-            .replace("test-control-token", token);
-        lambda_http::request::from_str(&text).unwrap()
-    };
+    let api = app_iam(&github.uri());
+    let event = signed_event;
     // Signed as clawdinator-2 with the shared token: the IAM identity decides, so
     // deploying clawdinator-1 is fine and the audit caller is clawdinator-2.
     let (status, body, _) = send(&api, event(CONTROL_TOKEN)).await;
@@ -168,6 +177,41 @@ async fn a_signed_function_url_request_is_its_iam_principal() {
     let (status, _, _) = send(&api, event("not-a-token")).await;
     assert_eq!(status, 401);
     assert_eq!(received(&github).await.len(), 1);
+}
+
+#[tokio::test]
+async fn with_iam_rules_an_event_without_an_iam_identity_is_401() {
+    let github = github_accepting().await;
+    let api = app_iam(&github.uri());
+    // The signed fixture without `requestContext.authorizer`: what a Function URL with
+    // `NONE` auth, or a direct invoke, would hand over.
+    let mut event: Value = serde_json::from_str(&signed_event_text(CONTROL_TOKEN)).unwrap();
+    event["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    event["body"] =
+        json!(json!({"action":"deploy","target":"all","caller":"human:ops"}).to_string());
+    let unsigned = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let (status, body, _) = send(&api, unsigned).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized")),
+        "the shared token no longer gets human rights from a stated caller: {body}"
+    );
+    // Bearer tokens without a signature, human or bot, are refused alike.
+    for token in [OPS, BOT1, CONTROL_TOKEN] {
+        let (status, body, _) = send(
+            &api,
+            request(token, json!({"action":"deploy","target":"clawdinator-2"})),
+        )
+        .await;
+        assert_eq!(status, 401, "{body}");
+    }
+    assert!(received(&github).await.is_empty());
+    // Signed, the same event is its IAM principal.
+    let (status, body, _) = send(&api, signed_event(CONTROL_TOKEN)).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 #[tokio::test]

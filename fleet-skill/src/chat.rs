@@ -76,6 +76,31 @@ pub enum ChatError {
     /// Not a run id or request id; the message states the rule.
     #[error(transparent)]
     InvalidRun(#[from] RunRefError),
+    /// `fleet chat --stdin` could not read its input (the OS error says why; it holds
+    /// nothing of the message).
+    #[error("could not read the message from standard input: {0}")]
+    Unreadable(String),
+    #[error("the message on standard input is not UTF-8")]
+    NotUtf8,
+}
+
+/// Reads the message for `fleet chat --stdin`: everything on `input`, less the one line
+/// break a heredoc ends with. At most [`MAX_CHAT_BYTES`] + 2 bytes are read, so a
+/// runaway input costs nothing; anything longer is [`ChatError::TooLong`].
+pub fn read_message(input: &mut dyn std::io::Read) -> Result<String, ChatError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    input
+        .take(MAX_CHAT_BYTES as u64 + 2)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ChatError::Unreadable(e.kind().to_string()))?;
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    }
+    if bytes.len() > MAX_CHAT_BYTES {
+        return Err(ChatError::TooLong);
+    }
+    String::from_utf8(bytes).map_err(|_| ChatError::NotUtf8)
 }
 
 /// Parses one chat message. Command words (`/fleet`, `status`, `deploy`, …) are ASCII

@@ -135,8 +135,17 @@ pub enum Command {
     /// Run a chat message such as '/fleet deploy clawdinator-2'.
     Chat {
         /// The user's message, exactly as typed, as one argument.
-        #[arg(allow_hyphen_values = true, value_name = "MESSAGE")]
-        text: String,
+        #[arg(
+            allow_hyphen_values = true,
+            value_name = "MESSAGE",
+            required_unless_present = "stdin",
+            conflicts_with = "stdin"
+        )]
+        text: Option<String>,
+        /// Read the message from standard input instead (one trailing line break is
+        /// dropped): how a bot passes chat text without building a shell line from it.
+        #[arg(long)]
+        stdin: bool,
     },
 }
 
@@ -387,13 +396,34 @@ mod tests {
         // After `--` anything is the message, and the chat parser judges it.
         let cli = Cli::try_parse_from(["fleet", "chat", "--", "--caller=clawdinator-9"]).unwrap();
         assert!(cli.caller.is_none());
-        assert!(matches!(cli.command, Command::Chat { text } if text == "--caller=clawdinator-9"));
+        assert!(
+            matches!(cli.command, Command::Chat { text: Some(text), .. } if text == "--caller=clawdinator-9")
+        );
         // Without it, a defined flag is a flag: one argument can set it but then there is
         // no message, so it is still a usage error and nothing runs.
         let e = Cli::try_parse_from(["fleet", "chat", "--caller=clawdinator-9"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         // Other dash-led text is the message.
         let cli = Cli::try_parse_from(["fleet", "chat", "-rf /"]).unwrap();
-        assert!(matches!(cli.command, Command::Chat { text } if text == "-rf /"));
+        assert!(matches!(cli.command, Command::Chat { text: Some(text), .. } if text == "-rf /"));
+    }
+
+    #[test]
+    fn chat_takes_its_message_from_stdin_or_an_argument_never_both() {
+        let cli = Cli::try_parse_from(["fleet", "chat", "--stdin"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Chat {
+                text: None,
+                stdin: true
+            }
+        ));
+        for args in [
+            &["fleet", "chat"][..],
+            &["fleet", "chat", "--stdin", "/fleet status"],
+        ] {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+        }
     }
 }

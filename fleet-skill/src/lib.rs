@@ -25,7 +25,7 @@ use control_api::contract::{
 use control_api::domain::policy::{authorize_deploy, caller_instance, PolicyError};
 use control_api::domain::registry::Registry;
 
-pub use chat::{parse_chat, ChatCommand, ChatError, USAGE};
+pub use chat::{parse_chat, read_message, ChatCommand, ChatError, USAGE};
 pub use error::FleetError;
 
 use cli::{Cli, Command};
@@ -133,20 +133,32 @@ fn action_of(command: Command, out: &mut dyn Write) -> Result<Option<Action>, Fl
             run,
             options: timing.options(),
         },
-        Command::Chat { text } => match parse_chat(&text) {
-            Ok(command) => {
-                let action = from_chat(command);
-                if action.is_none() {
-                    writeln!(out, "{USAGE}")?;
+        Command::Chat { text, stdin } => {
+            match chat_text(text, stdin).and_then(|t| parse_chat(&t)) {
+                Ok(command) => {
+                    let action = from_chat(command);
+                    if action.is_none() {
+                        writeln!(out, "{USAGE}")?;
+                    }
+                    return Ok(action);
                 }
-                return Ok(action);
+                Err(e) => {
+                    writeln!(out, "{USAGE}")?;
+                    return Err(e.into());
+                }
             }
-            Err(e) => {
-                writeln!(out, "{USAGE}")?;
-                return Err(e.into());
-            }
-        },
+        }
     }))
+}
+
+/// The chat message: the argument, or with `--stdin` standard input, so that a bot never
+/// has to put chat text on a shell line.
+fn chat_text(text: Option<String>, stdin: bool) -> Result<String, ChatError> {
+    match text {
+        Some(text) if !stdin => Ok(text),
+        // clap allows exactly one of the two; reading stdin is the safe fallback.
+        _ => read_message(&mut std::io::stdin().lock()),
+    }
 }
 
 /// Sends the action's request and shows its answer.

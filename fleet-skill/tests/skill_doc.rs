@@ -1,4 +1,6 @@
-//! SKILL.md: its frontmatter, its commands against the chat parser, and its quoting rule run through a real shell into the real binary.
+//! SKILL.md: its frontmatter, its commands against the chat parser, and its shell snippet
+//! (the message on standard input through a quoted heredoc) run through a real shell,
+//! with hostile messages, into a stub and into the real binary.
 
 mod support;
 
@@ -7,9 +9,28 @@ use support::*;
 
 const SKILL: &str = include_str!("../SKILL.md");
 
-/// The rule SKILL.md gives the bot: single quotes, each `'` becomes `'\''`.
-fn quote(message: &str) -> String {
-    format!("'{}'", message.replace('\'', r"'\''"))
+/// The placeholder line of SKILL.md's snippet, where the agent puts the message.
+const PLACEHOLDER: &str = "<the user's exact message>";
+
+/// The heredoc's delimiter, as SKILL.md spells it.
+const DELIMITER: &str = "FLEET_CHAT_EOF_7c1e";
+
+/// SKILL.md's shell snippet, exactly as documented.
+fn snippet() -> &'static str {
+    let (_, run) = SKILL.split_once("## How to run it").unwrap();
+    let (_, code) = run.split_once("```sh\n").expect("a sh block");
+    code.split_once("```").unwrap().0
+}
+
+/// The shell line an agent runs for `message`, following SKILL.md: the message put on
+/// the placeholder's line, unchanged.
+fn agent_script(message: &str) -> String {
+    snippet().replace(PLACEHOLDER, message)
+}
+
+/// SKILL.md's rule for when to run `fleet` at all: a one-line message starting with `/fleet`.
+fn agent_runs(message: &str) -> bool {
+    !message.contains(['\n', '\r']) && message.starts_with("/fleet")
 }
 
 #[test]
@@ -28,8 +49,16 @@ fn frontmatter_has_the_openclaw_fields() {
     // OpenClaw's embedded parser reads single-line keys; metadata is one line of JSON.
     let meta: serde_json::Value = serde_json::from_str(field("metadata")).unwrap();
     assert_eq!(meta["openclaw"]["requires"]["bins"][0], "fleet");
-    assert!(body.contains("fleet chat '<the user's exact message>'"));
-    assert!(body.contains(r"'\''"));
+    assert_eq!(
+        snippet(),
+        format!("fleet chat --stdin <<'{DELIMITER}'\n{PLACEHOLDER}\n{DELIMITER}\n"),
+        "the snippet: a quoted heredoc, the message alone on its line"
+    );
+    assert!(
+        !body.contains("fleet chat '"),
+        "no chat text on a shell line"
+    );
+    assert!(body.contains("one line") && body.contains("never be that line"));
     for code in ["| 0 |", "| 1 |", "| 2 |", "| 3 |"] {
         assert!(body.contains(code), "exit code row {code}");
     }
@@ -101,61 +130,142 @@ fn every_chat_command_is_documented_and_every_example_parses() {
     );
 }
 
+/// Hostile one-line messages; `{m}` is the marker a command substitution would create.
+const HOSTILE: &[&str] = &[
+    "/fleet deploy it's-me",
+    "/fleet deploy all'; touch {m}; echo '",
+    "/fleet deploy all\"; touch {m}; echo \"",
+    "/fleet deploy $(touch {m})",
+    "/fleet deploy `touch {m}`",
+    "/fleet ${IFS}$(touch${IFS}{m}) \\ $HOME * ? ~ ! # & | ; < >",
+    "/fleet deploy FLEET_CHAT_EOF_7c1e; touch {m}",
+    "/fleet FLEET_CHAT_EOF_7c1e",
+    "/fleet 'FLEET_CHAT_EOF_7c1e'",
+    "/fleet <<'FLEET_CHAT_EOF_7c1e' $(touch {m})",
+    "/fleet é 💥 \u{202e}",
+];
+
+/// A `fleet` on PATH that records how it was run: its arguments and its standard input.
+fn stub_fleet(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let stub = bin.join("fleet");
+    std::fs::write(
+        &stub,
+        "#!/bin/sh\necho run >> \"$STUB_DIR/runs\"\nprintf '%s\\n' \"$@\" > \"$STUB_DIR/args\"\ncat > \"$STUB_DIR/stdin\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// Runs the agent's shell line for `message` with bash, `fleet` being the stub.
+fn run_snippet_on_stub(dir: &std::path::Path, message: &str) -> std::process::Output {
+    let bin = stub_fleet(dir);
+    std::process::Command::new("bash")
+        .arg("-c")
+        .arg(agent_script(message))
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("STUB_DIR", dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
-fn the_quoting_rule_hands_the_exact_message_through_sh() {
-    for message in [
-        "/fleet deploy it's-me",
-        "/fleet deploy all'; touch /tmp/x; echo '",
-        "/fleet $(reboot) `id` \\ \" $HOME ${IFS} * ? ~ ! # & | ; < >",
-        "'''",
-        "/fleet status\n/fleet deploy all",
-        "é 💥 \u{202e}",
-    ] {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("printf '%s' {}", quote(message)))
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), message);
+fn the_snippet_hands_hostile_messages_verbatim_to_fleet_and_runs_nothing_else() {
+    // One-line messages as SKILL.md allows, and lines that merely mention the delimiter
+    // (it ends the heredoc only as a whole line).
+    let multi_line = [
+        "/fleet status\n$(touch {m})\n`touch {m}`",
+        "/fleet status\n FLEET_CHAT_EOF_7c1e\ntouch {m}",
+        "/fleet status\nFLEET_CHAT_EOF_7c1e \ntouch {m}",
+    ];
+    for template in HOSTILE.iter().chain(&multi_line) {
+        let dir = TempDir::new("snippet");
+        let marker = dir.path().join("pwned");
+        let message = template.replace("{m}", marker.to_str().unwrap());
+        assert_eq!(agent_runs(&message), !message.contains('\n'), "{message:?}");
+        let out = run_snippet_on_stub(dir.path(), &message);
+        assert!(out.status.success(), "{out:?}");
+        assert!(!marker.exists(), "the shell ran part of {message:?}");
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert_eq!(
+            read("runs"),
+            "run\n",
+            "fleet ran once, nothing else: {message:?}"
+        );
+        assert_eq!(read("args"), "chat\n--stdin\n");
+        assert_eq!(read("stdin"), format!("{message}\n"), "verbatim");
     }
 }
 
 #[test]
-fn a_quoted_injection_attempt_runs_nothing_and_sends_nothing() {
-    let h = Harness::start(GitHub::Accepts);
-    let marker = h.dir.path().join("pwned");
+fn the_one_line_rule_is_what_keeps_the_delimiter_out() {
+    // A line that is exactly the delimiter would end the heredoc and run what follows:
+    // SKILL.md's rule never lets such a message reach the shell.
+    let dir = TempDir::new("snippet");
+    let marker = dir.path().join("pwned");
     let message = format!(
-        "/fleet deploy all'; touch {}; echo '",
+        "/fleet status\n{DELIMITER}\ntouch {}",
         marker.to_str().unwrap()
     );
-    let fleet = env!("CARGO_BIN_EXE_fleet");
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(format!("'{fleet}' chat {}", quote(&message)))
-        .env_clear()
-        .env("FLEET_CONTROL_URL", h.proxy.url())
-        .env("FLEET_CONTROL_TOKEN", CONTROL_TOKEN)
-        .env("FLEET_INSTANCE_NAME_FILE", "/nonexistent/instance-name")
-        .env("FLEET_AGENIX_DIR", "/nonexistent/agenix");
-    let out = cmd.output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(!marker.exists(), "the shell ran part of the message");
+    assert!(!agent_runs(&message));
+    // The shell then also tries to run the snippet's own last line as a command.
+    let _ = run_snippet_on_stub(dir.path(), &message);
+    assert!(
+        marker.exists(),
+        "this is why: ignoring the rule would have run the line after the delimiter"
+    );
+}
+
+#[test]
+fn a_hostile_message_through_the_snippet_runs_nothing_and_sends_nothing() {
+    let h = Harness::start(GitHub::Accepts);
+    let bin = h.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fleet"), bin.join("fleet")).unwrap();
+    let run = |message: &str| {
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(agent_script(message))
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("FLEET_CONTROL_URL", h.proxy.url())
+            .env("FLEET_CONTROL_TOKEN", CONTROL_TOKEN)
+            .env("FLEET_INSTANCE_NAME_FILE", "/nonexistent/instance-name")
+            .env("FLEET_AGENIX_DIR", "/nonexistent/agenix")
+            .output()
+            .unwrap()
+    };
+    let marker = h.dir.path().join("pwned");
+    for template in HOSTILE {
+        let message = template.replace("{m}", marker.to_str().unwrap());
+        let out = run(&message);
+        assert_eq!(out.status.code(), Some(2), "{message:?}: {out:?}");
+        assert!(!marker.exists(), "the shell ran part of {message:?}");
+    }
     assert_eq!(h.proxy.connection_count(), 0);
 
     // The same path with a valid message does the deploy.
-    let ok = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "'{fleet}' chat {}",
-            quote("/fleet@clawdinator_bot deploy clawdinator-2")
-        ))
-        .env_clear()
-        .env("FLEET_CONTROL_URL", h.proxy.url())
-        .env("FLEET_CONTROL_TOKEN", CONTROL_TOKEN)
-        .env("FLEET_INSTANCE_NAME_FILE", "/nonexistent/instance-name")
-        .env("FLEET_AGENIX_DIR", "/nonexistent/agenix")
-        .output()
-        .unwrap();
+    let ok = run("/fleet@clawdinator_bot deploy clawdinator-2");
     assert_eq!(ok.status.code(), Some(0), "{ok:?}");
     assert_eq!(h.dispatches().len(), 1);
+}
+
+#[test]
+fn stdin_is_read_whole_less_the_heredoc_line_break() {
+    use fleet_skill::{read_message, ChatError};
+    let read = |bytes: &[u8]| read_message(&mut &bytes[..]);
+    assert_eq!(read(b"/fleet status\n"), Ok("/fleet status".to_owned()));
+    assert_eq!(read(b"/fleet status"), Ok("/fleet status".to_owned()));
+    assert_eq!(
+        read(b"a\nb\n\n"),
+        Ok("a\nb\n".to_owned()),
+        "only one break dropped"
+    );
+    assert_eq!(read(&[b'x'; 600]), Err(ChatError::TooLong));
+    assert_eq!(read(&[0xff, b'\n']), Err(ChatError::NotUtf8));
 }

@@ -53,35 +53,118 @@ pub async fn write<S: StateStore>(
     store.put(&object_key(at, &record.request_id), body).await
 }
 
+/// Keys asked for per listing call.
+const PAGE: usize = 100;
+
+/// The first slice of a day read back, in seconds; each next slice is four times longer.
+const FIRST_SLICE_SECS: i64 = 300;
+
 /// The newest `limit` records, newest first, looking back day by day from `now`.
-/// A record that cannot be read back (deleted, malformed) is skipped, not fatal.
+/// Within a day the keys are read a slice of time at a time, newest slice first, with
+/// `start_after` set to the slice's first possible key: however many records a day
+/// holds, only the slices that hold the newest `limit` are listed, so a flood cannot
+/// make the answer outlast the Lambda. A record that cannot be read back (deleted,
+/// malformed) is skipped, not fatal.
 pub async fn recent<S: StateStore>(
     store: &S,
     now: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<AuditRecord>, AwsError> {
-    let mut records = Vec::new();
+    let mut records = Vec::with_capacity(limit);
     for days_back in 0..LOOKBACK_DAYS {
-        let prefix = day_prefix(now - Days::days(days_back));
-        let keys = store.list(&prefix).await?;
-        for key in keys.iter().rev() {
-            if records.len() == limit {
-                return Ok(records);
-            }
-            if let Some(stored) = store.read(key).await? {
-                if let Ok(record) = serde_json::from_slice(&stored.body) {
-                    records.push(record);
+        let day = now - Days::days(days_back);
+        let prefix = day_prefix(day);
+        let start = day
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_utc();
+        let mut top = if days_back == 0 {
+            now
+        } else {
+            start + Days::days(1)
+        };
+        // The newest slice has no upper bound: records written after `now` belong in it.
+        let mut upper = None;
+        let mut span = Days::seconds(FIRST_SLICE_SECS);
+        loop {
+            let lower = (top - span).max(start);
+            let from = (lower > start).then_some(lower);
+            for key in keys_between(store, &prefix, from, upper)
+                .await?
+                .iter()
+                .rev()
+            {
+                if records.len() == limit {
+                    return Ok(records);
+                }
+                if let Some(stored) = store.read(key).await? {
+                    if let Ok(record) = serde_json::from_slice(&stored.body) {
+                        records.push(record);
+                    }
                 }
             }
+            if records.len() == limit || from.is_none() {
+                break;
+            }
+            (top, upper, span) = (lower, Some(lower), span * 4);
+        }
+        if records.len() == limit {
+            break;
         }
     }
     Ok(records)
+}
+
+/// The keys under `prefix` made from `from` (or the day's start) up to, not including,
+/// `upper` (or the end), ascending, read page by page.
+async fn keys_between<S: StateStore>(
+    store: &S,
+    prefix: &str,
+    from: Option<DateTime<Utc>>,
+    upper: Option<DateTime<Utc>>,
+) -> Result<Vec<String>, AwsError> {
+    let mut after = from.map(|t| format!("{prefix}{}", time_key(t)));
+    let stop = upper.map(|t| format!("{prefix}{}", time_key(t)));
+    let mut keys = Vec::new();
+    loop {
+        let page = store.list(prefix, after.as_deref(), PAGE).await?;
+        let more = page.len() == PAGE;
+        after = page.last().cloned();
+        for key in page {
+            if stop.as_ref().is_some_and(|s| key >= *s) {
+                return Ok(keys);
+            }
+            keys.push(key);
+        }
+        if !more {
+            return Ok(keys);
+        }
+    }
+}
+
+/// The start of a UUIDv7 made at `at`: its 48-bit millisecond time as `xxxxxxxx-xxxx`.
+/// It sorts before every id of that millisecond and after every earlier one.
+fn time_key(at: DateTime<Utc>) -> String {
+    let hex = format!("{:012x}", at.timestamp_millis().max(0));
+    format!("{}-{}", &hex[..8], &hex[8..])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn time_keys_bound_the_uuids_of_their_millisecond() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 7, 12, 0, 0).unwrap();
+        let ms = at.timestamp_millis() as u64;
+        let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, 0))
+            .to_string();
+        assert!(id.starts_with(&time_key(at)), "{id}");
+        assert!(time_key(at) < id);
+        assert!(time_key(at - Days::milliseconds(1)) < time_key(at));
+    }
 
     #[test]
     fn keys_are_dated_paths() {

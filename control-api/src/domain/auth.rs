@@ -139,18 +139,20 @@ impl Authenticator {
     }
 
     /// Adds `CONTROL_API_TOKENS`: a JSON object of lowercase hex SHA-256 token digests to
-    /// principals, e.g. `{"9f86d0…": "clawdinator-2", "…": "human:ops"}`.
+    /// principals, e.g. `{"9f86d0…": "clawdinator-2", "…": "human:ops"}`. A key that is
+    /// not a digest may be a token pasted by mistake, so errors name its position only.
     pub fn with_token_digests(mut self, json: &str) -> Result<Self, AuthConfigError> {
-        let map: std::collections::BTreeMap<String, String> =
-            serde_json::from_str(json).map_err(|e| {
-                AuthConfigError(format!(
-                    "CONTROL_API_TOKENS must be a JSON object of digest to principal: {e}"
-                ))
-            })?;
-        for (hex, principal) in map {
+        let pairs: OrderedPairs = serde_json::from_str(json).map_err(|e| {
+            // serde_json's syntax errors carry a line and column, never the text.
+            AuthConfigError(format!(
+                "CONTROL_API_TOKENS must be a JSON object of digest to principal: {e}"
+            ))
+        })?;
+        for (position, (hex, principal)) in pairs.0.into_iter().enumerate() {
             let digest = parse_digest(&hex).ok_or_else(|| {
                 AuthConfigError(format!(
-                    "CONTROL_API_TOKENS key {hex:?} is not a 64-digit hex SHA-256 digest"
+                    "CONTROL_API_TOKENS key #{} is not a SHA-256 hex digest (64 lowercase hex digits)",
+                    position + 1
                 ))
             })?;
             self.keys.push((digest, Principal::parse(&principal)?));
@@ -211,16 +213,25 @@ impl Authenticator {
         })
     }
 
-    /// Authenticates a request: a valid token is always required; an IAM identity, when
-    /// IAM principals are configured, must be known and agree with the token's principal
-    /// (the shared token defers to it, being no identity of its own).
+    /// Whether `CONTROL_API_IAM_PRINCIPALS` is configured: then every request must carry
+    /// a verified IAM identity.
+    pub fn requires_iam(&self) -> bool {
+        !self.iam.is_empty()
+    }
+
+    /// Authenticates a request: a valid token is always required; when IAM principals are
+    /// configured, an IAM identity is too, and it must be known and agree with the token's
+    /// principal (the shared token defers to it, being no identity of its own). Without
+    /// that rule an unsigned request with the shared token would get human rights for
+    /// whatever `caller` it states.
     pub fn authenticate(&self, credentials: &Credentials<'_>) -> Result<Principal, AuthError> {
         let by_token = self
             .verify_token(credentials)
             .ok_or(AuthError::Unauthorized)?;
-        let Some(arn) = credentials.iam_arn.filter(|_| !self.iam.is_empty()) else {
+        if !self.requires_iam() {
             return Ok(by_token.clone());
-        };
+        }
+        let arn = credentials.iam_arn.ok_or(AuthError::Unauthorized)?;
         let by_iam = self
             .iam_principal(arn)
             .ok_or_else(|| AuthError::UnknownIamPrincipal(arn.chars().take(200).collect()))?;
@@ -239,8 +250,10 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Exactly 64 lowercase hex digits, as `sha256sum` prints them.
 fn parse_digest(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
+    let lower_hex = |c: &u8| c.is_ascii_digit() || (b'a'..=b'f').contains(c);
+    if hex.len() != 64 || !hex.as_bytes().iter().all(lower_hex) {
         return None;
     }
     let mut out = [0u8; 32];
@@ -249,6 +262,33 @@ fn parse_digest(hex: &str) -> Option<[u8; 32]> {
         out[i] = u8::from_str_radix(s, 16).ok()?;
     }
     Some(out)
+}
+
+/// A JSON object's string pairs in document order, so a bad key is named by the
+/// position an operator sees in the setting (a map would sort the keys first).
+struct OrderedPairs(Vec<(String, String)>);
+
+impl<'de> serde::Deserialize<'de> for OrderedPairs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = OrderedPairs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object of strings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry::<String, String>()? {
+                    pairs.push(pair);
+                }
+                Ok(OrderedPairs(pairs))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 /// The lowercase hex SHA-256 of a token, as `CONTROL_API_TOKENS` keys are written.
@@ -345,6 +385,31 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_token_key_is_named_by_position_never_echoed() {
+        let pasted_token = "my-real-bot-token-pasted-by-mistake";
+        let json = format!(
+            r#"{{"{}": "clawdinator-1", "{pasted_token}": "clawdinator-2"}}"#,
+            token_digest_hex("fine")
+        );
+        let e = Authenticator::default()
+            .with_token_digests(&json)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("CONTROL_API_TOKENS key #2 is not a SHA-256 hex digest"),
+            "{e}"
+        );
+        assert!(!e.contains(pasted_token), "{e}");
+        // Uppercase hex is not what sha256sum prints: refused too, by position.
+        let upper = format!(r#"{{"{}": "clawdinator-1"}}"#, "A".repeat(64));
+        let e = Authenticator::default()
+            .with_token_digests(&upper)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key #1") && !e.contains(&"A".repeat(64)), "{e}");
+    }
+
+    #[test]
     fn iam_identities_map_to_principals_and_must_agree_with_the_token() {
         let role = "arn:aws:sts::123456789012:assumed-role/clawdinator-invoker/";
         let json = format!(
@@ -401,6 +466,18 @@ mod tests {
             Err(AuthError::Unauthorized),
             "a token is always required"
         );
+        let unsigned = Credentials {
+            authorization: Some("Bearer shared"),
+            clawdinator_token: None,
+            iam_arn: None,
+        };
+        assert_eq!(
+            a.authenticate(&unsigned),
+            Err(AuthError::Unauthorized),
+            "IAM rules configured: no IAM identity, no entry, whatever the token"
+        );
+        assert!(a.requires_iam());
+        assert!(!Authenticator::shared("shared").requires_iam());
     }
 
     #[test]

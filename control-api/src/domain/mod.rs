@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod policy;
 pub mod ports;
 pub mod rate_limit;
+pub mod refusal_budget;
 pub mod registry;
 pub mod request;
 pub mod retention;

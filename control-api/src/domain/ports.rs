@@ -251,6 +251,13 @@ pub trait StateStore: Send + Sync {
     fn read(&self, key: &str) -> impl Future<Output = Result<Option<Stored>, AwsError>> + Send;
     /// Writes `key` unconditionally.
     fn put(&self, key: &str, body: Vec<u8>) -> impl Future<Output = Result<(), AwsError>> + Send;
-    /// Every key under `prefix`, in ascending order, all pages.
-    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+    /// One page: at most `limit` keys under `prefix` that sort after `start_after`, in
+    /// ascending order (S3's `StartAfter` and `MaxKeys`). Fewer than `limit` means the
+    /// listing ended.
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
 }

@@ -39,6 +39,10 @@ pub struct HttpCall<'a> {
     pub body: &'a [u8],
     /// Set by a transport that stopped reading a body over [`MAX_BODY_BYTES`].
     pub body_too_large: bool,
+    /// The peer's address as the transport saw it (the local server's socket peer, the
+    /// Function URL's `requestContext.http.sourceIp`): whom refusals are counted against
+    /// when the request names no identity.
+    pub source_ip: Option<&'a str>,
 }
 
 /// A transport-neutral HTTP answer: status, extra headers, and a one-line JSON body.
@@ -137,6 +141,7 @@ pub async fn answer<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStor
             credentials: call.credentials,
             idempotency_key: call.idempotency_key,
             body: call.body,
+            source_ip: call.source_ip,
         })
         .await;
     let (reply, error) = match &decision.result {

@@ -14,9 +14,11 @@ use crate::telemetry::{self, LogFormat};
 /// Handles one Function URL event. A plain async fn, so tests call it without the runtime.
 pub async fn handle(api: &impl Handler, request: Request) -> Result<Response<Body>, Error> {
     let iam_arn = iam_caller_arn(&request);
+    let source_ip = source_ip(&request);
     let (parts, body) = request.into_parts();
     let mut call = super::call(&parts.method, &parts.headers, body.as_ref(), false);
     call.credentials.iam_arn = iam_arn.as_deref();
+    call.source_ip = source_ip.as_deref();
     let reply = api.handle(call).await;
     Ok(super::response::<String>(reply).map(Body::from))
 }
@@ -28,6 +30,16 @@ fn iam_caller_arn(request: &Request) -> Option<String> {
         RequestContext::ApiGatewayV2(ctx) => {
             ctx.authorizer.as_ref()?.iam.as_ref()?.user_arn.clone()
         }
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// The client's address as the Function URL saw it; a forwarded-for header is the
+/// client's word and is never used.
+fn source_ip(request: &Request) -> Option<String> {
+    match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
         #[allow(unreachable_patterns)]
         _ => None,
     }

@@ -23,7 +23,7 @@ pub async fn serve<H: Handler + 'static>(
 ) -> std::io::Result<()> {
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 // Out of file descriptors and the like: keep serving the others.
@@ -32,10 +32,12 @@ pub async fn serve<H: Handler + 'static>(
             () = &mut shutdown => break,
         };
         let api = Arc::clone(&api);
+        let peer_ip = peer.ip().to_string();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let api = Arc::clone(&api);
-                async move { Ok::<_, Infallible>(handle(&*api, request).await) }
+                let peer_ip = peer_ip.clone();
+                async move { Ok::<_, Infallible>(handle(&*api, request, &peer_ip).await) }
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -51,6 +53,7 @@ pub async fn serve<H: Handler + 'static>(
 async fn handle(
     api: &impl Handler,
     request: http::Request<Incoming>,
+    peer_ip: &str,
 ) -> http::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let declared_too_large = parts
@@ -67,7 +70,8 @@ async fn handle(
             Err(e) => (Bytes::new(), e.is::<http_body_util::LengthLimitError>()),
         }
     };
-    let call = super::call(&parts.method, &parts.headers, &bytes, too_large);
+    let mut call = super::call(&parts.method, &parts.headers, &bytes, too_large);
+    call.source_ip = Some(peer_ip);
     let reply = api.handle(call).await;
     super::response::<String>(reply).map(|s| Full::new(Bytes::from(s)))
 }

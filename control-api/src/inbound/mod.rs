@@ -34,6 +34,7 @@ pub fn call<'a>(
         idempotency_key: header(IDEMPOTENCY_KEY_HEADER),
         body,
         body_too_large,
+        source_ip: None,
     }
 }
 

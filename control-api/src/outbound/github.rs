@@ -192,10 +192,13 @@ impl Workflow for GitHubWorkflow {
         status: Option<&'static str>,
         per_page: u8,
     ) -> Result<Vec<WorkflowRun>, WorkflowError> {
+        // Only runs on the ref we dispatch to: a copy of the workflow on another branch
+        // (anyone with push access can make one) must not pose as a deploy in flight.
         let mut path = format!(
-            "{}/actions/workflows/{}/runs?event=workflow_dispatch&per_page={per_page}",
+            "{}/actions/workflows/{}/runs?event=workflow_dispatch&branch={}&per_page={per_page}",
             self.repo_path(),
-            self.settings.workflow
+            self.settings.workflow,
+            query_value(branch_of(&self.settings.git_ref))
         );
         if let Some(status) = status {
             path.push_str("&status=");
@@ -289,6 +292,24 @@ fn log_refusal(status: StatusCode, body: &str, what: &str) {
         documentation_url = parsed.as_ref().and_then(|m| m.documentation_url.as_deref()),
         "{what}"
     );
+}
+
+/// The branch name GitHub's runs filter takes: `GITHUB_REF` may be written `refs/heads/x`.
+fn branch_of(git_ref: &str) -> &str {
+    git_ref.strip_prefix("refs/heads/").unwrap_or(git_ref)
+}
+
+/// Percent-encodes a query value: a branch may hold `&`, `+`, `#` or `%`.
+fn query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// `GET …/runs`: only the fields used.
@@ -433,6 +454,13 @@ mod tests {
             None
         );
         assert_eq!(rate_limit(StatusCode::BAD_GATEWAY, &none, ""), None);
+    }
+
+    #[test]
+    fn the_runs_filter_names_the_branch_encoded() {
+        assert_eq!(branch_of("refs/heads/main"), "main");
+        assert_eq!(branch_of("release/1.2"), "release/1.2");
+        assert_eq!(query_value("fix/a&b+c#d"), "fix/a%26b%2Bc%23d");
     }
 
     #[test]

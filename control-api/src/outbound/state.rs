@@ -121,23 +121,28 @@ impl StateStore for S3State {
             .map_err(|e| aws_error("S3 PutObject", e))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
-        let mut keys = Vec::new();
-        let mut pages = self
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, AwsError> {
+        let page = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
             .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("S3 ListObjectsV2", e))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
-        }
+            .set_start_after(start_after.map(str::to_owned))
+            // S3 answers at most 1000 keys a page whatever is asked.
+            .max_keys(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| aws_error("S3 ListObjectsV2", e))?;
+        let mut keys: Vec<String> = page
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
         keys.sort();
         Ok(keys)
     }

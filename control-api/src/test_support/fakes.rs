@@ -206,6 +206,8 @@ pub struct FakeState {
     objects: Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
     /// Every call fails (an S3 outage).
     pub fail: bool,
+    /// Keys handed out by `list`, all pages together: how much a listing read.
+    listed: std::sync::atomic::AtomicUsize,
 }
 
 impl FakeState {
@@ -233,6 +235,11 @@ impl FakeState {
             .filter(|k| k.starts_with(prefix))
             .cloned()
             .collect()
+    }
+
+    /// How many keys `list` has handed out so far.
+    pub fn listed_keys(&self) -> usize {
+        self.listed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// One object's body.
@@ -288,9 +295,23 @@ impl StateStore for FakeState {
         Self::write(&mut self.objects.lock().unwrap(), key, body);
         Ok(())
     }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
+    async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, AwsError> {
         self.check()?;
-        Ok(self.keys(prefix))
+        let objects = self.objects.lock().unwrap();
+        let page: Vec<String> = objects
+            .keys()
+            .filter(|k| k.starts_with(prefix) && start_after.is_none_or(|s| k.as_str() > s))
+            .take(limit)
+            .cloned()
+            .collect();
+        self.listed
+            .fetch_add(page.len(), std::sync::atomic::Ordering::Relaxed);
+        Ok(page)
     }
 }
 
@@ -352,7 +373,7 @@ impl StateStore for NoState {
     async fn put(&self, _: &str, _: Vec<u8>) -> Result<(), AwsError> {
         unreachable!("state is None")
     }
-    async fn list(&self, _: &str) -> Result<Vec<String>, AwsError> {
+    async fn list(&self, _: &str, _: Option<&str>, _: usize) -> Result<Vec<String>, AwsError> {
         unreachable!("state is None")
     }
 }

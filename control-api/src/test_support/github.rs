@@ -72,6 +72,8 @@ pub struct Run {
     pub status: String,
     pub conclusion: Option<String>,
     pub step: Option<String>,
+    /// The branch the run is on: the dispatch's `ref`, or the one a test gave.
+    pub head_branch: String,
 }
 
 #[derive(Default)]
@@ -120,12 +122,17 @@ impl Respond for Dispatches {
                 inputs["request_id"].as_str().unwrap()
             );
             let done = state.instant_runs;
+            let git_ref = body["ref"].as_str().unwrap();
             state.runs.push(Run {
                 id,
                 display_title: title,
                 status: if done { "completed" } else { "queued" }.into(),
                 conclusion: done.then(|| "success".into()),
                 step: None,
+                head_branch: git_ref
+                    .strip_prefix("refs/heads/")
+                    .unwrap_or(git_ref)
+                    .to_owned(),
             });
         }
         let mut t = ResponseTemplate::new(answer.status).set_delay(answer.delay);
@@ -145,6 +152,7 @@ fn run_json(r: &Run) -> Value {
         "name": "fleet-deploy",
         "display_title": r.display_title,
         "event": "workflow_dispatch",
+        "head_branch": r.head_branch,
         "status": r.status,
         "conclusion": r.conclusion,
         "html_url": format!("https://github.com/{OWNER_REPO}/actions/runs/{}", r.id),
@@ -169,6 +177,12 @@ impl Respond for RunsList {
         if query("event").as_deref() != Some("workflow_dispatch") {
             return ResponseTemplate::new(400).set_body_json(json!({"message": "event expected"}));
         }
+        // The API must read only runs on its ref: a read without `branch` would see a
+        // copy of the workflow on any branch, so it fails the test loudly.
+        let Some(branch) = query("branch") else {
+            return ResponseTemplate::new(400)
+                .set_body_json(json!({"message": "the double requires branch=<GITHUB_REF>"}));
+        };
         let per_page: usize = query("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
         let status = query("status");
         let state = self.0.lock().unwrap();
@@ -176,6 +190,7 @@ impl Respond for RunsList {
             .runs
             .iter()
             .rev()
+            .filter(|r| r.head_branch == branch)
             .filter(|r| status.as_deref().is_none_or(|s| s == r.status))
             .take(per_page)
             .map(run_json)
@@ -274,8 +289,13 @@ impl GitHubDouble {
         self.state.lock().unwrap().script.extend(answers);
     }
 
-    /// A run that is already there (started by someone else).
+    /// A run that is already there (started by someone else), on `main`.
     pub fn add_run(&self, title: &str, status: &str) -> u64 {
+        self.add_run_on_branch(title, status, "main")
+    }
+
+    /// A run of a copy of the workflow on another branch.
+    pub fn add_run_on_branch(&self, title: &str, status: &str, branch: &str) -> u64 {
         let mut state = self.state.lock().unwrap();
         state.next_id += 1;
         let id = 9000 + state.next_id;
@@ -285,6 +305,7 @@ impl GitHubDouble {
             status: status.to_owned(),
             conclusion: None,
             step: None,
+            head_branch: branch.to_owned(),
         });
         id
     }

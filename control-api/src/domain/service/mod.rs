@@ -20,6 +20,7 @@ use super::ports::{
     BootstrapStore, FleetReader, Misconfig, Sleep, StateStore, Workflow, WorkflowRun,
 };
 use super::rate_limit::RateLimiter;
+use super::refusal_budget::RefusalBudget;
 use super::registry::Registry;
 use super::request::{parse_command, Caller, Command};
 
@@ -37,6 +38,8 @@ pub struct Call<'a> {
     /// The `Idempotency-Key`, if any.
     pub idempotency_key: Option<&'a str>,
     pub body: &'a [u8],
+    /// The peer's address as the transport saw it, if it knows one.
+    pub source_ip: Option<&'a str>,
 }
 
 /// What a request came to, for the transport to answer.
@@ -76,6 +79,9 @@ pub struct Decision {
     pub result: Result<Outcome, ApiError>,
     pub facts: Facts,
     pub started: Instant,
+    /// Whom a refusal is counted against: the IAM ARN, else the principal, else the
+    /// source address.
+    pub source: String,
 }
 
 /// The outbound ports the handler talks to.
@@ -97,6 +103,7 @@ pub struct ControlApi<W, F, B, S> {
     auth: Result<Authenticator, Misconfig>,
     ports: Ports<W, F, B, S>,
     limiter: RateLimiter,
+    refusals: RefusalBudget,
     deploy_timing: DeployTiming,
     claim_timing: ClaimTiming,
 }
@@ -121,6 +128,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             auth,
             ports,
             limiter: RateLimiter::default(),
+            refusals: RefusalBudget::default(),
             deploy_timing: DeployTiming::default(),
             claim_timing: ClaimTiming::default(),
         }
@@ -129,6 +137,12 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
     /// Replaces the default deploy rate limit (10 per 10 minutes per principal).
     pub fn with_rate_limit(mut self, limiter: RateLimiter) -> Self {
         self.limiter = limiter;
+        self
+    }
+
+    /// Replaces the default bound on recorded refusals (5 per 10 minutes per source).
+    pub fn with_refusal_budget(mut self, budget: RefusalBudget) -> Self {
+        self.refusals = budget;
         self
     }
 
@@ -165,11 +179,22 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                 (facts, result)
             }
         };
+        let source = call
+            .credentials
+            .iam_arn
+            .or(facts.principal.as_deref())
+            .or(call.source_ip)
+            .unwrap_or("unknown")
+            // An ARN is bounded by AWS, but the tally's key need not be long.
+            .chars()
+            .take(200)
+            .collect();
         Decision {
             request_id,
             result,
             facts,
             started,
+            source,
         }
     }
 

@@ -2,11 +2,14 @@
 //! decisions and refused callers a durable record in the state store. Built from the
 //! typed outcome once the transport knows the answer's status.
 
+use std::time::Instant;
+
 use super::{ControlApi, Decision, Kept, Outcome};
 use crate::domain::audit::{self, AuditRecord};
 use crate::domain::auth::Principal;
 use crate::domain::error::ApiError;
 use crate::domain::ports::{BootstrapStore, FleetReader, StateStore, Workflow};
+use crate::domain::refusal_budget::Verdict;
 use crate::domain::request::{Caller, Command};
 
 /// What is known of who asked for what, as far as the request got.
@@ -73,65 +76,101 @@ fn run_of(result: &Result<Outcome, ApiError>) -> (Option<(u64, String)>, Option<
 impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W, F, B, S> {
     /// Writes the decision's audit line and, for deploy decisions and refused callers,
     /// its audit record. `status` and `error` are the answer's, as the caller saw it.
+    /// Refusals over their source's budget get neither: the bound is checked before any
+    /// S3 write, and the count of what was left out is logged once per source.
     pub async fn record(&self, decision: &Decision, status: u16, error: Option<&str>) {
-        let Decision {
-            request_id,
-            result,
-            facts,
-            started,
-        } = decision;
-        let word = decision_word(result, status);
-        let (run, first_request_id) = run_of(result);
-        let ami_override = match result {
-            // A rollback's image is chosen by the flow.
-            Ok(Outcome::Deployed(o)) => o.ami_override.as_ref().map(|a| a.to_string()),
-            _ => facts.ami_override.clone(),
-        };
+        let now = Instant::now();
+        for (source, suppressed) in self.refusals.ended(now) {
+            log_suppressed(&source, suppressed);
+        }
+        let refused = decision
+            .result
+            .as_ref()
+            .err()
+            .is_some_and(ApiError::refuses_principal);
+        if refused {
+            match self.refusals.admit(&decision.source, now) {
+                Verdict::Suppress => return,
+                Verdict::Record { suppressed_before } if suppressed_before > 0 => {
+                    log_suppressed(&decision.source, suppressed_before)
+                }
+                Verdict::Record { .. } => {}
+            }
+        }
+        let at = chrono::Utc::now();
+        let record = audit_record(decision, status, error, at);
         tracing::info!(
             target: "audit",
-            request_id = %request_id,
-            principal = facts.principal.as_deref(),
-            caller = facts.caller.as_deref(),
-            action = facts.action,
-            deploy_target = facts.target.as_deref(),
-            decision = word,
+            request_id = %record.request_id,
+            principal = record.principal.as_deref(),
+            caller = record.caller.as_deref(),
+            action = record.action.as_deref(),
+            deploy_target = record.target.as_deref(),
+            decision = record.decision.as_str(),
             status,
             error,
-            run_id = run.as_ref().map(|r| r.0),
-            latency_us = started.elapsed().as_micros() as u64,
+            run_id = record.run_id,
+            latency_us = decision.started.elapsed().as_micros() as u64,
             "request"
         );
         // Deploy decisions and refused credentials or policy get a durable record;
         // reads get the log line only.
-        let durable = matches!(facts.action, Some("deploy" | "rollback"))
-            || result
-                .as_ref()
-                .err()
-                .is_some_and(ApiError::refuses_principal);
+        let durable = matches!(decision.facts.action, Some("deploy" | "rollback")) || refused;
         let (true, Some(store)) = (durable, &self.ports.state) else {
             return;
         };
-        let now = chrono::Utc::now();
-        let record = AuditRecord {
-            request_id: request_id.clone(),
-            time: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            principal: facts.principal.clone(),
-            caller: facts.caller.clone(),
-            action: facts.action.map(str::to_owned),
-            target: facts.target.clone(),
-            ami_override,
-            decision: word.to_owned(),
-            status,
-            error: error.map(str::to_owned),
-            run_id: run.as_ref().map(|r| r.0),
-            run_url: run.map(|r| r.1),
-            first_request_id,
-        };
         // The decision stands either way; a lost record is an operator alarm, not the caller's problem.
-        if let Err(e) = audit::write(store, now, &record).await {
-            tracing::error!(request_id = %request_id, error = %e, "audit record not written");
+        if let Err(e) = audit::write(store, at, &record).await {
+            tracing::error!(request_id = %record.request_id, error = %e, "audit record not written");
         }
     }
+}
+
+/// The audit record of a decision, as the caller saw it answered.
+fn audit_record(
+    decision: &Decision,
+    status: u16,
+    error: Option<&str>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> AuditRecord {
+    let Decision {
+        request_id,
+        result,
+        facts,
+        ..
+    } = decision;
+    let (run, first_request_id) = run_of(result);
+    let ami_override = match result {
+        // A rollback's image is chosen by the flow.
+        Ok(Outcome::Deployed(o)) => o.ami_override.as_ref().map(|a| a.to_string()),
+        _ => facts.ami_override.clone(),
+    };
+    AuditRecord {
+        request_id: request_id.clone(),
+        time: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        principal: facts.principal.clone(),
+        caller: facts.caller.clone(),
+        action: facts.action.map(str::to_owned),
+        target: facts.target.clone(),
+        ami_override,
+        decision: decision_word(result, status).to_owned(),
+        status,
+        error: error.map(str::to_owned),
+        run_id: run.as_ref().map(|r| r.0),
+        run_url: run.map(|r| r.1),
+        first_request_id,
+    }
+}
+
+/// The one line that stands for the refusals of `source` that were answered but not
+/// recorded. `source` is an ARN, a principal or an address: never a credential.
+fn log_suppressed(source: &str, suppressed: u32) {
+    tracing::warn!(
+        target: "audit",
+        source,
+        suppressed,
+        "refusals over the per-source budget were answered but not recorded"
+    );
 }
 
 /// The audit line of a request answered before any control API could decide it (the
