@@ -140,3 +140,71 @@ async fn repo_workflow_and_ref_come_from_settings() {
     assert_eq!(received(&github).await[0].1["ref"], "release");
     github.verify().await;
 }
+
+fn runs_request() -> Request {
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://example.lambda-url.eu-central-1.on.aws/")
+        .header("authorization", format!("Bearer {CONTROL_TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"action": "runs"}).to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn github_refusing_a_runs_read_is_asked_once_and_named() {
+    for (status, message) in [
+        (401, "Bad credentials"),
+        (403, "Resource not accessible by personal access token"),
+        (406, "Not Acceptable"),
+        (422, "Validation Failed"),
+    ] {
+        let github = MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("GET"))
+            .and(wiremock::matchers::path(RUNS_PATH))
+            .respond_with(ResponseTemplate::new(status).set_body_json(
+                json!({"message": message, "documentation_url": "https://docs.github.com/rest"}),
+            ))
+            .mount(&github)
+            .await;
+        let api = lambda_app(&github.uri());
+        let (code, body) = call(&api, runs_request()).await;
+        assert_eq!(
+            github_calls(&github).await,
+            1,
+            "GitHub {status}: asked again"
+        );
+        assert_eq!(code, 502, "GitHub {status}: {body}");
+        assert_eq!(body["error"], "github_refused", "{body}");
+        assert_eq!(
+            body["message"],
+            format!("GitHub refused the read of the deploy runs (HTTP {status}: {message})")
+        );
+        assert!(!body.to_string().contains(GITHUB_TOKEN));
+    }
+}
+
+#[tokio::test]
+async fn github_5xx_on_a_runs_read_is_retried() {
+    let github = MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path(RUNS_PATH))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&github)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path(RUNS_PATH))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"total_count": 0, "workflow_runs": []})),
+        )
+        .with_priority(2)
+        .mount(&github)
+        .await;
+    let api = lambda_app(&github.uri());
+    let (code, body) = call(&api, runs_request()).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(github_calls(&github).await, 3);
+}

@@ -94,6 +94,7 @@ impl ApiError {
             Self::Deploy(DeployError::RateLimited { .. }) => "github_rate_limited",
             Self::Deploy(DeployError::Unknown { .. }) => "dispatch_unknown",
             Self::Deploy(DeployError::Unreachable) => "github_unavailable",
+            Self::Workflow(WorkflowError::Refused { .. }) => "github_refused",
             Self::Workflow(_) => "github_unavailable",
             Self::Idempotency(IdempotencyError::KeyReused { .. }) => "idempotency_key_reused",
             Self::Idempotency(IdempotencyError::InProgress { .. }) => "idempotency_in_progress",

@@ -94,12 +94,21 @@ pub enum WorkflowError {
     RateLimited { retry_after: Option<Duration> },
     #[error("GitHub could not be reached to read the deploy runs")]
     Unavailable,
+    /// A 4xx other than 404 and rate limits (a revoked token, a missing permission, a
+    /// request GitHub will not take): asking again gets the same answer, so it is final.
+    /// `message` is GitHub's own `message`, one line, truncated, never a token.
+    #[error("GitHub refused {call} (HTTP {status}: {message})")]
+    Refused {
+        call: &'static str,
+        status: u16,
+        message: String,
+    },
 }
 
 impl WorkflowError {
-    /// Whether another read may help: not for a missing setting.
+    /// Whether another read may help: only when GitHub was unavailable or rate-limiting.
     pub fn retryable(&self) -> bool {
-        !matches!(self, Self::NotConfigured(_))
+        matches!(self, Self::RateLimited { .. } | Self::Unavailable)
     }
 }
 

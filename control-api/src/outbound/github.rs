@@ -102,34 +102,45 @@ impl GitHubWorkflow {
         format!("/repos/{}/{}", self.settings.owner, self.settings.repo)
     }
 
-    /// GET `path`: `Ok(None)` on 404, the JSON body on 2xx.
+    /// GET `path` for `call` (named in logs and refusals): `Ok(None)` on 404, the JSON
+    /// body on 2xx. Only 5xx and rate limits may be asked again; any other 4xx is final.
     async fn get<T: for<'de> Deserialize<'de>>(
         &self,
+        call: &'static str,
         path: String,
     ) -> Result<Option<T>, WorkflowError> {
         let uri: Uri = path.parse().map_err(|_| WorkflowError::Unavailable)?;
         let response = self.client._get(uri).await.map_err(|e| {
-            tracing::warn!(error = %e, "GitHub request failed");
+            tracing::warn!(call, error = %e, "GitHub request failed");
             WorkflowError::Unavailable
         })?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = self.client.body_to_string(response).await.map_err(|e| {
-            tracing::warn!(error = %e, "GitHub answer unreadable");
+            tracing::warn!(call, error = %e, "GitHub answer unreadable");
             WorkflowError::Unavailable
         })?;
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if !status.is_success() {
-            log_refusal(status, &body, "GitHub read refused");
-            return Err(match rate_limit(status, &headers, &body) {
-                Some(retry_after) => WorkflowError::RateLimited { retry_after },
-                None => WorkflowError::Unavailable,
-            });
+            log_refusal(status, &body, call);
+            return Err(
+                if let Some(retry_after) = rate_limit(status, &headers, &body) {
+                    WorkflowError::RateLimited { retry_after }
+                } else if status.is_client_error() {
+                    WorkflowError::Refused {
+                        call,
+                        status: status.as_u16(),
+                        message: github_message(&body),
+                    }
+                } else {
+                    WorkflowError::Unavailable
+                },
+            );
         }
         serde_json::from_str(&body).map(Some).map_err(|e| {
-            tracing::warn!(error = %e, "GitHub answer is not the documented JSON");
+            tracing::warn!(call, error = %e, "GitHub answer is not the documented JSON");
             WorkflowError::Unavailable
         })
     }
@@ -173,7 +184,7 @@ impl Workflow for GitHubWorkflow {
             .await
             .unwrap_or_default();
         // GitHub's own words go to the log for the operator, not to the caller.
-        log_refusal(status, &text, "workflow dispatch refused by GitHub");
+        log_refusal(status, &text, "the workflow dispatch");
         Err(
             if let Some(retry_after) = rate_limit(status, &headers, &text) {
                 DispatchError::RateLimited { retry_after }
@@ -201,7 +212,7 @@ impl Workflow for GitHubWorkflow {
             path.push_str("&status=");
             path.push_str(status);
         }
-        let list: Option<RunList> = self.get(path).await?;
+        let list: Option<RunList> = self.get("the read of the deploy runs", path).await?;
         let now = chrono::Utc::now();
         Ok(list
             .map(|l| l.workflow_runs)
@@ -213,7 +224,8 @@ impl Workflow for GitHubWorkflow {
 
     async fn run(&self, run_id: u64) -> Result<Option<WorkflowRun>, WorkflowError> {
         let base = format!("{}/actions/runs/{run_id}", self.repo_path());
-        let Some(run): Option<ApiRun> = self.get(base.clone()).await? else {
+        let Some(run): Option<ApiRun> = self.get("the read of a deploy run", base.clone()).await?
+        else {
             return Ok(None);
         };
         // Only runs of the deploy workflow: a run id of another workflow is "not found".
@@ -228,7 +240,8 @@ impl Workflow for GitHubWorkflow {
         let step = if run.status.as_deref() == Some("completed") {
             None
         } else {
-            let jobs: Option<JobList> = self.get(format!("{base}/jobs?per_page=30")).await?;
+            let path = format!("{base}/jobs?per_page=30");
+            let jobs: Option<JobList> = self.get("the read of a run's jobs", path).await?;
             jobs.and_then(|j| current_step(&j.jobs))
         };
         Ok(Some(run.into_run(chrono::Utc::now(), step)))
@@ -276,18 +289,63 @@ fn rate_limit(status: StatusCode, headers: &HeaderMap, body: &str) -> Option<Opt
     Some(retry_after.or_else(|| if exhausted { until_reset() } else { None }))
 }
 
-fn log_refusal(status: StatusCode, body: &str, what: &str) {
+/// Longest part of GitHub's `message` that a refusal repeats.
+const MAX_GITHUB_MESSAGE: usize = 160;
+
+/// GitHub's `message` from an error body, fit for an answer: one line, at most
+/// [`MAX_GITHUB_MESSAGE`] characters, and any word shaped like a GitHub token blanked
+/// (GitHub does not echo tokens, but a proxy in between might).
+fn github_message(body: &str) -> String {
     #[derive(Deserialize)]
     struct GitHubMessage {
         message: Option<String>,
+    }
+    let message = serde_json::from_str::<GitHubMessage>(body)
+        .ok()
+        .and_then(|m| m.message)
+        .unwrap_or_else(|| "no message".to_owned());
+    let words: Vec<&str> = message
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .map(|w| if looks_like_token(w) { "[redacted]" } else { w })
+        .collect();
+    let line = words.join(" ");
+    if line.chars().count() <= MAX_GITHUB_MESSAGE {
+        return line;
+    }
+    let mut short: String = line.chars().take(MAX_GITHUB_MESSAGE).collect();
+    short.push('…');
+    short
+}
+
+/// GitHub's token prefixes (classic, OAuth, app, refresh, fine-grained).
+fn looks_like_token(word: &str) -> bool {
+    [
+        "ghp_",
+        "gho_",
+        "ghu_",
+        "ghs_",
+        "ghr_",
+        "github_pat_",
+        "Bearer",
+    ]
+    .iter()
+    .any(|p| word.contains(p))
+}
+
+/// The log line of a GitHub refusal: which call, GitHub's status and its own words.
+fn log_refusal(status: StatusCode, body: &str, call: &str) {
+    #[derive(Deserialize)]
+    struct GitHubDocs {
         documentation_url: Option<String>,
     }
-    let parsed: Option<GitHubMessage> = serde_json::from_str(body).ok();
+    let docs: Option<GitHubDocs> = serde_json::from_str(body).ok();
     tracing::warn!(
+        call,
         status = status.as_u16(),
-        github_message = parsed.as_ref().and_then(|m| m.message.as_deref()),
-        documentation_url = parsed.as_ref().and_then(|m| m.documentation_url.as_deref()),
-        "{what}"
+        github_message = %github_message(body),
+        documentation_url = docs.as_ref().and_then(|m| m.documentation_url.as_deref()),
+        "GitHub refused the request"
     );
 }
 
@@ -433,6 +491,22 @@ mod tests {
             None
         );
         assert_eq!(rate_limit(StatusCode::BAD_GATEWAY, &none, ""), None);
+    }
+
+    #[test]
+    fn github_messages_are_one_short_line_without_tokens() {
+        assert_eq!(
+            github_message(r#"{"message":"Bad credentials"}"#),
+            "Bad credentials"
+        );
+        assert_eq!(github_message("<html>"), "no message");
+        let noisy = json!({"message": "token ghp_abc123 is\nrevoked"}).to_string();
+        assert_eq!(github_message(&noisy), "token [redacted] is revoked");
+        let long = json!({"message": "x".repeat(500)}).to_string();
+        assert_eq!(
+            github_message(&long).chars().count(),
+            MAX_GITHUB_MESSAGE + 1
+        );
     }
 
     #[test]
