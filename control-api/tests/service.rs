@@ -163,6 +163,7 @@ fn deploy(target: &str) -> Request {
         caller: None,
         ami_override: None,
         queue: false,
+        revision: None,
     }
 }
 

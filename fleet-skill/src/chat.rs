@@ -7,7 +7,7 @@
 //! have parsed. Nothing in chat queues behind a deploy in flight: only humans may, and
 //! in chat the caller is the bot.
 
-use control_api::contract::{AmiId, RequestError, Target};
+use control_api::contract::{AmiId, RequestError, Revision, Target};
 
 use crate::wait::{RunRef, RunRefError};
 
@@ -27,6 +27,8 @@ pub enum ChatCommand {
     Deploy {
         target: Target,
         ami_override: Option<AmiId>,
+        /// `--revision <sha>`: humans only, which the API decides.
+        revision: Option<Revision>,
     },
     Rollback {
         target: Target,
@@ -78,6 +80,33 @@ pub enum ChatError {
     InvalidRun(#[from] RunRefError),
 }
 
+/// After `/fleet deploy <target>`: an AMI id and `--revision <sha>`, each at most once,
+/// in either order.
+fn deploy_options<'a>(
+    target: Target,
+    mut words: impl Iterator<Item = &'a str>,
+) -> Result<ChatCommand, ChatError> {
+    let (mut ami_override, mut revision) = (None, None);
+    while let Some(word) = words.next() {
+        if word.eq_ignore_ascii_case("--revision") && revision.is_none() {
+            let sha = words.next().ok_or(RequestError::InvalidRevision)?;
+            revision = Some(Revision::parse(sha)?);
+        } else if ami_override.is_none() && !word.starts_with("--") {
+            ami_override = Some(AmiId::parse(word)?);
+        } else {
+            return Err(ChatError::TooManyArguments {
+                command: "deploy",
+                takes: "a target, at most one AMI id and at most one --revision <sha>",
+            });
+        }
+    }
+    Ok(ChatCommand::Deploy {
+        target,
+        ami_override,
+        revision,
+    })
+}
+
 /// Parses one chat message. Command words (`/fleet`, `status`, `deploy`, …) are ASCII
 /// case-insensitive; targets and AMI ids are exact, as the API wants them.
 pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
@@ -115,17 +144,7 @@ pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
         Ok(ChatCommand::Help)
     } else if sub.eq_ignore_ascii_case("deploy") {
         let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("deploy"))?)?;
-        let ami_override = words.next().map(AmiId::parse).transpose()?;
-        if words.next().is_some() {
-            return Err(ChatError::TooManyArguments {
-                command: "deploy",
-                takes: "a target and at most one AMI id",
-            });
-        }
-        Ok(ChatCommand::Deploy {
-            target,
-            ami_override,
-        })
+        deploy_options(target, words)
     } else if sub.eq_ignore_ascii_case("rollback") {
         let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("rollback"))?)?;
         if words.next().is_some() {

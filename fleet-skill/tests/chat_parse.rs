@@ -8,7 +8,32 @@ fn deploy(target: &str, ami: Option<&str>) -> Result<ChatCommand, ChatError> {
     Ok(ChatCommand::Deploy {
         target: Target::parse(target).unwrap(),
         ami_override: ami.map(|a| AmiId::parse(a).unwrap()),
+        revision: None,
     })
+}
+
+#[test]
+fn a_deploy_may_name_a_revision() {
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let want = Ok(ChatCommand::Deploy {
+        target: Target::parse("clawdinator-2").unwrap(),
+        ami_override: None,
+        revision: Some(control_api::contract::Revision::parse(sha).unwrap()),
+    });
+    assert_eq!(
+        parse_chat(&format!("/fleet deploy clawdinator-2 --revision {sha}")),
+        want
+    );
+    for bad in [
+        "/fleet deploy clawdinator-2 --revision",
+        "/fleet deploy clawdinator-2 --revision abc1234",
+    ] {
+        assert_eq!(
+            parse_chat(bad).map_err(|e| e.to_string()),
+            Err("revision must be a full commit SHA: 40 hexadecimal digits".to_owned()),
+            "{bad}"
+        );
+    }
 }
 
 #[test]
@@ -425,17 +450,22 @@ fn check_total(text: &str) {
         Ok(ChatCommand::Deploy {
             target,
             ami_override,
+            revision,
         }) => {
             assert!(Target::parse(target.as_str()).is_ok(), "{text:?}");
-            let canonical = match &ami_override {
+            let mut canonical = match &ami_override {
                 Some(ami) => format!("/fleet deploy {target} {ami}"),
                 None => format!("/fleet deploy {target}"),
             };
+            if let Some(revision) = &revision {
+                canonical.push_str(&format!(" --revision {revision}"));
+            }
             assert_eq!(
                 parse_chat(&canonical),
                 Ok(ChatCommand::Deploy {
                     target,
-                    ami_override
+                    ami_override,
+                    revision,
                 })
             );
         }

@@ -51,6 +51,8 @@ pub enum ApiError {
     QueueFull { run: Box<WorkflowRun> },
     #[error("only humans may queue a deploy behind a running one")]
     QueueNotAllowed,
+    #[error("only humans may choose a revision; a bot deploys the commit GITHUB_REF points to")]
+    RevisionNotAllowed,
     #[error("the audit trail is for humans; bots may use runs")]
     AuditHumansOnly,
     #[error("no deploy run for {0} among the newest runs (a fresh dispatch can take a few seconds to show up)")]
@@ -105,6 +107,7 @@ impl ApiError {
             Self::QueueFull { .. } => "deploy_queue_full",
             Self::QueueNotAllowed => "queue_not_allowed",
             Self::AuditHumansOnly => "audit_humans_only",
+            Self::RevisionNotAllowed => "revision_not_allowed",
             Self::RunNotFound(_) => "run_not_found",
             Self::NothingDispatched => "nothing_dispatched",
             Self::InstanceNotRunning { .. } => "instance_not_running",
@@ -144,7 +147,11 @@ impl ApiError {
     pub fn refuses_principal(&self) -> bool {
         matches!(
             self,
-            Self::Auth(_) | Self::Policy(_) | Self::QueueNotAllowed | Self::AuditHumansOnly
+            Self::Auth(_)
+                | Self::Policy(_)
+                | Self::QueueNotAllowed
+                | Self::AuditHumansOnly
+                | Self::RevisionNotAllowed
         )
     }
 }

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::GitHubSettings;
 use crate::domain::dispatch::RunName;
 use crate::domain::ports::{
-    DeployRequest, DispatchError, DispatchReceipt, Workflow, WorkflowError, WorkflowRun,
+    DeployRequest, DispatchError, DispatchReceipt, RunLink, Workflow, WorkflowError, WorkflowRun,
 };
-use crate::domain::request::{AmiId, Caller};
+use crate::domain::request::{AmiId, Caller, Revision};
 
 /// The body of `POST …/actions/workflows/{workflow}/dispatches`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,6 +22,18 @@ pub struct DispatchBody<'a> {
     #[serde(rename = "ref")]
     pub git_ref: &'a str,
     pub inputs: WorkflowInputs<'a>,
+    /// Always true: GitHub then answers 200 with the run it started, so the run is
+    /// known at once instead of being looked for in the runs list. A GitHub that does
+    /// not know the parameter answers 204, and the run is looked up by request id.
+    pub return_run_details: bool,
+}
+
+/// GitHub's 200 answer to a dispatch with `return_run_details`.
+#[derive(Debug, Deserialize)]
+struct DispatchAnswer {
+    workflow_run_id: u64,
+    /// The run's page; GitHub's `run_url` is the API address, not for humans.
+    html_url: String,
 }
 
 /// The `workflow_dispatch` inputs of `fleet-deploy.yml`: all strings, `""` for none.
@@ -31,6 +43,8 @@ pub struct WorkflowInputs<'a> {
     pub ami_override: &'a str,
     pub request_id: &'a str,
     pub caller: &'a str,
+    /// The commit to check out; `""` only when none was resolved (the dry run).
+    pub revision: &'a str,
 }
 
 impl<'a> WorkflowInputs<'a> {
@@ -40,19 +54,25 @@ impl<'a> WorkflowInputs<'a> {
             ami_override: request.ami_override.as_ref().map_or("", AmiId::as_str),
             request_id: &request.request_id,
             caller: request.caller.as_ref().map_or("", Caller::as_str),
+            revision: request.revision.as_ref().map_or("", Revision::as_str),
         }
     }
 
-    /// The same inputs as a map, for the dry run's answer.
-    pub fn to_map(&self) -> std::collections::BTreeMap<String, String> {
+    /// The same inputs as a map, for the dry run's answer: a revision it did not
+    /// resolve is `null`, not a commit.
+    pub fn to_map(&self) -> std::collections::BTreeMap<String, Option<String>> {
         [
             ("target", self.target),
             ("ami_override", self.ami_override),
             ("request_id", self.request_id),
             ("caller", self.caller),
+            ("revision", self.revision),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .map(|(k, v)| {
+            let unresolved = k == "revision" && v.is_empty();
+            (k.to_owned(), (!unresolved).then(|| v.to_owned()))
+        })
         .collect()
     }
 }
@@ -160,6 +180,7 @@ impl Workflow for GitHubWorkflow {
         let body = DispatchBody {
             git_ref: &s.git_ref,
             inputs: WorkflowInputs::of(request),
+            return_run_details: true,
         };
         let response = match self.client._post(uri, Some(&body)).await {
             Ok(r) => r,
@@ -174,8 +195,12 @@ impl Workflow for GitHubWorkflow {
             }
         };
         let status = response.status();
-        if status.is_success() {
+        if status == StatusCode::NO_CONTENT {
             return Ok(DispatchReceipt::default());
+        }
+        if status.is_success() {
+            let text = self.client.body_to_string(response).await;
+            return Ok(receipt(request, text.as_deref().unwrap_or_default()));
         }
         let headers = response.headers().clone();
         let text = self
@@ -247,9 +272,65 @@ impl Workflow for GitHubWorkflow {
         Ok(Some(run.into_run(chrono::Utc::now(), step)))
     }
 
+    async fn resolve_ref(&self) -> Result<Option<Revision>, WorkflowError> {
+        const CALL: &str = "the read of GITHUB_REF's commit";
+        let path = format!(
+            "{}/commits/{}",
+            self.repo_path(),
+            path_escape(&self.settings.git_ref)
+        );
+        let Some(commit): Option<Commit> = self.get(CALL, path).await? else {
+            return Err(WorkflowError::Refused {
+                call: CALL,
+                status: 404,
+                message: "no such branch, tag or commit".to_owned(),
+            });
+        };
+        Revision::parse(&commit.sha).map(Some).map_err(|_| {
+            tracing::warn!(call = CALL, "GitHub's commit has no full SHA");
+            WorkflowError::Unavailable
+        })
+    }
+
     fn tracks_runs(&self) -> bool {
         true
     }
+}
+
+/// `GET …/commits/{ref}`: only the SHA.
+#[derive(Deserialize)]
+struct Commit {
+    sha: String,
+}
+
+/// A ref as one path segment or more: `/` stays (GitHub takes `heads/release/1`),
+/// anything outside the URL-safe set is percent-encoded.
+fn path_escape(git_ref: &str) -> String {
+    let mut out = String::with_capacity(git_ref.len());
+    for b in git_ref.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The receipt of a dispatch GitHub accepted with a body: the run it names. A body that
+/// is not the documented one still means accepted; the run is then looked up.
+fn receipt(request: &DeployRequest, body: &str) -> DispatchReceipt {
+    let run = match serde_json::from_str::<DispatchAnswer>(body) {
+        Ok(answer) => Some(RunLink {
+            run_id: answer.workflow_run_id,
+            run_url: answer.html_url,
+        }),
+        Err(e) => {
+            tracing::warn!(request_id = %request.request_id, error = %e, "workflow dispatch accepted without the run's details; looking it up");
+            None
+        }
+    };
+    DispatchReceipt { dry_run: None, run }
 }
 
 /// Whether the connection itself failed (DNS, refused, TLS handshake): then no byte of

@@ -17,6 +17,7 @@ pub struct Facts {
     pub action: Option<&'static str>,
     pub target: Option<String>,
     pub ami_override: Option<String>,
+    pub revision: Option<String>,
 }
 
 impl Facts {
@@ -36,6 +37,7 @@ impl Facts {
             action: Some(command.action()),
             target: target.map(|t| t.to_string()),
             ami_override: ami_override.map(|a| a.to_string()),
+            revision: command.revision().map(|r| r.to_string()),
         }
     }
 }
@@ -87,6 +89,11 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             Ok(Outcome::Deployed(o)) => o.ami_override.as_ref().map(|a| a.to_string()),
             _ => facts.ami_override.clone(),
         };
+        // The commit dispatched, else the one asked for.
+        let revision = match result {
+            Ok(Outcome::Deployed(o)) => o.revision.as_ref().map(|r| r.to_string()),
+            _ => facts.revision.clone(),
+        };
         tracing::info!(
             target: "audit",
             request_id = %request_id,
@@ -120,6 +127,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             action: facts.action.map(str::to_owned),
             target: facts.target.clone(),
             ami_override,
+            revision,
             decision: word.to_owned(),
             status,
             error: error.map(str::to_owned),
