@@ -25,7 +25,7 @@ use control_api::contract::{
 use control_api::domain::policy::{authorize_deploy, caller_instance, PolicyError};
 use control_api::domain::registry::Registry;
 
-pub use chat::{parse_chat, ChatCommand, ChatError, USAGE};
+pub use chat::{parse_chat, ChatCommand, ChatError, HELP, USAGE};
 pub use error::FleetError;
 
 use cli::{Cli, Command};
@@ -143,7 +143,7 @@ fn action_of(command: Command, out: &mut dyn Write) -> Result<Option<Action>, Fl
             Ok(command) => {
                 let action = from_chat(command);
                 if action.is_none() {
-                    writeln!(out, "{USAGE}")?;
+                    writeln!(out, "{HELP}")?;
                 }
                 return Ok(action);
             }

@@ -126,8 +126,8 @@ fn refused_text() {
         ("/fleet@ status", |e| *e == BadMention),
         ("/fleet@bot@x status", |e| *e == BadMention),
         ("/fleet@bot;rm status", |e| *e == BadMention),
-        ("/fleet reboot", |e| *e == UnknownCommand),
-        ("/fleet statuses", |e| *e == UnknownCommand),
+        ("/fleet reboot", |e| matches!(e, UnknownCommand { .. })),
+        ("/fleet statuses", |e| matches!(e, UnknownCommand { .. })),
         ("/fleet status now", |e| *e == UnexpectedArguments("status")),
         ("/fleet help me", |e| *e == UnexpectedArguments("help")),
         ("/fleet deploy", |e| *e == MissingTarget("deploy")),
@@ -206,12 +206,16 @@ fn refused_text() {
             )
         }),
         ("/fleet rollback $(reboot)", |e| matches!(e, Invalid(_))),
-        ("/fleet rollbacks all", |e| *e == UnknownCommand),
+        ("/fleet rollbacks all", |e| {
+            matches!(e, UnknownCommand { .. })
+        }),
         // runs and audit take nothing, not even a limit.
         ("/fleet runs 5", |e| *e == UnexpectedArguments("runs")),
         ("/fleet runs --json", |e| *e == UnexpectedArguments("runs")),
         ("/fleet audit all", |e| *e == UnexpectedArguments("audit")),
-        ("/fleet audit; reboot", |e| *e == UnknownCommand),
+        ("/fleet audit; reboot", |e| {
+            matches!(e, UnknownCommand { .. })
+        }),
         // wait: exactly one run id or request id, strictly spelled.
         ("/fleet wait", |e| *e == MissingRun),
         ("/fleet wait 0", |e| *e == InvalidRun(RunRefError::BadRunId)),
@@ -474,4 +478,56 @@ fn check_total(text: &str) {
             assert!(!msg.contains('\n') && msg.len() < 200, "{msg}");
         }
     }
+}
+
+#[test]
+fn help_is_one_screen_with_every_command() {
+    assert_eq!(
+        fleet_skill::HELP,
+        "/fleet commands (one example each):
+  /fleet status                          the live fleet: hosts, images, drift
+  /fleet deploy clawdinator-2            replace a host (or all) on the newest image
+  /fleet deploy clawdinator-2 ami-0123456789abcdef0 --revision <40-hex sha>
+                                         a given fleet image, a given commit (humans)
+  /fleet rollback clawdinator-2          back to the image before the current one
+  /fleet runs                            the newest deploy runs
+  /fleet wait 0190c0de-0000-7000-8000-000000000001
+                                         follow a run (request id or run id) to its end
+  /fleet audit                           who deployed what (humans only)
+  /fleet plan clawdinator-2              (coming) what a deploy would change
+  /fleet lock all                        (coming) hold deploys
+  /fleet unlock all                      (coming) release a lock
+  /fleet queue                           (coming) deploys waiting their turn
+  /fleet cancel 123                      (coming) stop a queued run
+A bot may not deploy itself, deploy all, queue behind a running deploy, pick a
+revision, or read the audit trail.
+Every deploy answers with its run's link on GitHub Actions; follow it there or with
+/fleet wait <request id>."
+    );
+    assert!(fleet_skill::HELP.lines().count() <= 24, "one screen");
+}
+
+#[test]
+fn unknown_and_coming_commands_answer_in_one_line() {
+    let said = |text: &str| parse_chat(text).unwrap_err().to_string();
+    assert_eq!(
+        said("/fleet statuss"),
+        "unknown command; did you mean /fleet status? (/fleet help lists them all)"
+    );
+    assert_eq!(
+        said("/fleet rollbak all"),
+        "unknown command; did you mean /fleet rollback? (/fleet help lists them all)"
+    );
+    for coming in ["plan", "lock", "unlock", "queue", "cancel"] {
+        assert_eq!(
+            said(&format!("/fleet {coming} all")),
+            format!("/fleet {coming} is not available yet")
+        );
+    }
+    let missing = said("/fleet deploy");
+    assert!(
+        missing.starts_with("/fleet deploy needs a target: all or one of clawdinator-1"),
+        "{missing}"
+    );
+    assert!(!missing.contains('\n'));
 }
