@@ -12,8 +12,8 @@ pub use crate::domain::fleet::{
 };
 pub use crate::domain::ports::{DryRunDispatch, FleetImage, LiveInstance, WorkflowRun};
 pub use crate::domain::request::{
-    parse_command, AmiId, Caller, Command as Request, Limit, RequestError, RunRef, Target,
-    AUDIT_LIMIT, MAX_BODY_BYTES, RUNS_LIMIT,
+    parse_command, AmiId, Caller, Command as Request, Limit, RequestError, Revision, RunRef,
+    Target, AUDIT_LIMIT, MAX_BODY_BYTES, RUNS_LIMIT,
 };
 pub use crate::domain::service::{
     BootstrapCheck, DeployChecks, IdempotencyCheck, InFlightCheck, RollbackImages,
@@ -39,6 +39,10 @@ pub struct DeployAnswer {
     /// The image asked for; for a rollback, the image rolled back to.
     pub ami_override: Option<AmiId>,
     pub caller: Option<Caller>,
+    /// The commit the run checks out (full SHA): asked for, or `GITHUB_REF`'s when the
+    /// request came in; `null` in a dry run that was not asked for one.
+    #[serde(default)]
+    pub revision: Option<Revision>,
     pub checks: DeployChecks,
     /// GitHub's run, once it showed up (`null` until then: `fleet wait` finds it later).
     pub run_id: Option<u64>,
@@ -125,6 +129,18 @@ pub struct ErrorBody {
     /// A repeat with the same `Idempotency-Key`: the first request's answer.
     #[serde(default, skip_serializing_if = "is_false")]
     pub replayed: bool,
+}
+
+/// The answer to the seed's direct invocation (`aws lambda invoke --payload
+/// '{"action",…,"control_token"}'`), in the seed's shape: the HTTP answer's status and
+/// headers, and its JSON body as a string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvokeAnswer {
+    #[serde(rename = "statusCode")]
+    pub status_code: u16,
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// One of the answers above, serialized.
+    pub body: String,
 }
 
 /// Any answer, when the caller does not know which to expect (a transcript, say).

@@ -65,17 +65,12 @@ async fn function_response(api: &MockServer) -> Option<Value> {
         .map(|r| serde_json::from_slice(&r.body).unwrap())
 }
 
-#[tokio::test]
-async fn the_bootstrap_answers_a_function_url_event_with_tokens_from_ssm() {
+/// Runs the real `bootstrap` on one event (tokens from moto's SSM, GitHub at `github`):
+/// the response it POSTed to the Runtime API, and its stdout (the JSON log lines).
+async fn run_bootstrap(event: &str, github: &str) -> (Value, String) {
     put_secret("/clawdinator/bootstrap-test/control", CONTROL_TOKEN).await;
     put_secret("/clawdinator/bootstrap-test/github", GITHUB_TOKEN).await;
-    let github = github_accepting().await;
-    let event = std::fs::read_to_string(format!(
-        "{}/tests/fixtures/deploy_bearer.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let api = runtime_api(&event).await;
+    let api = runtime_api(event).await;
     let runtime = api.uri().trim_start_matches("http://").to_owned();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
@@ -105,7 +100,7 @@ async fn the_bootstrap_answers_a_function_url_event_with_tokens_from_ssm() {
                 "GITHUB_TOKEN_PARAMETER",
                 "/clawdinator/bootstrap-test/github",
             ),
-            ("GITHUB_API_URL", &github.uri()),
+            ("GITHUB_API_URL", github),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -136,6 +131,27 @@ async fn the_bootstrap_answers_a_function_url_event_with_tokens_from_ssm() {
         .unwrap()
         .read_to_string(&mut stdout)
         .unwrap();
+    (response, stdout)
+}
+
+/// The audit lines among the log lines.
+fn audit_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "audit")
+        .collect()
+}
+
+#[tokio::test]
+async fn the_bootstrap_answers_a_function_url_event_with_tokens_from_ssm() {
+    let github = github_accepting().await;
+    let event = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/deploy_bearer.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let (response, stdout) = run_bootstrap(&event, &github.uri()).await;
 
     assert_eq!(response["statusCode"], 200, "{response}");
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
@@ -148,16 +164,74 @@ async fn the_bootstrap_answers_a_function_url_event_with_tokens_from_ssm() {
     assert_eq!(dispatches[0].1["inputs"]["request_id"], body["request_id"]);
 
     // CloudWatch gets JSON lines; the audit line has the decision and no secret.
-    let audit: Vec<Value> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["target"] == "audit")
-        .collect();
+    let audit = audit_lines(&stdout);
     assert_eq!(audit.len(), 1, "{stdout}");
     assert_eq!(audit[0]["decision"], "accepted");
     assert_eq!(audit[0]["deploy_target"], "clawdinator-2");
     assert_eq!(audit[0]["request_id"], body["request_id"]);
     for secret in [CONTROL_TOKEN, GITHUB_TOKEN] {
         assert!(!stdout.contains(secret), "a token in the logs: {stdout}");
+    }
+}
+
+/// The seed's skill: `aws lambda invoke --payload '{"action","target","caller",
+/// "ami_override","control_token"}'`, answered in the seed's `{statusCode, headers,
+/// body}` with the same decisions and audit as a Function URL request.
+#[tokio::test]
+async fn the_bootstrap_answers_the_seeds_direct_invocation() {
+    let github = github_accepting().await;
+    let payload = |token: &str, target: &str| {
+        serde_json::json!({"action": "deploy", "target": target, "caller": "clawdinator-1",
+            "ami_override": "", "control_token": token})
+        .to_string()
+    };
+    let cases = [
+        (payload(CONTROL_TOKEN, "clawdinator-2"), 200, None),
+        (
+            payload("wrong-token", "clawdinator-2"),
+            401,
+            Some("unauthorized"),
+        ),
+        (
+            payload(CONTROL_TOKEN, "x;reboot"),
+            400,
+            Some("invalid_target"),
+        ),
+        (
+            serde_json::json!({"control_token": CONTROL_TOKEN, "target": "clawdinator-2"})
+                .to_string(),
+            400,
+            Some("missing_action"),
+        ),
+    ];
+    for (event, status, error) in cases {
+        let before = received(&github).await.len();
+        let (response, stdout) = run_bootstrap(&event, &github.uri()).await;
+        assert_eq!(response["statusCode"], status, "{response}");
+        assert_eq!(response["headers"]["content-type"], "application/json");
+        let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+        let audit = audit_lines(&stdout);
+        assert_eq!(audit.len(), 1, "{stdout}");
+        assert_eq!(audit[0]["request_id"], body["request_id"]);
+        assert!(
+            !stdout.contains(CONTROL_TOKEN),
+            "a token in the logs: {stdout}"
+        );
+        let dispatched = received(&github).await.len() - before;
+        match error {
+            None => {
+                assert_eq!(body["ok"], true, "{body}");
+                assert_eq!(audit[0]["decision"], "accepted");
+                assert_eq!(dispatched, 1);
+                let sent = &received(&github).await[before].1;
+                assert_eq!(sent["inputs"]["request_id"], body["request_id"]);
+                github.set_run(github.runs()[0].id, "completed", Some("success"), None);
+            }
+            Some(code) => {
+                assert_eq!(body["error"], code, "{body}");
+                assert_eq!(audit[0]["decision"], "refused");
+                assert_eq!(dispatched, 0, "a refusal dispatches nothing");
+            }
+        }
     }
 }

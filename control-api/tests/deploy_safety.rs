@@ -548,6 +548,7 @@ async fn the_audit_listing_pages_s3_from_the_newest_slice() {
             action: Some("deploy".into()),
             target: Some(format!("n{i}")),
             ami_override: None,
+            revision: None,
             decision: "accepted".into(),
             status: 200,
             error: None,

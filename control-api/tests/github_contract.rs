@@ -28,7 +28,7 @@ async fn call(api: &control_api::app::App, req: Request) -> (u16, Value) {
 }
 
 #[tokio::test]
-async fn github_204_is_a_200_with_a_fresh_request_id_each_time() {
+async fn an_accepted_dispatch_is_a_200_with_a_fresh_request_id_each_time() {
     let github = github_accepting().await;
     let api = lambda_app(&github.uri());
     let (s1, b1) = call(&api, deploy("all")).await;
@@ -44,7 +44,8 @@ async fn github_204_is_a_200_with_a_fresh_request_id_each_time() {
     assert_eq!(
         sent[0].1,
         json!({"ref": "main", "inputs": {"target": "all", "ami_override": "",
-            "request_id": b1["request_id"], "caller": "human:ops"}})
+            "request_id": b1["request_id"], "caller": "human:ops", "revision": HEAD_SHA},
+            "return_run_details": true})
     );
     assert_eq!(sent[1].1["inputs"]["target"], "clawdinator-1");
     // The run the workflow's run-name ties to the request.
@@ -79,6 +80,7 @@ async fn github_errors_are_502_with_a_clean_message() {
         ),
     ] {
         let github = MockServer::start().await;
+        mount_head_commit(&github).await;
         dispatch_endpoint()
             .respond_with(ResponseTemplate::new(status).set_body_json(&github_body))
             .expect(1)
@@ -126,6 +128,13 @@ async fn repo_workflow_and_ref_come_from_settings() {
     .expect(1)
     .mount(&github)
     .await;
+    wiremock::Mock::given(wiremock::matchers::path(
+        "/repos/acme/fleet/commits/release",
+    ))
+    .respond_with(ResponseTemplate::new(200).set_body_json(commit_json(HEAD_SHA)))
+    .expect(1)
+    .mount(&github)
+    .await;
     let settings = settings(
         &github.uri(),
         &[
@@ -138,5 +147,178 @@ async fn repo_workflow_and_ref_come_from_settings() {
     let (code, _) = call(&api, deploy("clawdinator-2")).await;
     assert_eq!(code, 200);
     assert_eq!(received(&github).await[0].1["ref"], "release");
+    github.verify().await;
+}
+
+fn runs_request() -> Request {
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://example.lambda-url.eu-central-1.on.aws/")
+        .header("authorization", format!("Bearer {CONTROL_TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"action": "runs"}).to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn github_refusing_a_runs_read_is_asked_once_and_named() {
+    for (status, message) in [
+        (401, "Bad credentials"),
+        (403, "Resource not accessible by personal access token"),
+        (406, "Not Acceptable"),
+        (422, "Validation Failed"),
+    ] {
+        let github = MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("GET"))
+            .and(wiremock::matchers::path(RUNS_PATH))
+            .respond_with(ResponseTemplate::new(status).set_body_json(
+                json!({"message": message, "documentation_url": "https://docs.github.com/rest"}),
+            ))
+            .mount(&github)
+            .await;
+        let api = lambda_app(&github.uri());
+        let (code, body) = call(&api, runs_request()).await;
+        assert_eq!(
+            github_calls(&github).await,
+            1,
+            "GitHub {status}: asked again"
+        );
+        assert_eq!(code, 502, "GitHub {status}: {body}");
+        assert_eq!(body["error"], "github_refused", "{body}");
+        assert_eq!(
+            body["message"],
+            format!("GitHub refused the read of the deploy runs (HTTP {status}: {message})")
+        );
+        assert!(!body.to_string().contains(GITHUB_TOKEN));
+    }
+}
+
+#[tokio::test]
+async fn github_5xx_on_a_runs_read_is_retried() {
+    let github = MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path(RUNS_PATH))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&github)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path(RUNS_PATH))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"total_count": 0, "workflow_runs": []})),
+        )
+        .with_priority(2)
+        .mount(&github)
+        .await;
+    let api = lambda_app(&github.uri());
+    let (code, body) = call(&api, runs_request()).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(github_calls(&github).await, 3);
+}
+
+#[tokio::test]
+async fn githubs_run_details_name_the_run_without_reading_the_runs_list() {
+    let github = github_accepting().await;
+    let api = lambda_app(&github.uri());
+    let (code, body) = call(&api, deploy("clawdinator-2")).await;
+    assert_eq!(code, 200, "{body}");
+    let run = github.runs()[0].id;
+    assert_eq!(body["run_id"], run);
+    assert_eq!(
+        body["run_url"],
+        format!("https://github.com/openclaw/clawdinators/actions/runs/{run}")
+    );
+    assert_eq!(github.runs_reads_after_last_dispatch().await, 0);
+}
+
+#[tokio::test]
+async fn a_204_from_an_older_github_looks_the_run_up_by_request_id() {
+    let github = github_accepting().await;
+    github.answer_204();
+    let api = lambda_app(&github.uri());
+    let (code, body) = call(&api, deploy("clawdinator-2")).await;
+    assert_eq!(code, 200, "{body}");
+    let run = github.runs()[0].id;
+    assert_eq!(body["run_id"], run);
+    assert_eq!(
+        body["run_url"],
+        format!("https://github.com/openclaw/clawdinators/actions/runs/{run}")
+    );
+    assert!(github.runs_reads_after_last_dispatch().await >= 1);
+}
+
+fn deploy_body(body: Value) -> Request {
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://example.lambda-url.eu-central-1.on.aws/")
+        .header("authorization", format!("Bearer {CONTROL_TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+const ASKED: &str = "0123456789abcdef0123456789abcdef01234567";
+
+#[tokio::test]
+async fn the_revision_is_githubs_commit_of_the_ref_unless_a_human_asks_for_one() {
+    let github = github_accepting().await;
+    github.finish_runs_at_once();
+    let api = lambda_app(&github.uri());
+    let (code, body) = call(&api, deploy("clawdinator-2")).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["revision"], HEAD_SHA);
+    let asked = json!({"action": "deploy", "target": "clawdinator-2", "caller": "human:ops",
+        "revision": ASKED.to_uppercase()});
+    let (code, body) = call(&api, deploy_body(asked)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["revision"], ASKED);
+    let rollback_by_bot = json!({"action": "deploy", "target": "clawdinator-2",
+        "caller": "clawdinator-1", "revision": ASKED});
+    let (code, body) = call(&api, deploy_body(rollback_by_bot)).await;
+    assert_eq!(
+        (code, &body["error"]),
+        (403, &json!("revision_not_allowed")),
+        "{body}"
+    );
+    let malformed = json!({"action": "rollback", "target": "clawdinator-2", "revision": "abc1234"});
+    let (code, body) = call(&api, deploy_body(malformed)).await;
+    assert_eq!(
+        (code, &body["error"]),
+        (400, &json!("invalid_revision")),
+        "{body}"
+    );
+    let sent: Vec<Value> = received(&github)
+        .await
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(sent.len(), 2, "refusals dispatch nothing");
+    assert_eq!(sent[0]["inputs"]["revision"], HEAD_SHA);
+    assert_eq!(sent[1]["inputs"]["revision"], ASKED);
+}
+
+#[tokio::test]
+async fn a_ref_github_does_not_know_is_refused_before_any_dispatch() {
+    let github = MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path(
+        "/repos/openclaw/clawdinators/commits/main",
+    ))
+    .respond_with(
+        ResponseTemplate::new(422)
+            .set_body_json(json!({"message": "No commit found for SHA: main"})),
+    )
+    .expect(1)
+    .mount(&github)
+    .await;
+    let api = lambda_app(&github.uri());
+    let (code, body) = call(&api, deploy("clawdinator-2")).await;
+    assert_eq!(
+        (code, &body["error"]),
+        (502, &json!("github_refused")),
+        "{body}"
+    );
+    assert!(received(&github).await.is_empty());
     github.verify().await;
 }

@@ -23,6 +23,7 @@ fn deploy(target: &str) -> String {
         target: Target::parse(target).unwrap(),
         caller: None,
         ami_override: None,
+        revision: None,
         queue: false,
     })
     .unwrap()

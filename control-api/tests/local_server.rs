@@ -74,8 +74,13 @@ async fn fresh_machine_generates_a_token_and_dry_runs() {
             "repo": "openclaw/clawdinators",
             "workflow": "fleet-deploy.yml",
             "ref": "main",
-            "inputs": {"target": "all", "ami_override": "", "request_id": body["request_id"], "caller": "human:shared-token"}
+            "inputs": {"target": "all", "ami_override": "", "request_id": body["request_id"], "caller": "human:shared-token", "revision": null}
         })
+    );
+    assert_eq!(
+        body["revision"],
+        serde_json::Value::Null,
+        "a dry run resolves nothing"
     );
     let (status, _) =
         tokio::task::block_in_place(|| server.post(&[("authorization", "Bearer guess")], "{}"));

@@ -64,6 +64,11 @@ fn every_readme_example_is_the_contract() {
         answers += 1;
         match () {
             _ if obj.get("ok") == Some(&Value::Bool(false)) => check::<ErrorBody>(example, "error"),
+            _ if obj.contains_key("statusCode") => {
+                check::<control_api::contract::InvokeAnswer>(example, "direct invocation");
+                let body: Value = serde_json::from_str(obj["body"].as_str().unwrap()).unwrap();
+                check::<ErrorBody>(&body, "direct invocation's body");
+            }
             _ if obj.contains_key("instances") => check::<StatusAnswer>(example, "status"),
             _ if obj.contains_key("checks") => check::<DeployAnswer>(example, "deploy"),
             _ if obj.contains_key("decision") => check::<AuditRecord>(example, "audit record"),

@@ -174,6 +174,7 @@ fn deploy(target: &str) -> Request {
         caller: None,
         ami_override: None,
         queue: false,
+        revision: None,
     }
 }
 
@@ -406,6 +407,7 @@ async fn the_audit_listing_reads_only_the_newest_slice_of_a_flooded_day() {
             action: Some("deploy".into()),
             target: Some(format!("n{i}")),
             ami_override: None,
+            revision: None,
             decision: "refused".into(),
             status: 401,
             error: Some("unauthorized".into()),

@@ -7,12 +7,44 @@
 //! have parsed. Nothing in chat queues behind a deploy in flight: only humans may, and
 //! in chat the caller is the bot.
 
-use control_api::contract::{AmiId, RequestError, Target};
+use control_api::contract::{AmiId, RequestError, Revision, Target};
 
 use crate::wait::{RunRef, RunRefError};
 
 /// The one line a user gets back for text that is not a fleet command.
 pub const USAGE: &str = "usage: /fleet status | /fleet deploy <all|instance-id> [ami-id] | /fleet rollback <all|instance-id> | /fleet runs | /fleet wait <request-id|run-id> | /fleet audit";
+
+/// `/fleet help`: one screen, every command with an example, what a bot may not do and
+/// where a run is followed. Commands not built yet say so.
+pub const HELP: &str = "\
+/fleet commands (one example each):
+  /fleet status                          the live fleet: hosts, images, drift
+  /fleet deploy clawdinator-2            replace a host (or all) on the newest image
+  /fleet deploy clawdinator-2 ami-0123456789abcdef0 --revision <40-hex sha>
+                                         a given fleet image, a given commit (humans)
+  /fleet rollback clawdinator-2          back to the image before the current one
+  /fleet runs                            the newest deploy runs
+  /fleet wait 0190c0de-0000-7000-8000-000000000001
+                                         follow a run (request id or run id) to its end
+  /fleet audit                           who deployed what (humans only)
+  /fleet plan clawdinator-2              (coming) what a deploy would change
+  /fleet lock all                        (coming) hold deploys
+  /fleet unlock all                      (coming) release a lock
+  /fleet queue                           (coming) deploys waiting their turn
+  /fleet cancel 123                      (coming) stop a queued run
+A bot may not deploy itself, deploy all, queue behind a running deploy, pick a
+revision, or read the audit trail.
+Every deploy answers with its run's link on GitHub Actions; follow it there or with
+/fleet wait <request id>.";
+
+/// Commands the parser knows, for "did you mean": the working ones, then the coming ones.
+const COMMANDS: [&str; 12] = [
+    "status", "deploy", "rollback", "runs", "wait", "audit", "help", "plan", "lock", "unlock",
+    "queue", "cancel",
+];
+
+/// Commands announced in [`HELP`] that do not exist yet.
+const COMING: [&str; 5] = ["plan", "lock", "unlock", "queue", "cancel"];
 
 /// Longest message considered at all; a real command is under 80 bytes.
 pub const MAX_CHAT_BYTES: usize = 512;
@@ -27,6 +59,8 @@ pub enum ChatCommand {
     Deploy {
         target: Target,
         ami_override: Option<AmiId>,
+        /// `--revision <sha>`: humans only, which the API decides.
+        revision: Option<Revision>,
     },
     Rollback {
         target: Target,
@@ -57,11 +91,13 @@ pub enum ChatError {
     BadMention,
     #[error("missing command after /fleet")]
     MissingCommand,
-    #[error("unknown command; expected status, deploy, rollback, runs, wait, audit or help")]
-    UnknownCommand,
+    #[error("unknown command; did you mean /fleet {closest}? (/fleet help lists them all)")]
+    UnknownCommand { closest: &'static str },
+    #[error("/fleet {0} is not available yet")]
+    NotAvailable(&'static str),
     #[error("/fleet {0} takes no arguments")]
     UnexpectedArguments(&'static str),
-    #[error("/fleet {0} needs a target: all or an instance id")]
+    #[error("/fleet {0} needs a target: all or one of {ids}", ids = registry_ids())]
     MissingTarget(&'static str),
     #[error("/fleet wait needs a request id or a run id")]
     MissingRun,
@@ -103,6 +139,33 @@ pub fn read_message(input: &mut dyn std::io::Read) -> Result<String, ChatError> 
     String::from_utf8(bytes).map_err(|_| ChatError::NotUtf8)
 }
 
+/// After `/fleet deploy <target>`: an AMI id and `--revision <sha>`, each at most once,
+/// in either order.
+fn deploy_options<'a>(
+    target: Target,
+    mut words: impl Iterator<Item = &'a str>,
+) -> Result<ChatCommand, ChatError> {
+    let (mut ami_override, mut revision) = (None, None);
+    while let Some(word) = words.next() {
+        if word.eq_ignore_ascii_case("--revision") && revision.is_none() {
+            let sha = words.next().ok_or(RequestError::InvalidRevision)?;
+            revision = Some(Revision::parse(sha)?);
+        } else if ami_override.is_none() && !word.starts_with("--") {
+            ami_override = Some(AmiId::parse(word)?);
+        } else {
+            return Err(ChatError::TooManyArguments {
+                command: "deploy",
+                takes: "a target, at most one AMI id and at most one --revision <sha>",
+            });
+        }
+    }
+    Ok(ChatCommand::Deploy {
+        target,
+        ami_override,
+        revision,
+    })
+}
+
 /// Parses one chat message. Command words (`/fleet`, `status`, `deploy`, …) are ASCII
 /// case-insensitive; targets and AMI ids are exact, as the API wants them.
 pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
@@ -140,17 +203,7 @@ pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
         Ok(ChatCommand::Help)
     } else if sub.eq_ignore_ascii_case("deploy") {
         let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("deploy"))?)?;
-        let ami_override = words.next().map(AmiId::parse).transpose()?;
-        if words.next().is_some() {
-            return Err(ChatError::TooManyArguments {
-                command: "deploy",
-                takes: "a target and at most one AMI id",
-            });
-        }
-        Ok(ChatCommand::Deploy {
-            target,
-            ami_override,
-        })
+        deploy_options(target, words)
     } else if sub.eq_ignore_ascii_case("rollback") {
         let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("rollback"))?)?;
         if words.next().is_some() {
@@ -175,9 +228,54 @@ pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
     } else if sub.eq_ignore_ascii_case("audit") {
         no_more(words, "audit")?;
         Ok(ChatCommand::Audit)
+    } else if let Some(coming) = COMING.iter().find(|c| sub.eq_ignore_ascii_case(c)) {
+        Err(ChatError::NotAvailable(coming))
     } else {
-        Err(ChatError::UnknownCommand)
+        Err(ChatError::UnknownCommand {
+            closest: closest(sub),
+        })
     }
+}
+
+/// The known command nearest to `word` by edit distance (ties: the first listed). Only
+/// our own words go back to chat, never the user's.
+fn closest(word: &str) -> &'static str {
+    let word = word.to_ascii_lowercase();
+    COMMANDS
+        .iter()
+        .min_by_key(|c| edit_distance(&word, c))
+        .copied()
+        .unwrap_or("help")
+}
+
+/// Levenshtein distance over chars; inputs are at most [`MAX_CHAT_BYTES`] long.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// The registry's instance ids, for the message of a deploy without a target.
+fn registry_ids() -> String {
+    control_api::domain::registry::Registry::embedded()
+        .map(|r| {
+            r.iter()
+                .map(|(id, _)| id.as_str().to_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_else(|_| "the registry's instance ids".to_owned())
 }
 
 fn no_more<'a>(
@@ -201,6 +299,15 @@ fn is_bot_name(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("statuses", "status"), 2);
+        assert_eq!(edit_distance("", "runs"), 4);
+        assert_eq!(closest("stauts"), "status");
+        assert_eq!(closest("DEPLOI"), "deploy");
+        assert_eq!(closest("rollbacks"), "rollback");
+    }
 
     #[test]
     fn bot_names() {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use control_api::contract::{AmiId, Caller, Target, AUDIT_LIMIT, RUNS_LIMIT};
+use control_api::contract::{AmiId, Caller, Revision, Target, AUDIT_LIMIT, RUNS_LIMIT};
 
 use crate::wait::{RunRef, WaitOptions};
 
@@ -79,6 +79,10 @@ pub enum Command {
         /// `--ami` is an alias).
         #[arg(long, alias = "ami", value_name = "AMI_ID", value_parser = parse_ami)]
         ami_override: Option<AmiId>,
+        /// Deploy this commit (a full 40-hex SHA on GITHUB_REF's history) instead of the
+        /// branch's current one; humans only.
+        #[arg(long, value_name = "SHA", value_parser = parse_revision)]
+        revision: Option<Revision>,
         #[command(flatten)]
         queue: QueueArgs,
         #[command(flatten)]
@@ -90,6 +94,9 @@ pub enum Command {
         /// `all` (every host must be on the same image) or an instance id.
         #[arg(value_parser = parse_target)]
         target: Target,
+        /// Run the workflow of this commit (full 40-hex SHA); humans only.
+        #[arg(long, value_name = "SHA", value_parser = parse_revision)]
+        revision: Option<Revision>,
         #[command(flatten)]
         queue: QueueArgs,
         #[command(flatten)]
@@ -211,6 +218,10 @@ fn parse_ami(s: &str) -> Result<AmiId, String> {
     AmiId::parse(s).map_err(|e| e.to_string())
 }
 
+fn parse_revision(s: &str) -> Result<Revision, String> {
+    Revision::parse(s).map_err(|e| e.to_string())
+}
+
 fn parse_run(s: &str) -> Result<RunRef, String> {
     RunRef::parse(s).map_err(|e| e.to_string())
 }
@@ -254,6 +265,7 @@ mod tests {
             Command::Deploy {
                 target: Target::All,
                 ami_override: None,
+                revision: None,
                 queue: QueueArgs { queue: false },
                 wait: FollowArgs { wait: false, .. },
             }

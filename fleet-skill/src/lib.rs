@@ -19,13 +19,13 @@ pub mod wait;
 use std::io::Write;
 
 use control_api::contract::{
-    AmiId, AuditAnswer, Caller, DeployAnswer, Request, RunsAnswer, StatusAnswer, Target,
+    AmiId, AuditAnswer, Caller, DeployAnswer, Request, Revision, RunsAnswer, StatusAnswer, Target,
     AUDIT_LIMIT, RUNS_LIMIT,
 };
 use control_api::domain::policy::{authorize_deploy, caller_instance, PolicyError};
 use control_api::domain::registry::Registry;
 
-pub use chat::{parse_chat, read_message, ChatCommand, ChatError, USAGE};
+pub use chat::{parse_chat, read_message, ChatCommand, ChatError, HELP, USAGE};
 pub use error::FleetError;
 
 use cli::{Cli, Command};
@@ -42,11 +42,13 @@ enum Action {
     Deploy {
         target: Target,
         ami_override: Option<AmiId>,
+        revision: Option<Revision>,
         queue: bool,
         wait: Option<WaitOptions>,
     },
     Rollback {
         target: Target,
+        revision: Option<Revision>,
         queue: bool,
         wait: Option<WaitOptions>,
     },
@@ -110,20 +112,24 @@ fn action_of(command: Command, out: &mut dyn Write) -> Result<Option<Action>, Fl
         Command::Deploy {
             target,
             ami_override,
+            revision,
             queue,
             wait,
         } => Action::Deploy {
             target,
             ami_override,
+            revision,
             queue: queue.queue,
             wait: wait.options(),
         },
         Command::Rollback {
             target,
+            revision,
             queue,
             wait,
         } => Action::Rollback {
             target,
+            revision,
             queue: queue.queue,
             wait: wait.options(),
         },
@@ -138,7 +144,7 @@ fn action_of(command: Command, out: &mut dyn Write) -> Result<Option<Action>, Fl
                 Ok(command) => {
                     let action = from_chat(command);
                     if action.is_none() {
-                        writeln!(out, "{USAGE}")?;
+                        writeln!(out, "{HELP}")?;
                     }
                     return Ok(action);
                 }
@@ -180,6 +186,7 @@ fn perform(
         Action::Deploy {
             target,
             ami_override,
+            revision,
             queue,
             wait,
         } => {
@@ -188,12 +195,14 @@ fn perform(
                 caller: caller_owned,
                 ami_override,
                 queue,
+                revision,
             };
             let answer = deploy(endpoint, &request, output.out)?;
             follow(endpoint, caller, &answer, wait, output)
         }
         Action::Rollback {
             target,
+            revision,
             queue,
             wait,
         } => {
@@ -201,6 +210,7 @@ fn perform(
                 target,
                 caller: caller_owned,
                 queue,
+                revision,
             };
             let answer = deploy(endpoint, &request, output.out)?;
             follow(endpoint, caller, &answer, wait, output)
@@ -233,14 +243,17 @@ fn from_chat(command: ChatCommand) -> Option<Action> {
         ChatCommand::Deploy {
             target,
             ami_override,
+            revision,
         } => Action::Deploy {
             target,
             ami_override,
+            revision,
             queue: false,
             wait: None,
         },
         ChatCommand::Rollback { target } => Action::Rollback {
             target,
+            revision: None,
             queue: false,
             wait: None,
         },

@@ -39,6 +39,10 @@ pub fn render_deploy(answer: &DeployAnswer) -> String {
         Some(id) => format!("{headline} (request {})\n", one_line(id, 80)),
         None => format!("{headline}\n"),
     };
+    // The short SHA, as git shows it: enough to tell commits apart in chat.
+    if let Some(revision) = &answer.revision {
+        out.push_str(&format!("revision: {}\n", revision.short()));
+    }
     if let Some(rollback) = &answer.rollback {
         out.push_str(&format!(
             "rollback: {} \u{2192} {}\n",

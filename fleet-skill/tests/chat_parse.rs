@@ -8,7 +8,32 @@ fn deploy(target: &str, ami: Option<&str>) -> Result<ChatCommand, ChatError> {
     Ok(ChatCommand::Deploy {
         target: Target::parse(target).unwrap(),
         ami_override: ami.map(|a| AmiId::parse(a).unwrap()),
+        revision: None,
     })
+}
+
+#[test]
+fn a_deploy_may_name_a_revision() {
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let want = Ok(ChatCommand::Deploy {
+        target: Target::parse("clawdinator-2").unwrap(),
+        ami_override: None,
+        revision: Some(control_api::contract::Revision::parse(sha).unwrap()),
+    });
+    assert_eq!(
+        parse_chat(&format!("/fleet deploy clawdinator-2 --revision {sha}")),
+        want
+    );
+    for bad in [
+        "/fleet deploy clawdinator-2 --revision",
+        "/fleet deploy clawdinator-2 --revision abc1234",
+    ] {
+        assert_eq!(
+            parse_chat(bad).map_err(|e| e.to_string()),
+            Err("revision must be a full commit SHA: 40 hexadecimal digits".to_owned()),
+            "{bad}"
+        );
+    }
 }
 
 #[test]
@@ -101,8 +126,8 @@ fn refused_text() {
         ("/fleet@ status", |e| *e == BadMention),
         ("/fleet@bot@x status", |e| *e == BadMention),
         ("/fleet@bot;rm status", |e| *e == BadMention),
-        ("/fleet reboot", |e| *e == UnknownCommand),
-        ("/fleet statuses", |e| *e == UnknownCommand),
+        ("/fleet reboot", |e| matches!(e, UnknownCommand { .. })),
+        ("/fleet statuses", |e| matches!(e, UnknownCommand { .. })),
         ("/fleet status now", |e| *e == UnexpectedArguments("status")),
         ("/fleet help me", |e| *e == UnexpectedArguments("help")),
         ("/fleet deploy", |e| *e == MissingTarget("deploy")),
@@ -181,12 +206,16 @@ fn refused_text() {
             )
         }),
         ("/fleet rollback $(reboot)", |e| matches!(e, Invalid(_))),
-        ("/fleet rollbacks all", |e| *e == UnknownCommand),
+        ("/fleet rollbacks all", |e| {
+            matches!(e, UnknownCommand { .. })
+        }),
         // runs and audit take nothing, not even a limit.
         ("/fleet runs 5", |e| *e == UnexpectedArguments("runs")),
         ("/fleet runs --json", |e| *e == UnexpectedArguments("runs")),
         ("/fleet audit all", |e| *e == UnexpectedArguments("audit")),
-        ("/fleet audit; reboot", |e| *e == UnknownCommand),
+        ("/fleet audit; reboot", |e| {
+            matches!(e, UnknownCommand { .. })
+        }),
         // wait: exactly one run id or request id, strictly spelled.
         ("/fleet wait", |e| *e == MissingRun),
         ("/fleet wait 0", |e| *e == InvalidRun(RunRefError::BadRunId)),
@@ -425,17 +454,22 @@ fn check_total(text: &str) {
         Ok(ChatCommand::Deploy {
             target,
             ami_override,
+            revision,
         }) => {
             assert!(Target::parse(target.as_str()).is_ok(), "{text:?}");
-            let canonical = match &ami_override {
+            let mut canonical = match &ami_override {
                 Some(ami) => format!("/fleet deploy {target} {ami}"),
                 None => format!("/fleet deploy {target}"),
             };
+            if let Some(revision) = &revision {
+                canonical.push_str(&format!(" --revision {revision}"));
+            }
             assert_eq!(
                 parse_chat(&canonical),
                 Ok(ChatCommand::Deploy {
                     target,
-                    ami_override
+                    ami_override,
+                    revision,
                 })
             );
         }
@@ -444,4 +478,56 @@ fn check_total(text: &str) {
             assert!(!msg.contains('\n') && msg.len() < 200, "{msg}");
         }
     }
+}
+
+#[test]
+fn help_is_one_screen_with_every_command() {
+    assert_eq!(
+        fleet_skill::HELP,
+        "/fleet commands (one example each):
+  /fleet status                          the live fleet: hosts, images, drift
+  /fleet deploy clawdinator-2            replace a host (or all) on the newest image
+  /fleet deploy clawdinator-2 ami-0123456789abcdef0 --revision <40-hex sha>
+                                         a given fleet image, a given commit (humans)
+  /fleet rollback clawdinator-2          back to the image before the current one
+  /fleet runs                            the newest deploy runs
+  /fleet wait 0190c0de-0000-7000-8000-000000000001
+                                         follow a run (request id or run id) to its end
+  /fleet audit                           who deployed what (humans only)
+  /fleet plan clawdinator-2              (coming) what a deploy would change
+  /fleet lock all                        (coming) hold deploys
+  /fleet unlock all                      (coming) release a lock
+  /fleet queue                           (coming) deploys waiting their turn
+  /fleet cancel 123                      (coming) stop a queued run
+A bot may not deploy itself, deploy all, queue behind a running deploy, pick a
+revision, or read the audit trail.
+Every deploy answers with its run's link on GitHub Actions; follow it there or with
+/fleet wait <request id>."
+    );
+    assert!(fleet_skill::HELP.lines().count() <= 24, "one screen");
+}
+
+#[test]
+fn unknown_and_coming_commands_answer_in_one_line() {
+    let said = |text: &str| parse_chat(text).unwrap_err().to_string();
+    assert_eq!(
+        said("/fleet statuss"),
+        "unknown command; did you mean /fleet status? (/fleet help lists them all)"
+    );
+    assert_eq!(
+        said("/fleet rollbak all"),
+        "unknown command; did you mean /fleet rollback? (/fleet help lists them all)"
+    );
+    for coming in ["plan", "lock", "unlock", "queue", "cancel"] {
+        assert_eq!(
+            said(&format!("/fleet {coming} all")),
+            format!("/fleet {coming} is not available yet")
+        );
+    }
+    let missing = said("/fleet deploy");
+    assert!(
+        missing.starts_with("/fleet deploy needs a target: all or one of clawdinator-1"),
+        "{missing}"
+    );
+    assert!(!missing.contains('\n'));
 }

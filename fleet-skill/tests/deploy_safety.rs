@@ -43,6 +43,7 @@ fn accepted(to: &str) -> DeployAnswer {
         target: target(to),
         ami_override: None,
         caller: caller("human:ops"),
+        revision: None,
         checks: checks(IdempotencyCheck::New, InFlightCheck::Clear),
         run_id: Some(123),
         run_url: Some(RUN_URL.to_owned()),
@@ -106,6 +107,7 @@ fn deploy_request(to: &str, by: Option<&str>) -> Request {
         caller: by.and_then(caller),
         ami_override: None,
         queue: false,
+        revision: None,
     }
 }
 
@@ -114,6 +116,7 @@ fn rollback_request(to: &str, by: Option<&str>, queue: bool) -> Request {
         target: target(to),
         caller: by.and_then(caller),
         queue,
+        revision: None,
     }
 }
 
@@ -177,6 +180,7 @@ fn a_queued_deploy_sends_queue_and_shows_the_apis_warning() {
         caller: caller("human:ops"),
         ami_override: Some(ami("ami-0123456789abcdef0")),
         queue: true,
+        revision: None,
     };
     let answer = DeployAnswer {
         ami_override: Some(ami("ami-0123456789abcdef0")),
@@ -605,6 +609,7 @@ fn audit_answer() -> AuditAnswer {
         action: text("deploy"),
         target: text("clawdinator-2"),
         ami_override: text("ami-0123456789abcdef0"),
+        revision: None,
         decision: "accepted".to_owned(),
         status: 200,
         error: None,
@@ -838,7 +843,7 @@ fn dry_run() -> DeployAnswer {
             git_ref: "main".to_owned(),
             inputs: inputs
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (k.to_string(), Some(v.to_string())))
                 .collect(),
         }),
         ..accepted("clawdinator-2")

@@ -49,9 +49,13 @@ fn deploy_success_prints_the_receipt_and_dispatches_once() {
     let run_id = h.github.runs()[0].id;
     assert_eq!(
         run.stdout.lines().skip(1).collect::<Vec<_>>(),
-        [format!(
-            "run: https://github.com/openclaw/clawdinators/actions/runs/{run_id}"
-        )]
+        [
+            format!(
+                "revision: {}",
+                &control_api::test_support::github::HEAD_SHA[..7]
+            ),
+            format!("run: https://github.com/openclaw/clawdinators/actions/runs/{run_id}"),
+        ]
     );
 
     let dispatches = h.dispatches();
@@ -65,7 +69,9 @@ fn deploy_success_prints_the_receipt_and_dispatches_once() {
                 "ami_override": ami,
                 "request_id": request_id,
                 "caller": "human:ops",
-            }
+                "revision": control_api::test_support::github::HEAD_SHA,
+            },
+            "return_run_details": true
         })
     );
 
@@ -81,6 +87,7 @@ fn deploy_success_prints_the_receipt_and_dispatches_once() {
             caller: Some(Caller::parse("human:ops").unwrap()),
             ami_override: Some(AmiId::parse(&ami).unwrap()),
             queue: false,
+            revision: None,
         }
     );
     assert_eq!(
@@ -465,7 +472,7 @@ fn bad_chat_text_prints_the_usage_and_sends_nothing() {
     assert_eq!(h.proxy.connection_count(), 0, "no HTTP call at all");
     let help = h.fleet().run(&["chat", "/fleet help"]);
     assert_eq!((help.code, help.stderr.as_str()), (0, ""));
-    assert!(help.stdout.starts_with("usage: /fleet status"));
+    assert_eq!(help.stdout, format!("{}\n", fleet_skill::HELP));
     assert_eq!(h.proxy.connection_count(), 0);
 }
 

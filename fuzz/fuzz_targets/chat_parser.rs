@@ -39,6 +39,7 @@ fn check_command(text: &str, cmd: &ChatCommand) {
     if let ChatCommand::Deploy {
         target,
         ami_override,
+        revision,
     } = cmd
     {
         match target {
@@ -59,6 +60,7 @@ fn check_command(text: &str, cmd: &ChatCommand) {
             caller: None,
             ami_override: ami_override.clone(),
             queue: false,
+            revision: revision.clone(),
         })
         .expect("a request serializes");
         match parse_command(body.as_bytes()) {
@@ -67,6 +69,7 @@ fn check_command(text: &str, cmd: &ChatCommand) {
                 ami_override: a,
                 caller: None,
                 queue: false,
+                ..
             }) => {
                 assert_eq!(&t, target, "{body}");
                 assert_eq!(&a, ami_override, "{body}");
@@ -99,12 +102,18 @@ fn render(cmd: &ChatCommand) -> String {
         ChatCommand::Help => "/fleet help".to_owned(),
         ChatCommand::Deploy {
             target,
-            ami_override: None,
-        } => format!("/fleet deploy {target}"),
-        ChatCommand::Deploy {
-            target,
-            ami_override: Some(ami),
-        } => format!("/fleet deploy {target} {ami}"),
+            ami_override,
+            revision,
+        } => {
+            let mut text = format!("/fleet deploy {target}");
+            if let Some(ami) = ami_override {
+                text.push_str(&format!(" {ami}"));
+            }
+            if let Some(revision) = revision {
+                text.push_str(&format!(" --revision {revision}"));
+            }
+            text
+        }
         ChatCommand::Rollback { target } => format!("/fleet rollback {target}"),
         ChatCommand::Runs => "/fleet runs".to_owned(),
         ChatCommand::Wait { run } => format!("/fleet wait {run}"),

@@ -211,10 +211,12 @@ fn to_json(cmd: &Command, style: Absent) -> Value {
                 ami_override.as_ref().map(|a| a.as_str()),
             );
             flag(&mut obj, "queue", *queue);
+            opt(&mut obj, "revision", cmd.revision().map(|r| r.as_str()));
         }
         Command::Rollback { target, queue, .. } => {
             obj.insert("target".into(), json!(target));
             flag(&mut obj, "queue", *queue);
+            opt(&mut obj, "revision", cmd.revision().map(|r| r.as_str()));
         }
         Command::Runs { limit, .. } | Command::Audit { limit, .. } => {
             obj.insert("limit".into(), json!(limit));

@@ -22,6 +22,9 @@ pub struct AuditRecord {
     pub action: Option<String>,
     pub target: Option<String>,
     pub ami_override: Option<String>,
+    /// The commit asked for or dispatched (records written before revisions: absent).
+    #[serde(default)]
+    pub revision: Option<String>,
     /// `accepted`, `refused`, `replayed`, `guarded` or `failed`.
     pub decision: String,
     pub status: u16,

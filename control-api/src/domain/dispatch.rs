@@ -1,12 +1,14 @@
 //! The rules that make a dispatch happen once: retries with backoff, and a look for the
 //! run before any re-dispatch; and the reads of the workflow's runs.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use super::ports::{
-    DeployRequest, DispatchError, DispatchReceipt, Misconfig, Sleep, Workflow, WorkflowError,
-    WorkflowRun, ACTIVE_STATUSES,
+    DeployRequest, DispatchError, DispatchReceipt, Misconfig, RunLink, Sleep, Workflow,
+    WorkflowError, WorkflowRun, ACTIVE_STATUSES,
 };
+use super::request::Revision;
 
 /// What the run name says, parsed: `fleet-deploy <target> [by <caller>] [<request_id>]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,8 +84,9 @@ impl DeployTiming {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dispatched {
     pub receipt: DispatchReceipt,
-    /// The run carrying the request id, when it showed up within the time budget.
-    pub run: Option<WorkflowRun>,
+    /// The run GitHub named in its answer, else the run carrying the request id when
+    /// it showed up within the time budget.
+    pub run: Option<RunLink>,
     /// Dispatch calls sent (1 unless GitHub failed).
     pub attempts: u32,
 }
@@ -116,10 +119,36 @@ pub async fn read_runs<W: Workflow>(
     sleep: Sleep,
     deadline: Instant,
 ) -> Result<Vec<WorkflowRun>, WorkflowError> {
+    retrying(timing, sleep, deadline, || workflow.runs(status, per_page)).await
+}
+
+/// The commit `GITHUB_REF` points to now, retrying rate limits and failures for a
+/// quarter of the dispatch budget.
+pub async fn resolve_ref<W: Workflow>(
+    workflow: &W,
+    timing: &DeployTiming,
+    sleep: Sleep,
+) -> Result<Option<Revision>, WorkflowError> {
+    let deadline = Instant::now() + timing.dispatch_deadline / 4;
+    retrying(timing, sleep, deadline, || workflow.resolve_ref()).await
+}
+
+/// One GitHub read, asked again after a rate limit or an outage (never after a
+/// refusal, which would only be repeated) until `deadline`.
+async fn retrying<T, F, Fut>(
+    timing: &DeployTiming,
+    sleep: Sleep,
+    deadline: Instant,
+    mut read: F,
+) -> Result<T, WorkflowError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, WorkflowError>>,
+{
     let mut attempt = 0;
     loop {
-        match workflow.runs(status, per_page).await {
-            Ok(runs) => return Ok(runs),
+        match read().await {
+            Ok(value) => return Ok(value),
             Err(e) if e.retryable() => {
                 let retry_after = match &e {
                     WorkflowError::RateLimited { retry_after } => *retry_after,
@@ -198,7 +227,9 @@ async fn await_run<W: Workflow>(
 }
 
 /// Dispatches `request` exactly once as far as anyone can tell:
-/// - 204: done; the run is then looked up for a few seconds (`run_visible_within`);
+/// - 200 with the run's details: done, and the run is known without a look-up;
+/// - 204 (a GitHub without `return_run_details`): done; the run is then looked up for
+///   a few seconds (`run_visible_within`);
 /// - rate limit: GitHub did not process it; wait (Retry-After or backoff) and send again;
 /// - unknown outcome (5xx, timeout): first wait for a run carrying the request id to show
 ///   up; only when the runs list was read and has none is the dispatch sent again;
@@ -252,7 +283,8 @@ pub async fn dispatch_once<W: Workflow>(
     }
 }
 
-/// After GitHub's 204: the run, if it shows up within `run_visible_within`.
+/// After GitHub accepted: the run it named, else (a 204) the run carrying the request
+/// id, if it shows up within `run_visible_within`.
 async fn accepted<W: Workflow>(
     workflow: &W,
     request: &DeployRequest,
@@ -261,7 +293,9 @@ async fn accepted<W: Workflow>(
     timing: &DeployTiming,
     sleep: Sleep,
 ) -> Dispatched {
-    let run = if workflow.tracks_runs() {
+    let run = if let Some(run) = receipt.run.clone() {
+        Some(run)
+    } else if workflow.tracks_runs() {
         let within = timing.run_visible_within;
         await_run(workflow, &request.request_id, within, timing, sleep)
             .await
@@ -269,6 +303,7 @@ async fn accepted<W: Workflow>(
                 tracing::warn!(request_id = %request.request_id, error = %e, "dispatched; run not looked up");
                 None
             })
+            .map(link)
     } else {
         None
     };
@@ -276,6 +311,13 @@ async fn accepted<W: Workflow>(
         receipt,
         run,
         attempts,
+    }
+}
+
+fn link(run: WorkflowRun) -> RunLink {
+    RunLink {
+        run_id: run.run_id,
+        run_url: run.run_url,
     }
 }
 
@@ -298,7 +340,7 @@ async fn unknown<W: Workflow>(
             tracing::info!(request_id = %request.request_id, run_id = run.run_id, "dispatch outcome was unknown; its run exists, not sending again");
             Ok(Some(Dispatched {
                 receipt: DispatchReceipt::default(),
-                run: Some(run),
+                run: Some(link(run)),
                 attempts,
             }))
         }
@@ -377,6 +419,9 @@ mod tests {
         }
         async fn run(&self, _: u64) -> Result<Option<WorkflowRun>, WorkflowError> {
             unreachable!()
+        }
+        async fn resolve_ref(&self) -> Result<Option<Revision>, WorkflowError> {
+            unreachable!("the guard only reads runs")
         }
         fn tracks_runs(&self) -> bool {
             true

@@ -57,6 +57,8 @@ pub enum ApiError {
     QueueFull { run: Box<WorkflowRun> },
     #[error("only humans may queue a deploy behind a running one")]
     QueueNotAllowed,
+    #[error("only humans may choose a revision; a bot deploys the commit GITHUB_REF points to")]
+    RevisionNotAllowed,
     #[error("the audit trail is for humans; bots may use runs")]
     AuditHumansOnly,
     #[error("no deploy run for {0} among the newest runs (a fresh dispatch can take a few seconds to show up)")]
@@ -100,6 +102,7 @@ impl ApiError {
             Self::Deploy(DeployError::RateLimited { .. }) => "github_rate_limited",
             Self::Deploy(DeployError::Unknown { .. }) => "dispatch_unknown",
             Self::Deploy(DeployError::Unreachable) => "github_unavailable",
+            Self::Workflow(WorkflowError::Refused { .. }) => "github_refused",
             Self::Workflow(_) => "github_unavailable",
             Self::Idempotency(IdempotencyError::KeyReused { .. }) => "idempotency_key_reused",
             Self::Idempotency(IdempotencyError::InProgress { .. }) => "idempotency_in_progress",
@@ -110,6 +113,7 @@ impl ApiError {
             Self::QueueFull { .. } => "deploy_queue_full",
             Self::QueueNotAllowed => "queue_not_allowed",
             Self::AuditHumansOnly => "audit_humans_only",
+            Self::RevisionNotAllowed => "revision_not_allowed",
             Self::RunNotFound(_) => codes::RUN_NOT_FOUND,
             Self::NothingDispatched => codes::NOTHING_DISPATCHED,
             Self::InstanceNotRunning { .. } => "instance_not_running",
@@ -149,7 +153,11 @@ impl ApiError {
     pub fn refuses_principal(&self) -> bool {
         matches!(
             self,
-            Self::Auth(_) | Self::Policy(_) | Self::QueueNotAllowed | Self::AuditHumansOnly
+            Self::Auth(_)
+                | Self::Policy(_)
+                | Self::QueueNotAllowed
+                | Self::AuditHumansOnly
+                | Self::RevisionNotAllowed
         )
     }
 }

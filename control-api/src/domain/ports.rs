@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::request::{AmiId, Caller, Target};
+use super::request::{AmiId, Caller, Revision, Target};
 
 /// A setting the server needs and lacks. Names the setting, never a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +42,9 @@ pub struct DeployRequest {
     pub ami_override: Option<AmiId>,
     /// Who the run is for: the effective caller, else the principal (`human:…`).
     pub caller: Option<Caller>,
+    /// The commit the workflow checks out: asked for by a human, else what `GITHUB_REF`
+    /// pointed to when the request came in. `None` only in the dry run.
+    pub revision: Option<Revision>,
 }
 
 /// The dispatch the local dry run would have sent, returned instead of sending it.
@@ -53,8 +56,17 @@ pub struct DryRunDispatch {
     pub workflow: String,
     #[serde(rename = "ref")]
     pub git_ref: String,
-    /// The `workflow_dispatch` inputs, all strings.
-    pub inputs: BTreeMap<String, String>,
+    /// The `workflow_dispatch` inputs, all strings; `null` for a revision the dry run
+    /// could not resolve (it does not ask GitHub).
+    pub inputs: BTreeMap<String, Option<String>>,
+}
+
+/// The workflow run a dispatch started: GitHub's run id and the run's page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLink {
+    pub run_id: u64,
+    /// The run's page for humans (GitHub's `html_url`).
+    pub run_url: String,
 }
 
 /// What a dispatcher reports back on success.
@@ -62,6 +74,9 @@ pub struct DryRunDispatch {
 pub struct DispatchReceipt {
     /// Set by the dry-run dispatcher: the dispatch it would have sent.
     pub dry_run: Option<DryRunDispatch>,
+    /// The run GitHub started, when it said so in its answer (`return_run_details`);
+    /// `None` from a GitHub that answers 204, whose run must be looked up.
+    pub run: Option<RunLink>,
 }
 
 /// Why one dispatch call did not end in GitHub's 204.
@@ -94,12 +109,21 @@ pub enum WorkflowError {
     RateLimited { retry_after: Option<Duration> },
     #[error("GitHub could not be reached to read the deploy runs")]
     Unavailable,
+    /// A 4xx other than 404 and rate limits (a revoked token, a missing permission, a
+    /// request GitHub will not take): asking again gets the same answer, so it is final.
+    /// `message` is GitHub's own `message`, one line, truncated, never a token.
+    #[error("GitHub refused {call} (HTTP {status}: {message})")]
+    Refused {
+        call: &'static str,
+        status: u16,
+        message: String,
+    },
 }
 
 impl WorkflowError {
-    /// Whether another read may help: not for a missing setting.
+    /// Whether another read may help: only when GitHub was unavailable or rate-limiting.
     pub fn retryable(&self) -> bool {
-        !matches!(self, Self::NotConfigured(_))
+        matches!(self, Self::RateLimited { .. } | Self::Unavailable)
     }
 }
 
@@ -144,6 +168,9 @@ pub trait Workflow: Send + Sync {
         &self,
         run_id: u64,
     ) -> impl Future<Output = Result<Option<WorkflowRun>, WorkflowError>> + Send;
+    /// The commit `GITHUB_REF` points to now, so the run deploys exactly what was asked
+    /// for even if the branch moves; `None` for the dry run, which asks GitHub nothing.
+    fn resolve_ref(&self) -> impl Future<Output = Result<Option<Revision>, WorkflowError>> + Send;
     /// False for the local dry run, which has no runs to guard against or to track.
     fn tracks_runs(&self) -> bool;
 }

@@ -45,6 +45,7 @@ macro_rules! deserialize_via_parse {
 deserialize_via_parse!(Target);
 deserialize_via_parse!(AmiId);
 deserialize_via_parse!(Caller);
+deserialize_via_parse!(Revision);
 
 /// A deploy target: every instance, or one registry instance id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +127,41 @@ impl fmt::Display for AmiId {
     }
 }
 
+/// A commit of the fleet repo, as the deploy workflow checks it out: a full SHA-1, 40
+/// hex digits, kept lowercase. Only full SHAs: a short one can become ambiguous later,
+/// and a branch name would move under the deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Revision(String);
+
+impl Revision {
+    /// How many digits chat and the CLI show.
+    pub const SHORT: usize = 7;
+
+    pub fn parse(s: &str) -> Result<Self, RequestError> {
+        if s.len() == 40 && s.bytes().all(|c| c.is_ascii_hexdigit()) {
+            Ok(Self(s.to_ascii_lowercase()))
+        } else {
+            Err(RequestError::InvalidRevision)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first seven digits, for people.
+    pub fn short(&self) -> &str {
+        &self.0[..Self::SHORT]
+    }
+}
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Who says they are calling: a bot's instance id or a human's handle, as the client reports it.
 /// `^[A-Za-z0-9][A-Za-z0-9:._@-]{0,127}$`, so it is safe to log and to pass on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -176,6 +212,9 @@ pub enum Command {
         /// Dispatch even while another deploy runs (humans only).
         #[serde(skip_serializing_if = "is_false")]
         queue: bool,
+        /// The commit to deploy (humans only); else whatever `GITHUB_REF` points to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        revision: Option<Revision>,
     },
     /// Redeploy `target` on the fleet image before its current one.
     Rollback {
@@ -184,6 +223,8 @@ pub enum Command {
         caller: Option<Caller>,
         #[serde(skip_serializing_if = "is_false")]
         queue: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        revision: Option<Revision>,
     },
     Status {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -239,6 +280,14 @@ impl Command {
         }
     }
 
+    /// The revision a deploy or rollback asks for.
+    pub fn revision(&self) -> Option<&Revision> {
+        match self {
+            Self::Deploy { revision, .. } | Self::Rollback { revision, .. } => revision.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Whether the command starts a deploy (and so takes an idempotency key).
     pub fn deploys(&self) -> bool {
         matches!(self, Self::Deploy { .. } | Self::Rollback { .. })
@@ -272,6 +321,8 @@ pub enum RequestError {
         "ami_override {0} is not a fleet image (owned by this account and tagged as the fleet's)"
     )]
     UnknownAmi(AmiId),
+    #[error("revision must be a full commit SHA: 40 hexadecimal digits")]
+    InvalidRevision,
     #[error("caller must match ^[A-Za-z0-9][A-Za-z0-9:._@-]{{0,127}}$")]
     InvalidCaller,
     #[error("field {0:?} must be a whole number from 1 to {1}")]
@@ -297,6 +348,7 @@ impl RequestError {
             Self::InvalidAmi => "invalid_ami",
             Self::UnknownAmi(_) => "unknown_ami",
             Self::InvalidCaller => "invalid_caller",
+            Self::InvalidRevision => "invalid_revision",
             Self::OutOfRange(..) => "invalid_field",
             Self::MissingRun => "missing_run",
             Self::InvalidRequestId => "invalid_request_id",
@@ -321,6 +373,12 @@ pub fn parse_command(body: &[u8]) -> Result<Command, RequestError> {
         None | Some("") => Err(RequestError::MissingTarget),
         Some(t) => Target::parse(t),
     };
+    let revision = || {
+        optional_str(&obj, "revision")?
+            .filter(|s| !s.is_empty())
+            .map(Revision::parse)
+            .transpose()
+    };
     // The seed lowercased the action; keep accepting "Deploy" from old clients.
     match action.to_ascii_lowercase().as_str() {
         "deploy" => {
@@ -334,12 +392,14 @@ pub fn parse_command(body: &[u8]) -> Result<Command, RequestError> {
                 caller,
                 ami_override,
                 queue: optional_bool(&obj, "queue")?,
+                revision: revision()?,
             })
         }
         "rollback" => Ok(Command::Rollback {
             target: target()?,
             caller,
             queue: optional_bool(&obj, "queue")?,
+            revision: revision()?,
         }),
         "status" => Ok(Command::Status {
             caller,
@@ -481,6 +541,7 @@ mod tests {
                 caller: Some(Caller::parse("clawdinator-1").unwrap()),
                 ami_override: Some(AmiId::parse("ami-0123456789abcdef0").unwrap()),
                 queue: false,
+                revision: None,
             }
         );
     }
@@ -496,6 +557,7 @@ mod tests {
                 caller: None,
                 ami_override: None,
                 queue: false,
+                revision: None,
             }
         );
     }
@@ -586,7 +648,8 @@ mod tests {
             Command::Rollback {
                 target: Target::parse("clawdinator-2").unwrap(),
                 caller: None,
-                queue: true
+                queue: true,
+                revision: None,
             }
         );
         assert_eq!(
@@ -629,6 +692,18 @@ mod tests {
             (r#"{"action":"audit","limit":1.5}"#, "invalid_field"),
             (r#"{"action":"run"}"#, "missing_run"),
             (
+                r#"{"action":"deploy","target":"all","revision":"abc1234"}"#,
+                "invalid_revision",
+            ),
+            (
+                r#"{"action":"rollback","target":"all","revision":"main"}"#,
+                "invalid_revision",
+            ),
+            (
+                r#"{"action":"deploy","target":"all","revision":7}"#,
+                "invalid_field",
+            ),
+            (
                 r#"{"action":"run","run_id":1,"request_id":"0190c0de-0000-7000-8000-000000000001"}"#,
                 "missing_run",
             ),
@@ -651,6 +726,8 @@ mod tests {
             r#"{"action":"deploy","target":"clawdinator-2","caller":"human:ops","ami_override":"ami-0123456789abcdef0","queue":true}"#,
             r#"{"action":"deploy","target":"all"}"#,
             r#"{"action":"rollback","target":"clawdinator-2","queue":true}"#,
+            r#"{"action":"deploy","target":"all","revision":"0123456789abcdef0123456789abcdef01234567"}"#,
+            r#"{"action":"rollback","target":"all","revision":"0123456789abcdef0123456789abcdef01234567"}"#,
             r#"{"action":"status","include_terminated":true}"#,
             r#"{"action":"runs","limit":7}"#,
             r#"{"action":"audit","caller":"human:ops","limit":20}"#,
@@ -675,6 +752,12 @@ mod tests {
         assert!(serde_json::from_str::<Target>(r#""x;reboot""#).is_err());
         assert!(serde_json::from_str::<AmiId>(r#""ami-123""#).is_err());
         assert!(serde_json::from_str::<Caller>(r#""a b""#).is_err());
+        let upper = "0123456789ABCDEF0123456789ABCDEF01234567";
+        let revision = Revision::parse(upper).unwrap();
+        assert_eq!(revision.as_str(), upper.to_ascii_lowercase());
+        assert_eq!(revision.short(), "0123456");
+        assert!(Revision::parse(&upper[1..]).is_err());
+        assert!(Revision::parse(&format!("{}g", &upper[1..])).is_err());
     }
 
     #[test]

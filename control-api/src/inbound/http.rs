@@ -216,6 +216,7 @@ fn deploy_answer(o: &DeployOutcome, replayed: bool) -> DeployAnswer {
         target: o.target.clone(),
         ami_override: o.ami_override.clone(),
         caller: o.caller.clone(),
+        revision: o.revision.clone(),
         checks: o.checks,
         run_id: o.run.as_ref().map(|r| r.run_id),
         run_url: o.run.as_ref().map(|r| r.run_url.clone()),
@@ -294,7 +295,10 @@ pub fn status_of(e: &ApiError) -> u16 {
         | ApiError::Workflow(WorkflowError::NotConfigured(_)) => 500,
         ApiError::Request(RequestError::UnknownTarget(_) | RequestError::UnknownAmi(_)) => 404,
         ApiError::Request(_) | ApiError::InvalidIdempotencyKey => 400,
-        ApiError::Policy(_) | ApiError::QueueNotAllowed | ApiError::AuditHumansOnly => 403,
+        ApiError::Policy(_)
+        | ApiError::QueueNotAllowed
+        | ApiError::AuditHumansOnly
+        | ApiError::RevisionNotAllowed => 403,
         ApiError::RunNotFound(_)
         | ApiError::NothingDispatched
         | ApiError::InstanceNotRunning { .. } => 404,

@@ -6,6 +6,7 @@ use crate::domain::ports::{
     DeployRequest, DispatchError, DispatchReceipt, DryRunDispatch, Misconfig, Workflow,
     WorkflowError, WorkflowRun,
 };
+use crate::domain::request::Revision;
 
 pub enum AnyWorkflow {
     GitHub(GitHubWorkflow),
@@ -34,6 +35,7 @@ impl Workflow for AnyWorkflow {
                 tracing::debug!(request_id = %request.request_id, deploy_target = request.target.as_str(), "dry run: workflow dispatch not sent");
                 Ok(DispatchReceipt {
                     dry_run: Some(dispatch),
+                    run: None,
                 })
             }
             Self::NotConfigured(problem) => Err(DispatchError::NotConfigured(*problem)),
@@ -55,6 +57,14 @@ impl Workflow for AnyWorkflow {
     async fn run(&self, run_id: u64) -> Result<Option<WorkflowRun>, WorkflowError> {
         match self {
             Self::GitHub(github) => github.run(run_id).await,
+            Self::DryRun(_) => Ok(None),
+            Self::NotConfigured(problem) => Err(WorkflowError::NotConfigured(*problem)),
+        }
+    }
+
+    async fn resolve_ref(&self) -> Result<Option<Revision>, WorkflowError> {
+        match self {
+            Self::GitHub(github) => github.resolve_ref().await,
             Self::DryRun(_) => Ok(None),
             Self::NotConfigured(problem) => Err(WorkflowError::NotConfigured(*problem)),
         }

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::GitHubSettings;
 use crate::domain::dispatch::RunName;
 use crate::domain::ports::{
-    DeployRequest, DispatchError, DispatchReceipt, Workflow, WorkflowError, WorkflowRun,
+    DeployRequest, DispatchError, DispatchReceipt, RunLink, Workflow, WorkflowError, WorkflowRun,
 };
-use crate::domain::request::{AmiId, Caller};
+use crate::domain::request::{AmiId, Caller, Revision};
 
 /// The body of `POST …/actions/workflows/{workflow}/dispatches`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,6 +22,18 @@ pub struct DispatchBody<'a> {
     #[serde(rename = "ref")]
     pub git_ref: &'a str,
     pub inputs: WorkflowInputs<'a>,
+    /// Always true: GitHub then answers 200 with the run it started, so the run is
+    /// known at once instead of being looked for in the runs list. A GitHub that does
+    /// not know the parameter answers 204, and the run is looked up by request id.
+    pub return_run_details: bool,
+}
+
+/// GitHub's 200 answer to a dispatch with `return_run_details`.
+#[derive(Debug, Deserialize)]
+struct DispatchAnswer {
+    workflow_run_id: u64,
+    /// The run's page; GitHub's `run_url` is the API address, not for humans.
+    html_url: String,
 }
 
 /// The `workflow_dispatch` inputs of `fleet-deploy.yml`: all strings, `""` for none.
@@ -31,6 +43,8 @@ pub struct WorkflowInputs<'a> {
     pub ami_override: &'a str,
     pub request_id: &'a str,
     pub caller: &'a str,
+    /// The commit to check out; `""` only when none was resolved (the dry run).
+    pub revision: &'a str,
 }
 
 impl<'a> WorkflowInputs<'a> {
@@ -40,19 +54,25 @@ impl<'a> WorkflowInputs<'a> {
             ami_override: request.ami_override.as_ref().map_or("", AmiId::as_str),
             request_id: &request.request_id,
             caller: request.caller.as_ref().map_or("", Caller::as_str),
+            revision: request.revision.as_ref().map_or("", Revision::as_str),
         }
     }
 
-    /// The same inputs as a map, for the dry run's answer.
-    pub fn to_map(&self) -> std::collections::BTreeMap<String, String> {
+    /// The same inputs as a map, for the dry run's answer: a revision it did not
+    /// resolve is `null`, not a commit.
+    pub fn to_map(&self) -> std::collections::BTreeMap<String, Option<String>> {
         [
             ("target", self.target),
             ("ami_override", self.ami_override),
             ("request_id", self.request_id),
             ("caller", self.caller),
+            ("revision", self.revision),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .map(|(k, v)| {
+            let unresolved = k == "revision" && v.is_empty();
+            (k.to_owned(), (!unresolved).then(|| v.to_owned()))
+        })
         .collect()
     }
 }
@@ -102,34 +122,45 @@ impl GitHubWorkflow {
         format!("/repos/{}/{}", self.settings.owner, self.settings.repo)
     }
 
-    /// GET `path`: `Ok(None)` on 404, the JSON body on 2xx.
+    /// GET `path` for `call` (named in logs and refusals): `Ok(None)` on 404, the JSON
+    /// body on 2xx. Only 5xx and rate limits may be asked again; any other 4xx is final.
     async fn get<T: for<'de> Deserialize<'de>>(
         &self,
+        call: &'static str,
         path: String,
     ) -> Result<Option<T>, WorkflowError> {
         let uri: Uri = path.parse().map_err(|_| WorkflowError::Unavailable)?;
         let response = self.client._get(uri).await.map_err(|e| {
-            tracing::warn!(error = %e, "GitHub request failed");
+            tracing::warn!(call, error = %e, "GitHub request failed");
             WorkflowError::Unavailable
         })?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = self.client.body_to_string(response).await.map_err(|e| {
-            tracing::warn!(error = %e, "GitHub answer unreadable");
+            tracing::warn!(call, error = %e, "GitHub answer unreadable");
             WorkflowError::Unavailable
         })?;
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if !status.is_success() {
-            log_refusal(status, &body, "GitHub read refused");
-            return Err(match rate_limit(status, &headers, &body) {
-                Some(retry_after) => WorkflowError::RateLimited { retry_after },
-                None => WorkflowError::Unavailable,
-            });
+            log_refusal(status, &body, call);
+            return Err(
+                if let Some(retry_after) = rate_limit(status, &headers, &body) {
+                    WorkflowError::RateLimited { retry_after }
+                } else if status.is_client_error() {
+                    WorkflowError::Refused {
+                        call,
+                        status: status.as_u16(),
+                        message: github_message(&body),
+                    }
+                } else {
+                    WorkflowError::Unavailable
+                },
+            );
         }
         serde_json::from_str(&body).map(Some).map_err(|e| {
-            tracing::warn!(error = %e, "GitHub answer is not the documented JSON");
+            tracing::warn!(call, error = %e, "GitHub answer is not the documented JSON");
             WorkflowError::Unavailable
         })
     }
@@ -149,6 +180,7 @@ impl Workflow for GitHubWorkflow {
         let body = DispatchBody {
             git_ref: &s.git_ref,
             inputs: WorkflowInputs::of(request),
+            return_run_details: true,
         };
         let response = match self.client._post(uri, Some(&body)).await {
             Ok(r) => r,
@@ -163,8 +195,12 @@ impl Workflow for GitHubWorkflow {
             }
         };
         let status = response.status();
-        if status.is_success() {
+        if status == StatusCode::NO_CONTENT {
             return Ok(DispatchReceipt::default());
+        }
+        if status.is_success() {
+            let text = self.client.body_to_string(response).await;
+            return Ok(receipt(request, text.as_deref().unwrap_or_default()));
         }
         let headers = response.headers().clone();
         let text = self
@@ -173,7 +209,7 @@ impl Workflow for GitHubWorkflow {
             .await
             .unwrap_or_default();
         // GitHub's own words go to the log for the operator, not to the caller.
-        log_refusal(status, &text, "workflow dispatch refused by GitHub");
+        log_refusal(status, &text, "the workflow dispatch");
         Err(
             if let Some(retry_after) = rate_limit(status, &headers, &text) {
                 DispatchError::RateLimited { retry_after }
@@ -204,7 +240,7 @@ impl Workflow for GitHubWorkflow {
             path.push_str("&status=");
             path.push_str(status);
         }
-        let list: Option<RunList> = self.get(path).await?;
+        let list: Option<RunList> = self.get("the read of the deploy runs", path).await?;
         let now = chrono::Utc::now();
         Ok(list
             .map(|l| l.workflow_runs)
@@ -216,7 +252,8 @@ impl Workflow for GitHubWorkflow {
 
     async fn run(&self, run_id: u64) -> Result<Option<WorkflowRun>, WorkflowError> {
         let base = format!("{}/actions/runs/{run_id}", self.repo_path());
-        let Some(run): Option<ApiRun> = self.get(base.clone()).await? else {
+        let Some(run): Option<ApiRun> = self.get("the read of a deploy run", base.clone()).await?
+        else {
             return Ok(None);
         };
         // Only runs of the deploy workflow: a run id of another workflow is "not found".
@@ -231,15 +268,72 @@ impl Workflow for GitHubWorkflow {
         let step = if run.status.as_deref() == Some("completed") {
             None
         } else {
-            let jobs: Option<JobList> = self.get(format!("{base}/jobs?per_page=30")).await?;
+            let path = format!("{base}/jobs?per_page=30");
+            let jobs: Option<JobList> = self.get("the read of a run's jobs", path).await?;
             jobs.and_then(|j| current_step(&j.jobs))
         };
         Ok(Some(run.into_run(chrono::Utc::now(), step)))
     }
 
+    async fn resolve_ref(&self) -> Result<Option<Revision>, WorkflowError> {
+        const CALL: &str = "the read of GITHUB_REF's commit";
+        let path = format!(
+            "{}/commits/{}",
+            self.repo_path(),
+            path_escape(&self.settings.git_ref)
+        );
+        let Some(commit): Option<Commit> = self.get(CALL, path).await? else {
+            return Err(WorkflowError::Refused {
+                call: CALL,
+                status: 404,
+                message: "no such branch, tag or commit".to_owned(),
+            });
+        };
+        Revision::parse(&commit.sha).map(Some).map_err(|_| {
+            tracing::warn!(call = CALL, "GitHub's commit has no full SHA");
+            WorkflowError::Unavailable
+        })
+    }
+
     fn tracks_runs(&self) -> bool {
         true
     }
+}
+
+/// `GET …/commits/{ref}`: only the SHA.
+#[derive(Deserialize)]
+struct Commit {
+    sha: String,
+}
+
+/// A ref as one path segment or more: `/` stays (GitHub takes `heads/release/1`),
+/// anything outside the URL-safe set is percent-encoded.
+fn path_escape(git_ref: &str) -> String {
+    let mut out = String::with_capacity(git_ref.len());
+    for b in git_ref.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The receipt of a dispatch GitHub accepted with a body: the run it names. A body that
+/// is not the documented one still means accepted; the run is then looked up.
+fn receipt(request: &DeployRequest, body: &str) -> DispatchReceipt {
+    let run = match serde_json::from_str::<DispatchAnswer>(body) {
+        Ok(answer) => Some(RunLink {
+            run_id: answer.workflow_run_id,
+            run_url: answer.html_url,
+        }),
+        Err(e) => {
+            tracing::warn!(request_id = %request.request_id, error = %e, "workflow dispatch accepted without the run's details; looking it up");
+            None
+        }
+    };
+    DispatchReceipt { dry_run: None, run }
 }
 
 /// Whether the connection itself failed (DNS, refused, TLS handshake): then no byte of
@@ -279,18 +373,63 @@ fn rate_limit(status: StatusCode, headers: &HeaderMap, body: &str) -> Option<Opt
     Some(retry_after.or_else(|| if exhausted { until_reset() } else { None }))
 }
 
-fn log_refusal(status: StatusCode, body: &str, what: &str) {
+/// Longest part of GitHub's `message` that a refusal repeats.
+const MAX_GITHUB_MESSAGE: usize = 160;
+
+/// GitHub's `message` from an error body, fit for an answer: one line, at most
+/// [`MAX_GITHUB_MESSAGE`] characters, and any word shaped like a GitHub token blanked
+/// (GitHub does not echo tokens, but a proxy in between might).
+fn github_message(body: &str) -> String {
     #[derive(Deserialize)]
     struct GitHubMessage {
         message: Option<String>,
+    }
+    let message = serde_json::from_str::<GitHubMessage>(body)
+        .ok()
+        .and_then(|m| m.message)
+        .unwrap_or_else(|| "no message".to_owned());
+    let words: Vec<&str> = message
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .map(|w| if looks_like_token(w) { "[redacted]" } else { w })
+        .collect();
+    let line = words.join(" ");
+    if line.chars().count() <= MAX_GITHUB_MESSAGE {
+        return line;
+    }
+    let mut short: String = line.chars().take(MAX_GITHUB_MESSAGE).collect();
+    short.push('…');
+    short
+}
+
+/// GitHub's token prefixes (classic, OAuth, app, refresh, fine-grained).
+fn looks_like_token(word: &str) -> bool {
+    [
+        "ghp_",
+        "gho_",
+        "ghu_",
+        "ghs_",
+        "ghr_",
+        "github_pat_",
+        "Bearer",
+    ]
+    .iter()
+    .any(|p| word.contains(p))
+}
+
+/// The log line of a GitHub refusal: which call, GitHub's status and its own words.
+fn log_refusal(status: StatusCode, body: &str, call: &str) {
+    #[derive(Deserialize)]
+    struct GitHubDocs {
         documentation_url: Option<String>,
     }
-    let parsed: Option<GitHubMessage> = serde_json::from_str(body).ok();
+    let docs: Option<GitHubDocs> = serde_json::from_str(body).ok();
     tracing::warn!(
+        call,
         status = status.as_u16(),
-        github_message = parsed.as_ref().and_then(|m| m.message.as_deref()),
-        documentation_url = parsed.as_ref().and_then(|m| m.documentation_url.as_deref()),
-        "{what}"
+        github_message = %github_message(body),
+        documentation_url = docs.as_ref().and_then(|m| m.documentation_url.as_deref()),
+        "GitHub refused the request"
     );
 }
 
@@ -461,6 +600,22 @@ mod tests {
         assert_eq!(branch_of("refs/heads/main"), "main");
         assert_eq!(branch_of("release/1.2"), "release/1.2");
         assert_eq!(query_value("fix/a&b+c#d"), "fix/a%26b%2Bc%23d");
+    }
+
+    #[test]
+    fn github_messages_are_one_short_line_without_tokens() {
+        assert_eq!(
+            github_message(r#"{"message":"Bad credentials"}"#),
+            "Bad credentials"
+        );
+        assert_eq!(github_message("<html>"), "no message");
+        let noisy = json!({"message": "token ghp_abc123 is\nrevoked"}).to_string();
+        assert_eq!(github_message(&noisy), "token [redacted] is revoked");
+        let long = json!({"message": "x".repeat(500)}).to_string();
+        assert_eq!(
+            github_message(&long).chars().count(),
+            MAX_GITHUB_MESSAGE + 1
+        );
     }
 
     #[test]

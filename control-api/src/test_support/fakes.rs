@@ -14,6 +14,10 @@ use crate::domain::ports::{
     FleetImage, FleetReader, LiveInstance, StateStore, Stored, Workflow, WorkflowError,
     WorkflowRun, Written,
 };
+use crate::domain::request::Revision;
+
+/// The commit the fakes say `GITHUB_REF` points to.
+pub const HEAD_REVISION: &str = "1111111111111111111111111111111111111111";
 
 /// A sleep that returns at once: the fakes answer without delay, and retry budgets are
 /// counted by the domain's clock, not by waiting.
@@ -89,9 +93,9 @@ impl Workflow for FakeWorkflow {
             repo: "openclaw/clawdinators".to_owned(),
             workflow: "fleet-deploy.yml".to_owned(),
             git_ref: "main".to_owned(),
-            inputs: [("target".to_owned(), request.target.to_string())].into(),
+            inputs: [("target".to_owned(), Some(request.target.to_string()))].into(),
         });
-        Ok(DispatchReceipt { dry_run })
+        Ok(DispatchReceipt { dry_run, run: None })
     }
 
     async fn runs(
@@ -110,6 +114,10 @@ impl Workflow for FakeWorkflow {
 
     async fn run(&self, run_id: u64) -> Result<Option<WorkflowRun>, WorkflowError> {
         Ok(self.all_runs().into_iter().find(|r| r.run_id == run_id))
+    }
+
+    async fn resolve_ref(&self) -> Result<Option<Revision>, WorkflowError> {
+        Ok((!self.dry_run).then(|| Revision::parse(HEAD_REVISION).expect("a SHA")))
     }
 
     fn tracks_runs(&self) -> bool {
@@ -348,6 +356,9 @@ impl Workflow for NoopWorkflow {
     }
     async fn run(&self, _: u64) -> Result<Option<WorkflowRun>, WorkflowError> {
         Ok(None)
+    }
+    async fn resolve_ref(&self) -> Result<Option<Revision>, WorkflowError> {
+        Ok(Revision::parse(HEAD_REVISION).ok())
     }
     fn tracks_runs(&self) -> bool {
         true

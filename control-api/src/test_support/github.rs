@@ -16,6 +16,10 @@ pub const GITHUB_TOKEN: &str = "ghp_testGitHubToken0123456789abcdef";
 pub const DISPATCH_PATH: &str =
     "/repos/openclaw/clawdinators/actions/workflows/fleet-deploy.yml/dispatches";
 pub const RUNS_PATH: &str = "/repos/openclaw/clawdinators/actions/workflows/fleet-deploy.yml/runs";
+/// The commit the double's `main` points to.
+pub const HEAD_SHA: &str = "5e1ec7ed0000000000000000000000000000c0de";
+/// `GET /repos/{owner}/{repo}/commits/{ref}` for the default `GITHUB_REF`.
+pub const HEAD_COMMIT_PATH: &str = "/repos/openclaw/clawdinators/commits/main";
 
 /// What GitHub does with one dispatch.
 #[derive(Debug, Clone)]
@@ -29,9 +33,11 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Today's GitHub: 200 with the run's details (`return_run_details`), or 204 when
+    /// the double was told to be an older GitHub ([`GitHubDouble::answer_204`]).
     pub fn accepted() -> Self {
         Self {
-            status: 204,
+            status: 200,
             body: Value::Null,
             headers: Vec::new(),
             creates_run: true,
@@ -85,6 +91,8 @@ struct State {
     /// Runs finish as soon as they are created (tests that deploy several times in a row
     /// and are not about the in-flight guard).
     instant_runs: bool,
+    /// An older GitHub that does not know `return_run_details`: accepted is a bare 204.
+    legacy_204: bool,
 }
 
 /// The double: a wiremock server with the dispatch, runs, run and jobs endpoints.
@@ -103,13 +111,16 @@ impl Respond for Dispatches {
         let answer = state.script.pop_front().unwrap_or_else(Answer::accepted);
         let inputs = &body["inputs"];
         let wellformed = body["ref"].is_string()
+            && body["return_run_details"] == Value::Bool(true)
             && ["target", "ami_override", "request_id", "caller"]
                 .iter()
-                .all(|k| inputs[k].is_string());
+                .all(|k| inputs[k].is_string())
+            && inputs["revision"].as_str().is_some_and(is_full_sha);
         if !wellformed {
             return ResponseTemplate::new(422)
                 .set_body_json(json!({"message": "Invalid request: inputs must be strings"}));
         }
+        let mut answer = answer;
         if answer.creates_run {
             state.next_id += 1;
             let id = 9000 + state.next_id;
@@ -134,6 +145,17 @@ impl Respond for Dispatches {
                     .unwrap_or(git_ref)
                     .to_owned(),
             });
+            if answer.status == 200 && answer.body.is_null() {
+                if state.legacy_204 {
+                    answer.status = 204;
+                } else {
+                    answer.body = json!({
+                        "workflow_run_id": id,
+                        "run_url": format!("https://api.github.com/repos/{OWNER_REPO}/actions/runs/{id}"),
+                        "html_url": format!("https://github.com/{OWNER_REPO}/actions/runs/{id}"),
+                    });
+                }
+            }
         }
         let mut t = ResponseTemplate::new(answer.status).set_delay(answer.delay);
         if !answer.body.is_null() {
@@ -144,6 +166,25 @@ impl Respond for Dispatches {
         }
         t
     }
+}
+
+/// What the workflow's `revision` input must be: a full commit SHA, lowercase.
+fn is_full_sha(s: &str) -> bool {
+    s.len() == 40
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
+/// `GET …/commits/{ref}`: the commit JSON, of which the API reads `sha`.
+pub fn commit_json(sha: &str) -> Value {
+    json!({
+        "sha": sha,
+        "node_id": "C_kwDOA",
+        "url": format!("https://api.github.com/repos/{OWNER_REPO}/commits/{sha}"),
+        "html_url": format!("https://github.com/{OWNER_REPO}/commit/{sha}"),
+        "commit": {"message": "fleet: registry update"},
+        "parents": [],
+    })
 }
 
 fn run_json(r: &Run) -> Value {
@@ -259,6 +300,10 @@ impl GitHubDouble {
             .respond_with(Dispatches(Arc::clone(&state)))
             .mount(&server)
             .await;
+        authed(Mock::given(method("GET")).and(path(HEAD_COMMIT_PATH)))
+            .respond_with(ResponseTemplate::new(200).set_body_json(commit_json(HEAD_SHA)))
+            .mount(&server)
+            .await;
         authed(Mock::given(method("GET")).and(path(RUNS_PATH)))
             .respond_with(RunsList(Arc::clone(&state)))
             .mount(&server)
@@ -282,6 +327,12 @@ impl GitHubDouble {
     /// From now on, every run finishes as soon as it is created.
     pub fn finish_runs_at_once(&self) {
         self.state.lock().unwrap().instant_runs = true;
+    }
+
+    /// From now on, an accepted dispatch is answered as by a GitHub that does not know
+    /// `return_run_details`: 204, no body, and the run must be looked up.
+    pub fn answer_204(&self) {
+        self.state.lock().unwrap().legacy_204 = true;
     }
 
     /// The next dispatches get these answers, in order.
@@ -333,6 +384,19 @@ impl GitHubDouble {
             .filter(|r| r.method.as_str() == "POST" && r.url.path() == DISPATCH_PATH)
             .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
             .collect()
+    }
+
+    /// Reads of the runs list GitHub received after the last dispatch.
+    pub async fn runs_reads_after_last_dispatch(&self) -> usize {
+        let requests = self.server.received_requests().await.unwrap_or_default();
+        let last = requests
+            .iter()
+            .rposition(|r| r.method.as_str() == "POST" && r.url.path() == DISPATCH_PATH)
+            .map_or(0, |i| i + 1);
+        requests[last..]
+            .iter()
+            .filter(|r| r.method.as_str() == "GET" && r.url.path() == RUNS_PATH)
+            .count()
     }
 
     /// Every request GitHub received, reads included.

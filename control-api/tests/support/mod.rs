@@ -14,7 +14,8 @@ use wiremock::{Mock, MockServer};
 
 #[allow(unused_imports)]
 pub use control_api::test_support::github::{
-    self, fast_timing, Answer, GitHubDouble, DISPATCH_PATH, GITHUB_TOKEN, RUNS_PATH,
+    self, commit_json, fast_timing, Answer, GitHubDouble, DISPATCH_PATH, GITHUB_TOKEN, HEAD_SHA,
+    RUNS_PATH,
 };
 
 pub const CONTROL_TOKEN: &str = "test-control-token";
@@ -226,6 +227,17 @@ pub fn dispatch_endpoint() -> wiremock::MockBuilder {
         .and(header("x-github-api-version", "2022-11-28"))
         .and(header("content-type", "application/json"))
         .and(header_exists("user-agent"))
+}
+
+/// `GET /repos/{owner}/{repo}/commits/{ref}` on a bare double: every ref is [`HEAD_SHA`].
+pub async fn mount_head_commit(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex(
+            r"^/repos/[^/]+/[^/]+/commits/.+$",
+        ))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(commit_json(HEAD_SHA)))
+        .mount(server)
+        .await;
 }
 
 /// GitHub accepting every dispatch, with runs that show up at once.

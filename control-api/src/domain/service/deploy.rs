@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ControlApi, Outcome};
 use crate::domain::auth::Principal;
-use crate::domain::dispatch::{active_runs, dispatch_once, DeployError};
+use crate::domain::dispatch::{active_runs, dispatch_once, resolve_ref, DeployError};
 use crate::domain::error::ApiError;
 use crate::domain::fleet::{fleet_status, previous_image, Flag};
 use crate::domain::idempotency::{self, Claim, IdempotencyKey};
@@ -16,7 +16,7 @@ use crate::domain::policy::authorize_deploy;
 use crate::domain::ports::{
     BootstrapStore, DeployRequest, DryRunDispatch, FleetReader, StateStore, Workflow,
 };
-use crate::domain::request::{AmiId, Caller, RequestError, Target};
+use crate::domain::request::{AmiId, Caller, RequestError, Revision, Target};
 
 /// A deploy or rollback as asked, with who asks.
 pub(super) struct Ask<'a> {
@@ -26,6 +26,8 @@ pub(super) struct Ask<'a> {
     pub ami_override: Option<AmiId>,
     pub rollback: bool,
     pub queue: bool,
+    /// The commit a human asked for; else `GITHUB_REF`'s, resolved at dispatch.
+    pub revision: Option<Revision>,
     pub is_bot: bool,
 }
 
@@ -75,12 +77,7 @@ pub struct RollbackImages {
     pub to: AmiId,
 }
 
-/// The workflow run a dispatch started, once GitHub shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunLink {
-    pub run_id: u64,
-    pub run_url: String,
-}
+pub use crate::domain::ports::RunLink;
 
 /// A dispatched deploy or rollback.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +89,10 @@ pub struct DeployOutcome {
     pub ami_override: Option<AmiId>,
     /// Who the run is for.
     pub caller: Option<Caller>,
+    /// The commit dispatched (`None` only in the dry run, which resolves nothing;
+    /// and in answers kept before revisions were pinned).
+    #[serde(default)]
+    pub revision: Option<Revision>,
     /// Set for a rollback.
     pub rollback: Option<RollbackImages>,
     pub checks: DeployChecks,
@@ -185,6 +186,10 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         if ask.queue && ask.is_bot {
             return Err(ApiError::QueueNotAllowed);
         }
+        // A bot deploys what the branch says, never a commit of its own choosing.
+        if ask.revision.is_some() && ask.is_bot {
+            return Err(ApiError::RevisionNotAllowed);
+        }
         Ok(key)
     }
 
@@ -206,6 +211,12 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             })?;
         let bootstrap = self.check_bootstrap(&ask.target).await?;
         let (in_flight, warning) = self.guard(ask.queue).await?;
+        let revision = match ask.revision {
+            Some(asked) => Some(asked),
+            None => {
+                resolve_ref(&self.ports.workflow, &self.deploy_timing, self.ports.sleep).await?
+            }
+        };
         let request = DeployRequest {
             request_id: request_id.to_owned(),
             target: ask.target,
@@ -214,6 +225,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                 .caller
                 .or_else(|| Caller::parse(&name).ok())
                 .filter(|c| !c.as_str().is_empty()),
+            revision,
         };
         let workflow = &self.ports.workflow;
         let dispatched =
@@ -223,16 +235,14 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             target: request.target,
             ami_override: request.ami_override,
             caller: request.caller,
+            revision: request.revision,
             rollback,
             checks: DeployChecks {
                 bootstrap,
                 idempotency,
                 in_flight,
             },
-            run: dispatched.run.map(|r| RunLink {
-                run_id: r.run_id,
-                run_url: r.run_url,
-            }),
+            run: dispatched.run,
             warning,
             dry_run: dispatched.receipt.dry_run,
         })
@@ -356,6 +366,7 @@ fn fingerprint(principal: &str, ask: &Ask<'_>) -> String {
         ask.ami_override.as_ref().map_or("", AmiId::as_str),
         ask.caller.as_ref().map_or("", Caller::as_str),
         if ask.queue { "queue" } else { "" },
+        ask.revision.as_ref().map_or("", Revision::as_str),
     ])
 }
 

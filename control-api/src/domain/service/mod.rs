@@ -250,6 +250,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                 target,
                 ami_override,
                 queue,
+                revision,
                 ..
             } => {
                 let ask = deploy::Ask {
@@ -259,11 +260,17 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                     ami_override,
                     rollback: false,
                     queue,
+                    revision,
                     is_bot,
                 };
                 self.deploy(ask, key, request_id).await
             }
-            Command::Rollback { target, queue, .. } => {
+            Command::Rollback {
+                target,
+                queue,
+                revision,
+                ..
+            } => {
                 let ask = deploy::Ask {
                     principal: &principal,
                     caller,
@@ -271,6 +278,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                     ami_override: None,
                     rollback: true,
                     queue,
+                    revision,
                     is_bot,
                 };
                 self.deploy(ask, key, request_id).await

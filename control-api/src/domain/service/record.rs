@@ -20,6 +20,7 @@ pub struct Facts {
     pub action: Option<&'static str>,
     pub target: Option<String>,
     pub ami_override: Option<String>,
+    pub revision: Option<String>,
 }
 
 impl Facts {
@@ -39,6 +40,7 @@ impl Facts {
             action: Some(command.action()),
             target: target.map(|t| t.to_string()),
             ami_override: ami_override.map(|a| a.to_string()),
+            revision: command.revision().map(|r| r.to_string()),
         }
     }
 }
@@ -145,6 +147,11 @@ fn audit_record(
         Ok(Outcome::Deployed(o)) => o.ami_override.as_ref().map(|a| a.to_string()),
         _ => facts.ami_override.clone(),
     };
+    // The commit dispatched, else the one asked for.
+    let revision = match result {
+        Ok(Outcome::Deployed(o)) => o.revision.as_ref().map(|r| r.to_string()),
+        _ => facts.revision.clone(),
+    };
     AuditRecord {
         request_id: request_id.clone(),
         time: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -153,6 +160,7 @@ fn audit_record(
         action: facts.action.map(str::to_owned),
         target: facts.target.clone(),
         ami_override,
+        revision,
         decision: decision_word(result, status).to_owned(),
         status,
         error: error.map(str::to_owned),
