@@ -7,8 +7,8 @@ use std::future::Future;
 use serde::Serialize;
 
 use crate::contract::{
-    AuditAnswer, BucketSetting, DeployAnswer, ErrorBody, RunAnswer, RunsAnswer, StatusAnswer,
-    StatusChecks, MAX_BODY_BYTES,
+    AuditAnswer, BucketSetting, DeployAnswer, ErrorBody, HeartbeatAnswer, RunAnswer, RunsAnswer,
+    StatusAnswer, StatusChecks, MAX_BODY_BYTES,
 };
 use crate::domain::auth::{AuthError, Credentials};
 use crate::domain::dispatch::DeployError;
@@ -187,6 +187,16 @@ fn outcome_reply(outcome: &Outcome, request_id: &str) -> (Reply, Option<&'static
                 request_id: request_id.to_owned(),
             },
         ),
+        Outcome::Heartbeat(ack) => Reply::json(
+            200,
+            &HeartbeatAnswer {
+                ok: true,
+                message: format!("heartbeat of {} recorded", ack.id),
+                id: ack.id.clone(),
+                received_at: ack.received_at.clone(),
+                request_id: request_id.to_owned(),
+            },
+        ),
     };
     (reply, None)
 }
@@ -267,7 +277,7 @@ pub fn error_reply(e: &ApiError, request_id: &str, replayed: bool) -> Reply {
     body.replayed = replayed;
     // Only a GitHub rate limit and unreadable secrets say when in the body too.
     body.retry_after_secs = match e {
-        ApiError::RateLimited { .. } => None,
+        ApiError::RateLimited { .. } | ApiError::HeartbeatRateLimited { .. } => None,
         _ => e.retry_after_secs(),
     };
     let mut reply = Reply::json(status_of(e), &body);
@@ -282,14 +292,17 @@ pub fn status_of(e: &ApiError) -> u16 {
     match e {
         ApiError::Auth(AuthError::Unauthorized) => 401,
         ApiError::Auth(_) => 403,
-        ApiError::RateLimited { .. } => 429,
+        ApiError::RateLimited { .. } | ApiError::HeartbeatRateLimited { .. } => 429,
         ApiError::Misconfigured(_)
         | ApiError::SecretsRefused
         | ApiError::Deploy(DeployError::NotConfigured(_))
         | ApiError::Workflow(WorkflowError::NotConfigured(_)) => 500,
         ApiError::Request(RequestError::UnknownTarget(_) | RequestError::UnknownAmi(_)) => 404,
         ApiError::Request(_) | ApiError::InvalidIdempotencyKey => 400,
-        ApiError::Policy(_) | ApiError::QueueNotAllowed | ApiError::AuditHumansOnly => 403,
+        ApiError::Policy(_)
+        | ApiError::QueueNotAllowed
+        | ApiError::AuditHumansOnly
+        | ApiError::HeartbeatBotsOnly => 403,
         ApiError::RunNotFound(_)
         | ApiError::NothingDispatched
         | ApiError::InstanceNotRunning { .. } => 404,
@@ -300,7 +313,8 @@ pub fn status_of(e: &ApiError) -> u16 {
         | ApiError::QueueFull { .. }
         | ApiError::NoPreviousImage { .. }
         | ApiError::RollbackAmbiguous { .. }
-        | ApiError::BootstrapMissing { .. } => 409,
+        | ApiError::BootstrapMissing { .. }
+        | ApiError::HeartbeatMismatch { .. } => 409,
         ApiError::Deploy(DeployError::RateLimited { .. }) | ApiError::SecretsUnavailable { .. } => {
             503
         }
