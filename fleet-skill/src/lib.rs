@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod heartbeat;
 pub mod render;
 pub mod sigv4;
 pub mod wait;
@@ -19,8 +20,8 @@ pub mod wait;
 use std::io::Write;
 
 use control_api::contract::{
-    AmiId, AuditAnswer, Caller, DeployAnswer, Request, RunsAnswer, StatusAnswer, Target,
-    AUDIT_LIMIT, RUNS_LIMIT,
+    AmiId, AuditAnswer, Caller, DeployAnswer, HeartbeatAnswer, Request, RunsAnswer, StatusAnswer,
+    Target, AUDIT_LIMIT, RUNS_LIMIT,
 };
 use control_api::domain::policy::{authorize_deploy, caller_instance, PolicyError};
 use control_api::domain::registry::Registry;
@@ -62,6 +63,7 @@ enum Action {
         run: RunRef,
         options: WaitOptions,
     },
+    Heartbeat,
 }
 
 /// Where a run writes: results to `out`, a wait's progress to `err` (redrawn in place
@@ -99,7 +101,7 @@ pub fn run(
     }
     let endpoint = Endpoint::from_env(lookup)?;
     let mut output = Output { out, err, terminal };
-    perform(&endpoint, caller.as_ref(), action, &mut output)
+    perform(&endpoint, caller.as_ref(), lookup, action, &mut output)
 }
 
 /// The action the command line asks for; `None` when it was answered without a call
@@ -133,6 +135,7 @@ fn action_of(command: Command, out: &mut dyn Write) -> Result<Option<Action>, Fl
             run,
             options: timing.options(),
         },
+        Command::Heartbeat => Action::Heartbeat,
         Command::Chat { text } => match parse_chat(&text) {
             Ok(command) => {
                 let action = from_chat(command);
@@ -153,6 +156,7 @@ fn action_of(command: Command, out: &mut dyn Write) -> Result<Option<Action>, Fl
 fn perform(
     endpoint: &Endpoint,
     caller: Option<&Caller>,
+    lookup: Lookup<'_>,
     action: Action,
     output: &mut Output<'_>,
 ) -> Result<(), FleetError> {
@@ -211,7 +215,23 @@ fn perform(
             let mut progress = Progress::start(output.err, output.terminal);
             wait::wait(endpoint, caller, run, &options, &mut progress, output.out)
         }
+        Action::Heartbeat => report(endpoint, caller_owned, lookup, output.out),
     }
+}
+
+/// `fleet heartbeat`: this host's facts, gathered now, sent once; one line on stdout.
+fn report(
+    endpoint: &Endpoint,
+    caller: Option<Caller>,
+    lookup: Lookup<'_>,
+    out: &mut dyn Write,
+) -> Result<(), FleetError> {
+    let report = heartbeat::gather(lookup)?;
+    let request = Request::Heartbeat { caller, report };
+    let answer = client::send(endpoint, &request, None)?;
+    let reply = client::interpret::<HeartbeatAnswer>(&answer)?;
+    writeln!(out, "{} at {}", reply.message, reply.received_at)?;
+    Ok(())
 }
 
 /// The action a chat command stands for; `None` for help, which needs no call.
