@@ -392,6 +392,7 @@ fn build_with_secrets(
     let limiter = RateLimiter::new(max, Duration::from_secs(window));
     Ok(ControlApi::new(settings.registry.clone(), auth, ports)
         .with_rate_limit(limiter)
+        .with_readiness(settings.readiness)
         .with_timing(timing.deploy, timing.claim))
 }
 

@@ -1,9 +1,11 @@
 //! Settings read once from the environment at start-up (names and defaults are in README).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::domain::dispatch::DeployTiming;
 use crate::domain::idempotency::ClaimTiming;
+use crate::domain::readiness::ReadinessTiming;
 use crate::domain::registry::{Registry, RegistryError};
 use crate::outbound::github::GitHubTimeouts;
 
@@ -69,6 +71,8 @@ pub struct Settings {
     pub iam_principals: Option<String>,
     /// `FLEET_DEPLOY_RATE_LIMIT`: deploys per window per principal, `<count>/<seconds>`.
     pub deploy_rate_limit: (usize, u64),
+    /// `FLEET_HEARTBEAT_STALE_SECS` and `FLEET_BOOT_GRACE_SECS`.
+    pub readiness: ReadinessTiming,
     pub github: GitHubSettings,
     pub aws: AwsSettings,
     /// Retry, polling and timeout budgets; defaults fit the Lambda's 30 s (tests shorten them).
@@ -174,6 +178,11 @@ impl Settings {
                 })?,
         };
         let (registry, registry_source) = registry(get("FLEET_REGISTRY"))?;
+        let defaults = ReadinessTiming::default();
+        let readiness = ReadinessTiming {
+            stale: seconds(&get, "FLEET_HEARTBEAT_STALE_SECS", defaults.stale)?,
+            boot_grace: seconds(&get, "FLEET_BOOT_GRACE_SECS", defaults.boot_grace)?,
+        };
         Ok(Self {
             control_token: get("CONTROL_API_TOKEN"),
             github_token: get("GITHUB_TOKEN"),
@@ -184,6 +193,7 @@ impl Settings {
             token_digests: get("CONTROL_API_TOKENS"),
             iam_principals: get("CONTROL_API_IAM_PRINCIPALS"),
             deploy_rate_limit,
+            readiness,
             github,
             aws: AwsSettings {
                 fleet_tag_key: get("FLEET_TAG_KEY").unwrap_or_else(|| "app".to_owned()),
@@ -199,6 +209,28 @@ impl Settings {
             registry,
             registry_source,
         })
+    }
+}
+
+/// A whole number of seconds above zero, or `default` when unset.
+fn seconds(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&n: &u64| n > 0)
+            .map(Duration::from_secs)
+            .ok_or(ConfigError::Invalid {
+                name,
+                what: "a whole number of seconds above zero",
+                value: v,
+            }),
     }
 }
 

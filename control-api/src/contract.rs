@@ -10,7 +10,12 @@ pub use crate::domain::error::codes;
 pub use crate::domain::fleet::{
     Flag, FleetStatus, InstanceStatus, UnmanagedInstance, UnmanagedReason,
 };
+pub use crate::domain::heartbeat::{
+    AgentVersion, BootTime, Ec2InstanceId, HeartbeatRecord, HeartbeatReport, HostRevision,
+    ServiceState,
+};
 pub use crate::domain::ports::{DryRunDispatch, FleetImage, LiveInstance, WorkflowRun};
+pub use crate::domain::readiness::Readiness;
 pub use crate::domain::request::{
     parse_command, AmiId, Caller, Command as Request, Limit, RequestError, Revision, RunRef,
     Target, AUDIT_LIMIT, MAX_BODY_BYTES, RUNS_LIMIT,
@@ -113,6 +118,19 @@ pub struct AuditAnswer {
     pub request_id: String,
 }
 
+/// `heartbeat` (200): the host's report was checked against EC2 and kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatAnswer {
+    pub ok: bool,
+    /// `heartbeat of <id> recorded`.
+    pub message: String,
+    /// The registry id of the host.
+    pub id: String,
+    /// When the server received it (RFC 3339, its own clock).
+    pub received_at: String,
+    pub request_id: String,
+}
+
 /// Every refusal or failure: a stable `error` code and one line for a human.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -152,5 +170,6 @@ pub enum Answer {
     Runs(Box<RunsAnswer>),
     Run(Box<RunAnswer>),
     Audit(Box<AuditAnswer>),
+    Heartbeat(Box<HeartbeatAnswer>),
     Error(Box<ErrorBody>),
 }

@@ -1,4 +1,4 @@
-//! The command line (clap derive): `fleet [--caller C] status | deploy | rollback | runs | audit | wait | chat`.
+//! The command line (clap derive): `fleet [--caller C] status | deploy | rollback | runs | audit | wait | chat | heartbeat`.
 //!
 //! Values are parsed with the control API's own types, so a bad target or AMI is a usage
 //! error (exit 2) before anything is sent. The control token has no flag on purpose:
@@ -43,6 +43,19 @@ The last line on stdout is the summary: conclusion, duration, run URL.
 Exit: 0 the run concluded success; 1 it concluded anything else, there is no run to
 follow (a dry run), or the API refused; 2 a bad id; 3 the wait timed out or polls kept
 failing (the run itself goes on).";
+
+const HEARTBEAT_HELP: &str = "\
+Environment (besides the control URL and token):
+  AWS_EC2_METADATA_SERVICE_ENDPOINT  the instance metadata service (IMDSv2; default the
+                                     SDK's, http://169.254.169.254)
+  FLEET_REVISION_FILE   the NixOS revision (default /run/current-system/configurationRevision;
+                        missing: reported empty)
+  FLEET_HEALTH_COMMAND  the health check, split on whitespace, no shell (default
+                        `systemctl is-active clawdinator.service`); exit 0 is active, else
+                        its first output word, else failed; 10 s at most
+
+Exit: 0 recorded; 1 refused by the API; 2 configuration; 3 the metadata service, the
+API or the network failed.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -139,6 +152,10 @@ pub enum Command {
         #[command(flatten)]
         timing: Timing,
     },
+    /// Report this host to the control API (its EC2 instance, image, NixOS revision,
+    /// service health, boot time), then exit. Run by a systemd timer on each host.
+    #[command(after_help = HEARTBEAT_HELP)]
+    Heartbeat,
     /// Run a chat message such as '/fleet deploy clawdinator-2'.
     Chat {
         /// The user's message, exactly as typed, as one argument.

@@ -10,8 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use control_api::contract::{
-    AuditAnswer, DeployAnswer, ErrorBody, Request, RunAnswer, RunsAnswer, StatusAnswer,
-    WorkflowRun, IDEMPOTENCY_KEY_HEADER, TOKEN_HEADER,
+    AuditAnswer, DeployAnswer, ErrorBody, HeartbeatAnswer, Request, RunAnswer, RunsAnswer,
+    StatusAnswer, WorkflowRun, IDEMPOTENCY_KEY_HEADER, TOKEN_HEADER,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -216,6 +216,7 @@ reply!(StatusAnswer, "status");
 reply!(RunsAnswer, "runs");
 reply!(RunAnswer, "run");
 reply!(AuditAnswer, "audit");
+reply!(HeartbeatAnswer, "heartbeat");
 
 /// Lambda's own refusals and throttles (IAM, concurrency) come from AWS, not from the
 /// API: `{"Message": "Forbidden"}`.

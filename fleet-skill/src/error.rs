@@ -11,6 +11,7 @@ use control_api::domain::registry::InstanceId;
 
 use crate::chat::ChatError;
 use crate::config::ConfigError;
+use crate::heartbeat::GatherError;
 use crate::sigv4::SignError;
 
 /// Refused by the API (4xx) or locally by policy; or a followed run concluded other than success.
@@ -121,6 +122,9 @@ pub enum FleetError {
     },
     #[error(transparent)]
     Sign(#[from] SignError),
+    /// `fleet heartbeat` could not learn this host's facts; nothing was sent.
+    #[error("{0} (nothing was sent)")]
+    Gather(#[from] GatherError),
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -140,6 +144,7 @@ impl FleetError {
             | Self::BadAnswer(_)
             | Self::WaitTimedOut { .. }
             | Self::PollsFailed { .. }
+            | Self::Gather(_)
             | Self::Output(_) => EXIT_FAILED,
         }
     }

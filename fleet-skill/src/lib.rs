@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod heartbeat;
 pub mod render;
 pub mod sigv4;
 pub mod wait;
@@ -19,8 +20,8 @@ pub mod wait;
 use std::io::Write;
 
 use control_api::contract::{
-    AmiId, AuditAnswer, Caller, DeployAnswer, Request, Revision, RunsAnswer, StatusAnswer, Target,
-    AUDIT_LIMIT, RUNS_LIMIT,
+    AmiId, AuditAnswer, Caller, DeployAnswer, HeartbeatAnswer, Request, Revision, RunsAnswer,
+    StatusAnswer, Target, AUDIT_LIMIT, RUNS_LIMIT,
 };
 use control_api::domain::policy::{authorize_deploy, caller_instance, PolicyError};
 use control_api::domain::registry::Registry;
@@ -64,6 +65,7 @@ enum Action {
         run: RunRef,
         options: WaitOptions,
     },
+    Heartbeat,
 }
 
 /// Where a run writes: results to `out`, a wait's progress to `err` (redrawn in place
@@ -101,7 +103,7 @@ pub fn run(
     }
     let endpoint = Endpoint::from_env(lookup)?;
     let mut output = Output { out, err, terminal };
-    perform(&endpoint, caller.as_ref(), action, &mut output)
+    perform(&endpoint, caller.as_ref(), lookup, action, &mut output)
 }
 
 /// The action the command line asks for; `None` when it was answered without a call
@@ -139,6 +141,7 @@ fn action_of(command: Command, out: &mut dyn Write) -> Result<Option<Action>, Fl
             run,
             options: timing.options(),
         },
+        Command::Heartbeat => Action::Heartbeat,
         Command::Chat { text, stdin } => {
             match chat_text(text, stdin).and_then(|t| parse_chat(&t)) {
                 Ok(command) => {
@@ -171,6 +174,7 @@ fn chat_text(text: Option<String>, stdin: bool) -> Result<String, ChatError> {
 fn perform(
     endpoint: &Endpoint,
     caller: Option<&Caller>,
+    lookup: Lookup<'_>,
     action: Action,
     output: &mut Output<'_>,
 ) -> Result<(), FleetError> {
@@ -233,7 +237,23 @@ fn perform(
             let mut progress = Progress::start(output.err, output.terminal);
             wait::wait(endpoint, caller, run, &options, &mut progress, output.out)
         }
+        Action::Heartbeat => report(endpoint, caller_owned, lookup, output.out),
     }
+}
+
+/// `fleet heartbeat`: this host's facts, gathered now, sent once; one line on stdout.
+fn report(
+    endpoint: &Endpoint,
+    caller: Option<Caller>,
+    lookup: Lookup<'_>,
+    out: &mut dyn Write,
+) -> Result<(), FleetError> {
+    let report = heartbeat::gather(lookup)?;
+    let request = Request::Heartbeat { caller, report };
+    let answer = client::send(endpoint, &request, None)?;
+    let reply = client::interpret::<HeartbeatAnswer>(&answer)?;
+    writeln!(out, "{} at {}", reply.message, reply.received_at)?;
+    Ok(())
 }
 
 /// The action a chat command stands for; `None` for help, which needs no call.

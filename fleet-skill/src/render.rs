@@ -210,13 +210,14 @@ fn run_status(run: &WorkflowRun) -> String {
 /// summary line.
 pub fn render_status(answer: &StatusAnswer) -> String {
     let fleet = &answer.fleet;
-    let mut rows: Vec<[String; 6]> =
-        vec![["ID", "EC2 ID", "STATE", "AMI", "IP", "FLAGS"].map(String::from)];
+    let mut rows: Vec<[String; 7]> =
+        vec![["ID", "EC2 ID", "STATE", "READY", "AMI", "IP", "FLAGS"].map(String::from)];
     for i in &fleet.instances {
         rows.push([
             cut_or_dash(&i.id),
             opt(&i.ec2_instance_id),
             opt(&i.state),
+            i.readiness.as_str().to_owned(),
             opt(&i.ami),
             ip(&i.public_ip, &i.private_ip),
             flags(&i.flags),
@@ -228,6 +229,7 @@ pub fn render_status(answer: &StatusAnswer) -> String {
             opt(&live.name),
             cut_or_dash(&live.ec2_instance_id),
             cut_or_dash(&live.state),
+            "-".to_owned(),
             opt(&live.ami),
             ip(&live.public_ip, &live.private_ip),
             // Why the API counts it as unmanaged: not in the registry, or a duplicate.
@@ -237,6 +239,12 @@ pub fn render_status(answer: &StatusAnswer) -> String {
     let mut out = table(&rows);
     if fleet.instances.is_empty() && fleet.unmanaged.is_empty() {
         out.push_str("(no instances)\n");
+    }
+    // Why each host is not ready or differs from the registry, one line each.
+    for i in &fleet.instances {
+        if let Some(why) = i.why.as_deref().and_then(text) {
+            out.push_str(&format!("{}: {}\n", cut_or_dash(&i.id), one_line(why, 300)));
+        }
     }
     match &fleet.latest_ami {
         Some(ami) => {

@@ -25,19 +25,23 @@ fn status_sample() -> Value {
                 "state": "running", "ami": "ami-0123456789abcdef0", "ami_name": "clawdinator-2025-11-20",
                 "ami_created": "2025-11-20T10:00:00Z", "launch_time": "2025-11-21T08:00:00Z",
                 "public_ip": "203.0.113.10", "private_ip": "10.0.1.10", "instance_type": "t3.large",
-                "desired_instance_type": "t3.large", "flags": []
+                "desired_instance_type": "t3.large", "flags": [], "readiness": "ready",
+                "revision": "0123abcdef", "service": "active", "heartbeat_age_secs": 12, "why": null
             },
             {
                 "id": "clawdinator-2", "host": "clawdinator-2", "ec2_instance_id": "i-0bbbbbbbbbbbbbbbb",
                 "state": "stopped", "ami": "ami-0fedcba9876543210", "ami_name": null, "ami_created": null,
                 "launch_time": null, "public_ip": null, "private_ip": "10.0.1.11", "instance_type": "t3.xlarge",
-                "desired_instance_type": "t3.large", "flags": ["stale_ami", "type_drift"]
+                "desired_instance_type": "t3.large", "flags": ["stale_ami", "type_drift"],
+                "readiness": "stale", "revision": null, "service": null, "heartbeat_age_secs": null,
+                "why": "its instance is stopped; runs ami-0fedcba9876543210, newest fleet image is ami-0123456789abcdef0"
             },
             {
                 "id": "clawdinator-babelfish", "host": "clawdinator-babelfish", "ec2_instance_id": null,
                 "state": null, "ami": null, "ami_name": null, "ami_created": null, "launch_time": null,
                 "public_ip": null, "private_ip": null, "instance_type": null,
-                "desired_instance_type": "t3.small", "flags": ["missing"]
+                "desired_instance_type": "t3.small", "flags": ["missing"], "readiness": "missing",
+                "why": "no live instance"
             }
         ],
         "unmanaged": [
@@ -61,12 +65,14 @@ fn status(v: &Value) -> StatusAnswer {
 #[test]
 fn status_table_from_a_full_answer() {
     let expected = "\
-ID                     EC2 ID               STATE    AMI                    IP            FLAGS
-clawdinator-1          i-0aaaaaaaaaaaaaaaa  running  ami-0123456789abcdef0  203.0.113.10  -
-clawdinator-2          i-0bbbbbbbbbbbbbbbb  stopped  ami-0fedcba9876543210  10.0.1.11     stale_ami,type_drift
-clawdinator-babelfish  -                    -        -                      -             missing
-scratch_box            i-0ccccccccccccccc   running  ami-01234567           -             unmanaged:not_in_registry
-clawdinator-1          i-0dddddddddddddddd  stopped  -                      10.0.1.99     unmanaged:duplicate
+ID                     EC2 ID               STATE    READY    AMI                    IP            FLAGS
+clawdinator-1          i-0aaaaaaaaaaaaaaaa  running  ready    ami-0123456789abcdef0  203.0.113.10  -
+clawdinator-2          i-0bbbbbbbbbbbbbbbb  stopped  stale    ami-0fedcba9876543210  10.0.1.11     stale_ami,type_drift
+clawdinator-babelfish  -                    -        missing  -                      -             missing
+scratch_box            i-0ccccccccccccccc   running  -        ami-01234567           -             unmanaged:not_in_registry
+clawdinator-1          i-0dddddddddddddddd  stopped  -        -                      10.0.1.99     unmanaged:duplicate
+clawdinator-2: its instance is stopped; runs ami-0fedcba9876543210, newest fleet image is ami-0123456789abcdef0
+clawdinator-babelfish: no live instance
 latest AMI: ami-0123456789abcdef0 (clawdinator-2025-11-20, created 2025-11-20T10:00:00Z)
 summary: 3 total, 1 running, 1 stopped, 1 missing, 1 stale_ami, 1 type_drift, 2 unmanaged
 ";
@@ -119,7 +125,7 @@ fn an_empty_fleet_and_new_counters_and_flags() {
                    "checks": {"bootstrap_bucket": "unset"}, "request_id": "r"});
     assert_eq!(
         render_status(&status(&v)),
-        "ID  EC2 ID  STATE  AMI  IP  FLAGS\n(no instances)\nlatest AMI: unknown\nsummary: 0 total, 0 running, 0 stopped, 0 missing, 0 stale_ami, 0 type_drift, 0 unmanaged\n",
+        "ID  EC2 ID  STATE  READY  AMI  IP  FLAGS\n(no instances)\nlatest AMI: unknown\nsummary: 0 total, 0 running, 0 stopped, 0 missing, 0 stale_ami, 0 type_drift, 0 unmanaged\n",
     );
     let mut v = status_sample();
     v["latest_ami"] = json!({"id": "ami-01234567", "name": null, "created": null});

@@ -118,7 +118,7 @@ fn check_command(cmd: &Command) {
             run: RunRef::RequestId(id),
             ..
         } => assert!(is_uuid(id), "request_id {id:?}"),
-        Command::Run { .. } | Command::Status { .. } => {}
+        Command::Run { .. } | Command::Status { .. } | Command::Heartbeat { .. } => {}
     }
 
     // Round trip: the fields as the fleet CLI sends them must parse to the same command,
@@ -234,6 +234,12 @@ fn to_json(cmd: &Command, style: Absent) -> Value {
         } => {
             if *include_terminated || !matches!(style, Absent::Omit) {
                 obj.insert("include_terminated".into(), json!(include_terminated));
+            }
+        }
+        // Every report field is required: sent as the CLI sends them.
+        Command::Heartbeat { report, .. } => {
+            if let Value::Object(fields) = json!(report) {
+                obj.extend(fields);
             }
         }
     }

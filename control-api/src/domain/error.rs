@@ -61,6 +61,20 @@ pub enum ApiError {
     RevisionNotAllowed,
     #[error("the audit trail is for humans; bots may use runs")]
     AuditHumansOnly,
+    /// A heartbeat is a host reporting itself: only a fleet instance may send one.
+    #[error("only fleet hosts send heartbeats (a bot's credentials, or the shared token with a caller naming a registry host)")]
+    HeartbeatBotsOnly,
+    /// The reported EC2 instance is not a live fleet instance of the reporting host.
+    #[error(
+        "{ec2_instance_id} is not a live fleet instance of {host}: {found}; nothing was stored"
+    )]
+    HeartbeatMismatch {
+        host: String,
+        ec2_instance_id: String,
+        found: String,
+    },
+    #[error("{host} sent a heartbeat less than 10 s ago; try again in {retry_after_secs} s")]
+    HeartbeatRateLimited { host: String, retry_after_secs: u64 },
     #[error("no deploy run for {0} among the newest runs (a fresh dispatch can take a few seconds to show up)")]
     RunNotFound(String),
     /// This server dispatches nothing (the local dry run): no run will ever exist.
@@ -114,6 +128,9 @@ impl ApiError {
             Self::QueueNotAllowed => "queue_not_allowed",
             Self::AuditHumansOnly => "audit_humans_only",
             Self::RevisionNotAllowed => "revision_not_allowed",
+            Self::HeartbeatBotsOnly => "heartbeat_bots_only",
+            Self::HeartbeatMismatch { .. } => "heartbeat_mismatch",
+            Self::HeartbeatRateLimited { .. } => "rate_limited",
             Self::RunNotFound(_) => codes::RUN_NOT_FOUND,
             Self::NothingDispatched => codes::NOTHING_DISPATCHED,
             Self::InstanceNotRunning { .. } => "instance_not_running",
@@ -128,6 +145,9 @@ impl ApiError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Self::RateLimited {
+                retry_after_secs, ..
+            }
+            | Self::HeartbeatRateLimited {
                 retry_after_secs, ..
             }
             | Self::Deploy(DeployError::RateLimited { retry_after_secs })
@@ -158,6 +178,7 @@ impl ApiError {
                 | Self::QueueNotAllowed
                 | Self::AuditHumansOnly
                 | Self::RevisionNotAllowed
+                | Self::HeartbeatBotsOnly
         )
     }
 }

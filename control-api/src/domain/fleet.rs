@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::ports::{FleetImage, LiveInstance};
+use super::readiness::Readiness;
 use super::registry::{Registry, RegistryEntry};
 
 /// What differs between a registry host and what runs for it.
@@ -96,6 +97,22 @@ pub struct InstanceStatus {
     pub instance_type: Option<String>,
     pub desired_instance_type: String,
     pub flags: Vec<Flag>,
+    /// Whether the bot actually works, from its heartbeats (`unknown` from an older
+    /// server, which had none).
+    #[serde(default)]
+    pub readiness: Readiness,
+    /// The NixOS revision its current instance last reported (empty: not from git).
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// The service state its current instance last reported (`active`, `failed`, …).
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Seconds since the server received that heartbeat.
+    #[serde(default)]
+    pub heartbeat_age_secs: Option<u64>,
+    /// One sentence for a host that is not ready or differs from the registry.
+    #[serde(default)]
+    pub why: Option<String>,
 }
 
 /// A tagged instance the registry does not account for.
@@ -224,6 +241,11 @@ fn instance_status(
         instance_type: None,
         desired_instance_type: entry.instance_type.clone(),
         flags: Vec::new(),
+        readiness: Readiness::Unknown,
+        revision: None,
+        service: None,
+        heartbeat_age_secs: None,
+        why: None,
     };
     let Some(i) = chosen else {
         status.flags.push(Flag::Missing);

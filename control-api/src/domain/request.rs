@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use super::heartbeat::HeartbeatReport;
 use super::registry::{InstanceId, Registry};
 
 /// The largest body the API reads (16 KiB); a deploy request is a few hundred bytes.
@@ -251,6 +252,13 @@ pub enum Command {
         caller: Option<Caller>,
         limit: u8,
     },
+    /// A host reporting itself (bots only, each for itself).
+    Heartbeat {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        caller: Option<Caller>,
+        #[serde(flatten)]
+        report: HeartbeatReport,
+    },
 }
 
 fn is_false(b: &bool) -> bool {
@@ -266,6 +274,7 @@ impl Command {
             Self::Runs { .. } => "runs",
             Self::Run { .. } => "run",
             Self::Audit { .. } => "audit",
+            Self::Heartbeat { .. } => "heartbeat",
         }
     }
 
@@ -276,7 +285,8 @@ impl Command {
             | Self::Status { caller, .. }
             | Self::Runs { caller, .. }
             | Self::Run { caller, .. }
-            | Self::Audit { caller, .. } => caller.as_ref(),
+            | Self::Audit { caller, .. }
+            | Self::Heartbeat { caller, .. } => caller.as_ref(),
         }
     }
 
@@ -307,7 +317,7 @@ pub enum RequestError {
     WrongType(&'static str, &'static str),
     #[error("field \"action\" is required")]
     MissingAction,
-    #[error("unknown action {0:?}; expected one of deploy, rollback, status, runs, run, audit")]
+    #[error("unknown action {0:?}; expected one of deploy, rollback, status, runs, run, audit, heartbeat")]
     UnknownAction(String),
     #[error("field \"target\" is required for deploy: \"all\" or an instance id")]
     MissingTarget,
@@ -331,6 +341,9 @@ pub enum RequestError {
     MissingRun,
     #[error("request_id must be a UUID such as 0190c0de-0000-7000-8000-000000000000")]
     InvalidRequestId,
+    /// A heartbeat field missing or malformed: the field and what it must be.
+    #[error("field {0:?} must be {1}")]
+    InvalidReport(&'static str, &'static str),
 }
 
 impl RequestError {
@@ -352,6 +365,7 @@ impl RequestError {
             Self::OutOfRange(..) => "invalid_field",
             Self::MissingRun => "missing_run",
             Self::InvalidRequestId => "invalid_request_id",
+            Self::InvalidReport(..) => "invalid_field",
         }
     }
 }
@@ -416,6 +430,10 @@ pub fn parse_command(body: &[u8]) -> Result<Command, RequestError> {
         "run" => Ok(Command::Run {
             caller,
             run: run_ref(&obj)?,
+        }),
+        "heartbeat" => Ok(Command::Heartbeat {
+            caller,
+            report: HeartbeatReport::from_body(&obj)?,
         }),
         _ => Err(RequestError::UnknownAction(truncate(action, 64))),
     }
@@ -732,6 +750,7 @@ mod tests {
             r#"{"action":"runs","limit":7}"#,
             r#"{"action":"audit","caller":"human:ops","limit":20}"#,
             r#"{"action":"run","run_id":42}"#,
+            r#"{"action":"heartbeat","caller":"clawdinator-2","ec2_instance_id":"i-0123456789abcdef0","ami":"ami-0000000b","revision":"","service":"active","booted_at":"2026-11-20T10:00:00Z","agent":"0.1.0"}"#,
         ];
         for body in bodies {
             let command = parse(body).unwrap();

@@ -7,8 +7,8 @@ use std::future::Future;
 use serde::Serialize;
 
 use crate::contract::{
-    AuditAnswer, BucketSetting, DeployAnswer, ErrorBody, RunAnswer, RunsAnswer, StatusAnswer,
-    StatusChecks, MAX_BODY_BYTES,
+    AuditAnswer, BucketSetting, DeployAnswer, ErrorBody, HeartbeatAnswer, RunAnswer, RunsAnswer,
+    StatusAnswer, StatusChecks, MAX_BODY_BYTES,
 };
 use crate::domain::auth::{AuthError, Credentials};
 use crate::domain::dispatch::DeployError;
@@ -192,6 +192,16 @@ fn outcome_reply(outcome: &Outcome, request_id: &str) -> (Reply, Option<&'static
                 request_id: request_id.to_owned(),
             },
         ),
+        Outcome::Heartbeat(ack) => Reply::json(
+            200,
+            &HeartbeatAnswer {
+                ok: true,
+                message: format!("heartbeat of {} recorded", ack.id),
+                id: ack.id.clone(),
+                received_at: ack.received_at.clone(),
+                request_id: request_id.to_owned(),
+            },
+        ),
     };
     (reply, None)
 }
@@ -273,7 +283,7 @@ pub fn error_reply(e: &ApiError, request_id: &str, replayed: bool) -> Reply {
     body.replayed = replayed;
     // Only a GitHub rate limit and unreadable secrets say when in the body too.
     body.retry_after_secs = match e {
-        ApiError::RateLimited { .. } => None,
+        ApiError::RateLimited { .. } | ApiError::HeartbeatRateLimited { .. } => None,
         _ => e.retry_after_secs(),
     };
     let mut reply = Reply::json(status_of(e), &body);
@@ -288,7 +298,7 @@ pub fn status_of(e: &ApiError) -> u16 {
     match e {
         ApiError::Auth(AuthError::Unauthorized) => 401,
         ApiError::Auth(_) => 403,
-        ApiError::RateLimited { .. } => 429,
+        ApiError::RateLimited { .. } | ApiError::HeartbeatRateLimited { .. } => 429,
         ApiError::Misconfigured(_)
         | ApiError::SecretsRefused
         | ApiError::Deploy(DeployError::NotConfigured(_))
@@ -299,6 +309,7 @@ pub fn status_of(e: &ApiError) -> u16 {
         | ApiError::QueueNotAllowed
         | ApiError::AuditHumansOnly
         | ApiError::RevisionNotAllowed => 403,
+        ApiError::HeartbeatBotsOnly => 403,
         ApiError::RunNotFound(_)
         | ApiError::NothingDispatched
         | ApiError::InstanceNotRunning { .. } => 404,
@@ -309,7 +320,8 @@ pub fn status_of(e: &ApiError) -> u16 {
         | ApiError::QueueFull { .. }
         | ApiError::NoPreviousImage { .. }
         | ApiError::RollbackAmbiguous { .. }
-        | ApiError::BootstrapMissing { .. } => 409,
+        | ApiError::BootstrapMissing { .. }
+        | ApiError::HeartbeatMismatch { .. } => 409,
         ApiError::Deploy(DeployError::RateLimited { .. }) | ApiError::SecretsUnavailable { .. } => {
             503
         }

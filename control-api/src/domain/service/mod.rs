@@ -4,6 +4,7 @@
 //! [`ControlApi::record`] to write the audit line and record of the decision.
 
 mod deploy;
+mod heartbeat;
 mod queries;
 mod record;
 
@@ -20,6 +21,7 @@ use super::ports::{
     BootstrapStore, FleetReader, Misconfig, Sleep, StateStore, Workflow, WorkflowRun,
 };
 use super::rate_limit::RateLimiter;
+use super::readiness::ReadinessTiming;
 use super::refusal_budget::RefusalBudget;
 use super::registry::Registry;
 use super::request::{parse_command, Caller, Command};
@@ -28,6 +30,7 @@ pub use deploy::{
     BootstrapCheck, DeployChecks, DeployOutcome, IdempotencyCheck, InFlightCheck, Kept,
     RollbackImages, RunLink,
 };
+pub use heartbeat::HeartbeatAck;
 pub use record::{log_unready, Facts};
 
 /// One authenticated-to-be request as the domain sees it: who claims to ask, with which
@@ -56,6 +59,7 @@ pub enum Outcome {
     Runs(RunsReport),
     Run(WorkflowRun),
     Audit(Vec<AuditRecord>),
+    Heartbeat(HeartbeatAck),
 }
 
 /// The live fleet, and whether the bootstrap check is configured.
@@ -106,6 +110,8 @@ pub struct ControlApi<W, F, B, S> {
     refusals: RefusalBudget,
     deploy_timing: DeployTiming,
     claim_timing: ClaimTiming,
+    readiness: ReadinessTiming,
+    heartbeats: heartbeat::Heartbeats,
 }
 
 /// An authenticated request with its command and effective caller.
@@ -131,7 +137,15 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             refusals: RefusalBudget::default(),
             deploy_timing: DeployTiming::default(),
             claim_timing: ClaimTiming::default(),
+            readiness: ReadinessTiming::default(),
+            heartbeats: heartbeat::Heartbeats::default(),
         }
+    }
+
+    /// Replaces the default heartbeat ages (stale after 180 s, booting for 900 s).
+    pub fn with_readiness(mut self, readiness: ReadinessTiming) -> Self {
+        self.readiness = readiness;
+        self
     }
 
     /// Replaces the default deploy rate limit (10 per 10 minutes per principal).
@@ -246,6 +260,18 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             Command::Run { run, .. } => self.run(run).await.map(Outcome::Run),
             Command::Audit { .. } if is_bot => Err(ApiError::AuditHumansOnly),
             Command::Audit { limit, .. } => self.audit_records(limit).await.map(Outcome::Audit),
+            Command::Heartbeat { report, .. } => {
+                // A bot's caller is itself (the effective caller refused any other).
+                let host = caller
+                    .as_ref()
+                    .filter(|_| is_bot)
+                    .and_then(|c| caller_instance(&self.registry, c))
+                    .ok_or(ApiError::HeartbeatBotsOnly)?
+                    .clone();
+                self.heartbeat(&host, &principal, report)
+                    .await
+                    .map(Outcome::Heartbeat)
+            }
             Command::Deploy {
                 target,
                 ami_override,

@@ -1,15 +1,21 @@
-//! The read flows: fleet status, the newest runs, one run, the audit trail.
+//! The read flows: fleet status (with each host's readiness from its heartbeat), the
+//! newest runs, one run, the audit trail.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
+
+use futures_util::future::join_all;
 
 use super::{ControlApi, RunsReport, StatusReport};
 use crate::domain::audit::{self, AuditRecord};
 use crate::domain::dispatch::{find_run, read_runs};
 use crate::domain::error::ApiError;
 use crate::domain::fleet::fleet_status;
+use crate::domain::heartbeat::{heartbeat_key, HeartbeatRecord};
 use crate::domain::ports::{
     BootstrapStore, FleetReader, Misconfig, StateStore, Workflow, WorkflowRun,
 };
+use crate::domain::readiness::{self, Observed};
 use crate::domain::request::RunRef;
 
 impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W, F, B, S> {
@@ -22,10 +28,45 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         ami_ids.sort();
         ami_ids.dedup();
         let images = fleet.images(&ami_ids).await?;
+        let mut status = fleet_status(&self.registry, live, latest, &images);
+        let observed = match &self.ports.state {
+            Some(store) => Some(self.observed(store).await),
+            None => None,
+        };
+        readiness::apply(
+            &mut status,
+            observed.as_ref(),
+            chrono::Utc::now(),
+            &self.readiness,
+        );
         Ok(StatusReport {
-            fleet: fleet_status(&self.registry, live, latest, &images),
+            fleet: status,
             bootstrap_bucket: self.ports.bootstrap.is_some(),
         })
+    }
+
+    /// Every registry host's latest heartbeat, one read each, all at once.
+    async fn observed(&self, store: &S) -> BTreeMap<String, Observed> {
+        let ids: Vec<String> = self.registry.iter().map(|(id, _)| id.to_string()).collect();
+        let reads = join_all(ids.iter().map(|id| async move {
+            let key = heartbeat_key(id);
+            match store.read(&key).await {
+                Ok(None) => Observed::Nothing,
+                Ok(Some(stored)) => match serde_json::from_slice::<HeartbeatRecord>(&stored.body) {
+                    Ok(record) => Observed::Beat(Box::new(record)),
+                    Err(e) => {
+                        tracing::warn!(key = %key, error = %e, "heartbeat record unreadable");
+                        Observed::Unreadable
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "heartbeat not read");
+                    Observed::Unreadable
+                }
+            }
+        }))
+        .await;
+        ids.into_iter().zip(reads).collect()
     }
 
     pub(super) async fn runs(&self, limit: u8) -> Result<RunsReport, ApiError> {
