@@ -583,7 +583,8 @@ async fn a_repeat_with_the_key_is_replayed_and_another_request_with_it_is_422() 
 /// A pending record of the same request, as a first request still running (or dead) leaves it.
 async fn pending_record(state: &FakeState, key: &str, created_unix: u64) {
     let principal = "human:shared-token";
-    let fingerprint = sha256_hex(&[principal, "deploy", "clawdinator-2", "", "", ""]);
+    // principal, action, target, image, caller, queue, revision: the flow's own order.
+    let fingerprint = sha256_hex(&[principal, "deploy", "clawdinator-2", "", "", "", ""]);
     let record = format!(
         r#"{{"state":"pending","fingerprint":"{fingerprint}","request_id":"0190c0de-0000-7000-8000-000000000001","created_unix":{created_unix}}}"#
     );
@@ -776,12 +777,29 @@ async fn a_dry_run_says_so_and_never_queued() {
     assert!(a.message.starts_with("dry run"), "{}", a.message);
 }
 
-/// Every error code of the README's table is exercised by a test in this file, so the
+#[tokio::test]
+async fn revisions_are_for_humans_and_must_be_commit_shas() {
+    let api = build(World::default());
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let bad = raw(&body("clawdinator-2", r#","revision":"main""#));
+    assert_eq!(refused(&api, &bad).await, (400, "invalid_revision".into()));
+    let mut bot = raw(&body("clawdinator-2", &format!(r#","revision":"{sha}""#)));
+    bot.token = Some(BOT_TOKEN);
+    assert_eq!(
+        refused(&api, &bot).await,
+        (403, "revision_not_allowed".into())
+    );
+    assert_eq!(api.ports().workflow.dispatch_count(), 0);
+}
+
+/// Every error code of the README's table is exercised by a service-level test on the fakes
+/// (this file or the heartbeat flow's), so the
 /// table, the code and these tests cannot drift apart unnoticed.
 #[test]
 fn every_code_of_the_readme_table_is_tested_here() {
     let readme = include_str!("../../README.md");
-    let this = include_str!("service.rs");
+    // The service-level tests on the fakes: this file and the heartbeat flow's.
+    let this = [include_str!("service.rs"), include_str!("heartbeat.rs")].concat();
     let mut codes = Vec::new();
     for row in readme
         .lines()
