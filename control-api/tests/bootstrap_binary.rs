@@ -122,6 +122,9 @@ async fn run_bootstrap(event: &str, github: &str) -> (Value, String) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    // The audit line goes through the log queue's writer thread after the answer is
+    // made; give it a moment before the kill, or a fast refusal's line is lost with it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     child.kill().unwrap();
     child.wait().unwrap();
     let mut stdout = String::new();
@@ -211,7 +214,7 @@ async fn the_bootstrap_answers_the_seeds_direct_invocation() {
         assert_eq!(response["headers"]["content-type"], "application/json");
         let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
         let audit = audit_lines(&stdout);
-        assert_eq!(audit.len(), 1, "{stdout}");
+        assert_eq!(audit.len(), 1, "{event}: {response}: {stdout}");
         assert_eq!(audit[0]["request_id"], body["request_id"]);
         assert!(
             !stdout.contains(CONTROL_TOKEN),
