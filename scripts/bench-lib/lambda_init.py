@@ -123,11 +123,32 @@ class GitHubStub(BaseHTTPRequestHandler):
                 GitHubStub.last_request_id = json.loads(body)["inputs"]["request_id"]
             except (ValueError, KeyError, TypeError):
                 pass
+        if self.path.endswith("/dispatches") and b'"return_run_details":true' in body:
+            # GitHub's answer to return_run_details: the run at once, no look-up after
+            # (the Node baseline does not ask, and gets the 204 it expects).
+            self.reply({
+                "workflow_run_id": 1,
+                "run_url": "https://api.github.com/repos/openclaw/clawdinators/actions/runs/1",
+                "html_url": "https://github.com/openclaw/clawdinators/actions/runs/1",
+            })
+            return
         self.send_response(204)
         self.send_header("content-length", "0")
         self.end_headers()
 
+    def reply(self, doc):
+        payload = json.dumps(doc).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
     def do_GET(self):
+        # The pinned revision: GITHUB_REF's commit.
+        if "/commits/" in self.path:
+            self.reply({"sha": "0123456789abcdef0123456789abcdef01234567"})
+            return
         # The in-flight guard (runs by status: none active) and the run look-up after the
         # dispatch (the run shows at once, named as fleet-deploy.yml's run-name).
         runs = []
