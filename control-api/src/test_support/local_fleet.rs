@@ -122,6 +122,42 @@ fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
 }
 
+/// Registers an image in the emulator (one EBS root volume), tagged `key=value` when a
+/// tag is given: what the local fleet and the tests use as fleet images.
+pub async fn register_image(
+    ec2: &aws_sdk_ec2::Client,
+    name: &str,
+    image_tag: Option<(&str, &str)>,
+) -> Result<String, SeedError> {
+    let out = ec2
+        .register_image()
+        .name(name)
+        .root_device_name("/dev/xvda")
+        .block_device_mappings(
+            BlockDeviceMapping::builder()
+                .device_name("/dev/xvda")
+                .ebs(
+                    EbsBlockDevice::builder()
+                        .snapshot_id("snap-0123456789abcdef0")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(aws("RegisterImage"))?;
+    let id = out.image_id().unwrap_or_default().to_owned();
+    if let Some((key, value)) = image_tag {
+        ec2.create_tags()
+            .resources(&id)
+            .tags(tag(key, value))
+            .send()
+            .await
+            .map_err(aws("CreateTags"))?;
+    }
+    Ok(id)
+}
+
 /// Registers two tagged fleet images and answers (newest, older) by the domain's own rule.
 async fn two_images(
     ec2: &aws_sdk_ec2::Client,
@@ -129,33 +165,11 @@ async fn two_images(
 ) -> Result<(String, String), SeedError> {
     let mut images = Vec::new();
     for name in ["clawdinator-nixos-local-a", "clawdinator-nixos-local-b"] {
-        let out = ec2
-            .register_image()
-            .name(name)
-            .root_device_name("/dev/xvda")
-            .block_device_mappings(
-                BlockDeviceMapping::builder()
-                    .device_name("/dev/xvda")
-                    .ebs(
-                        EbsBlockDevice::builder()
-                            .snapshot_id("snap-0123456789abcdef0")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(aws("RegisterImage"))?;
-        let id = out.image_id().unwrap_or_default().to_owned();
-        ec2.create_tags()
-            .resources(&id)
-            .tags(tag(
-                &aws_settings.image_tag_key,
-                &aws_settings.image_tag_value,
-            ))
-            .send()
-            .await
-            .map_err(aws("CreateTags"))?;
+        let image_tag = (
+            aws_settings.image_tag_key.as_str(),
+            aws_settings.image_tag_value.as_str(),
+        );
+        let id = register_image(ec2, name, Some(image_tag)).await?;
         let described = ec2
             .describe_images()
             .image_ids(&id)

@@ -168,35 +168,10 @@ pub async fn register_image(
     name: &str,
     tag_key: Option<&str>,
 ) -> (String, String) {
-    use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Tag};
-    let id = ec2
-        .register_image()
-        .name(name)
-        .root_device_name("/dev/xvda")
-        .block_device_mappings(
-            BlockDeviceMapping::builder()
-                .device_name("/dev/xvda")
-                .ebs(
-                    EbsBlockDevice::builder()
-                        .snapshot_id("snap-0123456789abcdef0")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
+    let image_tag = tag_key.map(|key| (key, "true"));
+    let id = control_api::test_support::local_fleet::register_image(ec2, name, image_tag)
         .await
-        .unwrap()
-        .image_id()
-        .unwrap()
-        .to_owned();
-    if let Some(key) = tag_key {
-        ec2.create_tags()
-            .resources(&id)
-            .tags(Tag::builder().key(key).value("true").build())
-            .send()
-            .await
-            .unwrap();
-    }
+        .unwrap();
     let described = ec2.describe_images().image_ids(&id).send().await.unwrap();
     let snapshot = described.images()[0].block_device_mappings()[0]
         .ebs()

@@ -539,40 +539,17 @@ impl Default for Fleet {
 /// Registers an image in moto tagged `<tag_key>=true`, as a fleet image the API accepts
 /// as `ami_override` when started with `FLEET_IMAGE_TAG_KEY=<tag_key>`.
 pub fn moto_fleet_image(tag_key: &str) -> String {
-    use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Tag};
+    use control_api::test_support::local_fleet::register_image;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
         let ec2 = aws_sdk_ec2::Client::new(&control_api::outbound::aws::load_sdk_config().await);
-        let id = ec2
-            .register_image()
-            .name(format!("clawdinator-nixos-{tag_key}"))
-            .root_device_name("/dev/xvda")
-            .block_device_mappings(
-                BlockDeviceMapping::builder()
-                    .device_name("/dev/xvda")
-                    .ebs(
-                        EbsBlockDevice::builder()
-                            .snapshot_id("snap-0123456789abcdef0")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .send()
+        let name = format!("clawdinator-nixos-{tag_key}");
+        register_image(&ec2, &name, Some((tag_key, "true")))
             .await
             .unwrap()
-            .image_id()
-            .unwrap()
-            .to_owned();
-        ec2.create_tags()
-            .resources(&id)
-            .tags(Tag::builder().key(tag_key).value("true").build())
-            .send()
-            .await
-            .unwrap();
-        id
     })
 }
 
