@@ -16,6 +16,9 @@ pub use crate::domain::heartbeat::{
 };
 pub use crate::domain::ports::{DryRunDispatch, FleetImage, LiveInstance, WorkflowRun};
 pub use crate::domain::readiness::Readiness;
+pub use crate::domain::report::{
+    HostOutcome, HostReport, PlanSummary, RollMode, RollOutcome, RollReport,
+};
 pub use crate::domain::request::{
     parse_command, AmiId, Caller, Command as Request, Limit, RequestError, Revision, RunRef,
     Target, AUDIT_LIMIT, MAX_BODY_BYTES, RUNS_LIMIT,

@@ -14,6 +14,7 @@ pub mod rate_limit;
 pub mod readiness;
 pub mod refusal_budget;
 pub mod registry;
+pub mod report;
 pub mod request;
 pub mod retention;
 pub mod service;
