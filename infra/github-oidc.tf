@@ -398,12 +398,34 @@ data "aws_iam_policy_document" "deploy" {
     }
   }
 
+  # The roll (control-api roll) waits for each replaced host's heartbeat, and writes
+  # the run's report, which S3 hands to the control API (infra/events.tf). A re-run of
+  # the same request overwrites its report; nothing is deleted.
+  statement {
+    sid       = "ReadHeartbeats"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.bucket_arn}/heartbeats/*"]
+  }
+
+  statement {
+    sid       = "WriteReports"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.bucket_arn}/reports/*"]
+  }
+
+  # Read-only, for the plan's refresh of the control API's schedule (infra/events.tf).
+  statement {
+    sid       = "ReadControlApiSchedule"
+    actions   = ["events:DescribeRule", "events:ListTargetsByRule", "events:ListTagsForResource"]
+    resources = [local.schedule_rule_arn]
+  }
+
   dynamic "statement" {
     for_each = var.bucket_kms_key_arn == null ? [] : [var.bucket_kms_key_arn]
 
     content {
       sid       = "AuditRecordEncryption"
-      actions   = ["kms:GenerateDataKey"]
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
       resources = [statement.value]
 
       condition {

@@ -5,8 +5,8 @@
 # Admin-owned, like the roles themselves (github-oidc.tf): CI can read these
 # policies and the roles but change none of them. The boundaries are the second
 # wall: if a role's inline policy were ever widened, a host still reads only its
-# own bootstrap bundle, only the control API reads the tokens, and nothing may
-# invoke the function except through its Function URL.
+# own bootstrap bundle, only the control API reads the tokens, and only the invoker
+# may invoke the function, and only this function.
 #
 # ARNs are built from names (main.tf) so that no resource here depends on a role that
 # in turn depends on one of these policies.
@@ -84,7 +84,7 @@ data "aws_iam_policy_document" "control_api_boundary" {
     resources = ["*"]
   }
 
-  # Listing of the three prefixes it reads; no bootstrap bundle's content.
+  # Listing of the prefixes it reads; no bootstrap bundle's content.
   statement {
     sid       = "ListFleetPrefixes"
     actions   = ["s3:ListBucket"]
@@ -93,7 +93,7 @@ data "aws_iam_policy_document" "control_api_boundary" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["bootstrap/*", "audit/*", "idempotency/*"]
+      values   = ["bootstrap/*", "audit/*", "idempotency/*", "heartbeats/*", "reports/*", "chat/*"]
     }
   }
 
@@ -103,13 +103,32 @@ data "aws_iam_policy_document" "control_api_boundary" {
     resources = [
       "${local.bucket_arn}/idempotency/*",
       "${local.bucket_arn}/audit/*",
+      "${local.bucket_arn}/heartbeats/*",
     ]
+  }
+
+  statement {
+    sid       = "ReadReports"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.bucket_arn}/reports/*"]
+  }
+
+  statement {
+    sid       = "CreateChatClaims"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.bucket_arn}/chat/*"]
+
+    condition {
+      test     = "Null"
+      variable = "s3:if-none-match"
+      values   = ["false"]
+    }
   }
 
   statement {
     sid       = "ControlApiSecrets"
     actions   = ["ssm:GetParameters"]
-    resources = local.ssm_parameter_arns
+    resources = concat(local.ssm_parameter_arns, local.chat_webhook_parameter_arns)
   }
 
   # Key use only through SSM or S3, never direct.
@@ -153,26 +172,20 @@ data "aws_iam_policy_document" "invoker_boundary" {
     }
   }
 
-  # A Function URL call also needs lambda:InvokeFunction (AWS, since October 2025).
-  # The function's resource policy grants it to the invoker role ARN, and a grant to
-  # a role ARN is still capped by the role's boundary, so it is here too, but only for
-  # calls that come through the Function URL: never a direct Invoke with a forged
-  # event. (The same condition the resource policy's invoked_via_function_url sets.)
+  # A Function URL call also needs lambda:InvokeFunction (AWS, since October 2025),
+  # and the seed's client invokes the function directly: both on this function only,
+  # never a version, an alias or any other function. A direct payload is checked like
+  # a request (its control_token), and one shaped like an S3 or schedule event can
+  # only make the function read what is already in the bucket (README, "Events").
   statement {
-    sid       = "InvokeOnlyThroughUrl"
+    sid       = "InvokeThisFunctionOnly"
     actions   = ["lambda:InvokeFunction"]
     resources = [local.lambda_function_arn]
-
-    condition {
-      test     = "Bool"
-      variable = "lambda:InvokedViaFunctionUrl"
-      values   = ["true"]
-    }
   }
 }
 
 resource "aws_iam_policy" "invoker_boundary" {
   name        = local.invoker_boundary_name
-  description = "Permissions boundary of the clawdinator control API invoker role: the Function URL only"
+  description = "Permissions boundary of the clawdinator control API invoker role: the control API function only"
   policy      = data.aws_iam_policy_document.invoker_boundary.json
 }

@@ -52,12 +52,13 @@ resource "aws_ssm_parameter" "github_token" {
 }
 
 locals {
-  # The only parameters the function may read and decrypt.
-  own_secret_arns = [
+  # The only parameters the function may read and decrypt: its tokens, and the chat
+  # webhook's when one is named.
+  own_secret_arns = concat([
     aws_ssm_parameter.control_token.arn,
     aws_ssm_parameter.control_token_next.arn,
     aws_ssm_parameter.github_token.arn,
-  ]
+  ], local.chat_webhook_parameter_arns)
 }
 
 # --- Logs ---------------------------------------------------------------------
@@ -101,9 +102,9 @@ data "aws_iam_policy_document" "control_api" {
   }
 
   # Bootstrap bundles (pre-deploy check), the audit trail (`action: audit` lists a
-  # day's prefix), idempotency records: with ListBucket on a prefix, a GetObject of
-  # a missing key there is 404 NoSuchKey, not 403, which the idempotency code needs
-  # to tell "no record" from "no access".
+  # day's prefix), idempotency records, heartbeats, reports, chat claims: with
+  # ListBucket on a prefix, a GetObject of a missing key there is 404 NoSuchKey, not
+  # 403, which the code needs to tell "no record" from "no access".
   statement {
     sid       = "ListFleetPrefixes"
     actions   = ["s3:ListBucket"]
@@ -112,12 +113,13 @@ data "aws_iam_policy_document" "control_api" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["bootstrap/*", "audit/*", "idempotency/*"]
+      values   = ["bootstrap/*", "audit/*", "idempotency/*", "heartbeats/*", "reports/*", "chat/*"]
     }
   }
 
   # Idempotency records move pending -> done/released only by conditional writes
-  # (If-None-Match: *, If-Match: <etag>); audit records are written once per decision.
+  # (If-None-Match: *, If-Match: <etag>); audit records are written once per decision;
+  # each host's latest heartbeat is overwritten by the next.
   # No DeleteObject: records expire through the bucket's lifecycle rules.
   statement {
     sid     = "StateRecords"
@@ -125,17 +127,41 @@ data "aws_iam_policy_document" "control_api" {
     resources = [
       "${aws_s3_bucket.fleet.arn}/idempotency/*",
       "${aws_s3_bucket.fleet.arn}/audit/*",
+      "${aws_s3_bucket.fleet.arn}/heartbeats/*",
     ]
   }
 
-  # One GetParameters call reads the three tokens; nothing else is needed.
+  # Reports are the deploy workflow's (control-api roll); the function only reads them
+  # (`run`, `runs`, the chat message).
+  statement {
+    sid       = "ReadReports"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.fleet.arn}/reports/*"]
+  }
+
+  # One chat message per report: its claim is created with If-None-Match: *, and the
+  # condition makes every write there create-only.
+  statement {
+    sid       = "CreateChatClaims"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.fleet.arn}/chat/*"]
+
+    condition {
+      test     = "Null"
+      variable = "s3:if-none-match"
+      values   = ["false"]
+    }
+  }
+
+  # One GetParameters call reads the three tokens (and, on a report's event, another
+  # the chat webhook's URL); nothing else is needed.
   statement {
     sid       = "ReadOwnSecrets"
     actions   = ["ssm:GetParameters"]
     resources = local.own_secret_arns
   }
 
-  # SecureString decryption, only through SSM and only for these three parameters
+  # SecureString decryption, only through SSM and only for these parameters
   # (SSM puts the parameter ARN into the encryption context).
   statement {
     sid       = "DecryptOwnSecrets"
@@ -188,7 +214,7 @@ resource "aws_iam_role_policy" "control_api" {
 
 resource "aws_lambda_function" "control_api" {
   # Checkov findings that do not apply here (reasons also in SECURITY.md):
-  #checkov:skip=CKV_AWS_116:A DLQ only catches failed asynchronous invocations; this function is only ever invoked synchronously through its Function URL, whose caller sees every error.
+  #checkov:skip=CKV_AWS_116:Requests come synchronously (Function URL, the seed's direct invoke), whose caller sees every error. The asynchronous ones (S3 report events, the 5-minute schedule) are retried twice by Lambda; a lost report event loses one chat message (the report stays in the bucket and run shows it), a lost schedule event is followed by the next in 5 minutes. A DLQ would be a queue nobody reads.
   #checkov:skip=CKV_AWS_117:Nothing to reach inside a VPC; the function calls only public AWS APIs and api.github.com, and a VPC would need a NAT gateway or endpoints just to get back out.
   #checkov:skip=CKV_AWS_173:The environment holds no secrets, only SSM parameter names and public settings; the tokens are SecureString parameters read at cold start. Lambda encrypts it at rest with its own key.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and a signing step in the deploy workflow; today the code changes only through the deploy role (OIDC, one branch), which builds the zip from the repository in the same run. A possible follow-up.
@@ -213,7 +239,7 @@ resource "aws_lambda_function" "control_api" {
   reserved_concurrent_executions = var.lambda_reserved_concurrency
 
   environment {
-    variables = {
+    variables = merge({
       # Names of SSM parameters, not secrets.
       CONTROL_API_TOKEN_PARAMETER      = aws_ssm_parameter.control_token.name
       CONTROL_API_TOKEN_NEXT_PARAMETER = aws_ssm_parameter.control_token_next.name
@@ -235,7 +261,8 @@ resource "aws_lambda_function" "control_api" {
       FLEET_BOOTSTRAP_BUCKET = aws_s3_bucket.fleet.id
       FLEET_STATE_BUCKET     = aws_s3_bucket.fleet.id
       RUST_LOG               = var.rust_log
-    }
+      # No chat messages unless the operators named the webhook's parameter.
+    }, var.chat_webhook_parameter == "" ? {} : { FLEET_CHAT_WEBHOOK_PARAMETER = var.chat_webhook_parameter })
   }
 
   logging_config {
@@ -253,8 +280,9 @@ resource "aws_lambda_function" "control_api" {
 # credentials of the invoker role below. Since October 2025 a Function URL call
 # needs two grants: lambda:InvokeFunctionUrl (identity policy of the invoker role)
 # and lambda:InvokeFunction (resource policy below, valid only for calls that come
-# through the Function URL, so the role cannot invoke the function directly with a
-# forged event).
+# through the Function URL). The seed's client invokes the function directly
+# (`aws lambda invoke`), so the role may also call lambda:InvokeFunction on this
+# function itself (identity policy below; same account, no resource policy needed).
 
 resource "aws_lambda_function_url" "control_api" {
   function_name      = aws_lambda_function.control_api.function_name
@@ -307,10 +335,20 @@ data "aws_iam_policy_document" "invoker" {
       values   = ["AWS_IAM"]
     }
   }
+
+  # The seed's direct invocation (README, "Two ways in"): this function only, no
+  # version or alias. The payload's control_token is checked like any token; an event
+  # shaped like S3's or the schedule's can only make the function read what is in the
+  # bucket (a report is posted once, whoever asks).
+  statement {
+    sid       = "InvokeControlApiDirectly"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.control_api.arn]
+  }
 }
 
 resource "aws_iam_role_policy" "invoker" {
-  name   = "invoke-control-api-url"
+  name   = "invoke-control-api"
   role   = aws_iam_role.invoker.id
   policy = data.aws_iam_policy_document.invoker.json
 }

@@ -21,12 +21,14 @@ locals {
   invoker_boundary_name     = "${var.name_prefix}-invoker-boundary"
   deploy_role_name          = "${var.name_prefix}-gha-deploy"
   prune_role_name           = "${var.name_prefix}-gha-ami-prune"
+  schedule_rule_name        = "${var.name_prefix}-control-api-schedule"
 
   lambda_function_arn = "arn:${local.partition}:lambda:${local.region}:${local.account_id}:function:${local.lambda_function_name}"
   lambda_log_group    = "/aws/lambda/${local.lambda_function_name}"
   log_group_arn       = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.lambda_log_group}"
   invoker_role_arn    = "arn:${local.partition}:iam::${local.account_id}:role/${local.invoker_role_name}"
   bucket_arn          = "arn:${local.partition}:s3:::${var.bucket_name}"
+  schedule_rule_arn   = "arn:${local.partition}:events:${local.region}:${local.account_id}:rule/${local.schedule_rule_name}"
 
   ssm_control_token_name      = "${var.ssm_parameter_prefix}/control-token"
   ssm_control_token_next_name = "${var.ssm_parameter_prefix}/control-token-next"
@@ -35,6 +37,11 @@ locals {
     "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.ssm_control_token_name}",
     "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.ssm_control_token_next_name}",
     "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${local.ssm_github_token_name}",
+  ]
+  # The chat webhook's parameter, when one is named: the operators create it (it holds
+  # a URL that is a credential), this configuration only lets the function read it.
+  chat_webhook_parameter_arns = var.chat_webhook_parameter == "" ? [] : [
+    "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${var.chat_webhook_parameter}",
   ]
 
   # Built by scripts/build-lambda-zip; `bootstrap` at the root of the zip.

@@ -5,6 +5,10 @@
 #   clawdinator-nixos-*   uploaded NixOS images, input of AMI registration         expire (image_retention_days)
 #   idempotency/          control API request records                               expire (idempotency_retention_days)
 #   audit/                control API audit records                                 kept
+#   heartbeats/<id>.json  each host's latest heartbeat (control API)               overwritten
+#   reports/<request_id>  each run's report (control-api roll); S3 tells the
+#                         control API when one lands (events.tf)                    kept
+#   chat/<request_id>     claim of a report's one chat message (control API)        kept
 #
 # The state of this configuration is NOT in this bucket: the backend bucket and lock
 # table are created outside this configuration and given at `tofu init`.
@@ -12,7 +16,6 @@
 resource "aws_s3_bucket" "fleet" {
   # Checkov findings that do not apply here (reasons also in SECURITY.md):
   #checkov:skip=CKV_AWS_18:Server access logs need a second bucket (itself unlogged); who reads and writes here is covered by IAM (per-host prefix), and CloudTrail S3 data events are the account-level way to log object access.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes bucket events; hosts fetch their bundle at boot and the control API lists the prefix on demand.
   #checkov:skip=CKV_AWS_144:The hosts that read this bucket run in the same region, so a replica elsewhere would not help them boot; versioning and prevent_destroy cover deletion, and replication would double storage.
   bucket = var.bucket_name
 

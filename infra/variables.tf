@@ -252,6 +252,17 @@ variable "ssm_parameter_prefix" {
   }
 }
 
+variable "chat_webhook_parameter" {
+  description = "Name of an SSM SecureString parameter (created by the operators) holding a Discord-compatible webhook URL; each run's report is posted there. Empty: no chat messages."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.chat_webhook_parameter == "" || can(regex("^(/[A-Za-z0-9_.-]+)+$", var.chat_webhook_parameter))
+    error_message = "chat_webhook_parameter must be empty or an absolute parameter path such as /clawdinator/chat-webhook."
+  }
+}
+
 variable "ssm_kms_key_arn" {
   description = "Customer managed KMS key of the SecureString parameters. null: the AWS managed key aws/ssm."
   type        = string

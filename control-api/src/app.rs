@@ -2,23 +2,27 @@
 //! at once (local server), or on the first request (the Lambda's [`LazyApp`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use tokio::sync::OnceCell;
 
 use crate::config::{Mode, Settings};
+use crate::contract::EventAnswer;
 use crate::domain::auth::{Authenticator, Principal};
 use crate::domain::error::ApiError;
 use crate::domain::ports::Misconfig;
 use crate::domain::rate_limit::RateLimiter;
+use crate::domain::service::events::{EventError, Events};
 use crate::domain::service::{ControlApi, Ports};
+use crate::inbound::event::{dispatch, LambdaEvent, OnEvent};
 use crate::inbound::http::{answer_unready, Handler, HttpCall, Reply};
 use crate::outbound::aws::{
     load_lambda_sdk_config, load_local_sdk_config, read_secure_parameters, s3_client, Ec2Fleet,
     S3Bootstrap, SecretsReadError,
 };
+use crate::outbound::chat::WebhookChat;
 use crate::outbound::dispatch::AnyWorkflow;
 use crate::outbound::github::GitHubWorkflow;
 use crate::outbound::state::S3State;
@@ -71,6 +75,15 @@ pub struct LazyApp {
     /// The last attempt that did not give a final app. Its lock also makes requests
     /// that arrive during a read wait for that read instead of starting their own.
     last: tokio::sync::Mutex<Attempt>,
+    /// What S3 and schedule events need, built on the first such event.
+    events: OnceLock<EventPorts>,
+}
+
+/// The state store and, when `FLEET_CHAT_WEBHOOK_PARAMETER` is set, the chat: apart from
+/// the app, since an event needs no token and must not wait for (or fail with) them.
+struct EventPorts {
+    state: Option<S3State>,
+    chat: Option<WebhookChat>,
 }
 
 /// How the last build that fell short ended, and when. Attempts are at least
@@ -111,7 +124,25 @@ impl LazyApp {
             sdk,
             app: OnceCell::new(),
             last: tokio::sync::Mutex::new(Attempt::None),
+            events: OnceLock::new(),
         }
+    }
+
+    /// No I/O either: the clients connect on their first call.
+    fn event_ports(&self) -> &EventPorts {
+        self.events.get_or_init(|| EventPorts {
+            state: self
+                .settings
+                .aws
+                .state_bucket
+                .clone()
+                .map(|bucket| S3State::new(s3_client(&self.sdk), bucket)),
+            chat: self
+                .settings
+                .chat_webhook_parameter
+                .clone()
+                .map(|name| WebhookChat::new(aws_sdk_ssm::Client::new(&self.sdk), name)),
+        })
     }
 
     /// The app, built on first use; `Err` while it cannot be (the secrets unreadable).
@@ -178,6 +209,14 @@ impl Handler for LazyApp {
             Ok(app) => app.handle(call).await,
             Err(e) => answer_unready(e),
         }
+    }
+}
+
+impl OnEvent for LazyApp {
+    async fn on_event(&self, event: LambdaEvent) -> Result<EventAnswer, EventError> {
+        let ports = self.event_ports();
+        let events = Events::new(ports.state.as_ref(), ports.chat.as_ref(), tokio_sleep);
+        dispatch(&events, self.settings.aws.state_bucket.as_deref(), event).await
     }
 }
 

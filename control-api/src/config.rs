@@ -65,6 +65,9 @@ pub struct Settings {
     /// Its SSM parameter (the Lambda's way); infra's placeholder there means no
     /// rotation is under way.
     pub control_token_next_parameter: Option<String>,
+    /// `FLEET_CHAT_WEBHOOK_PARAMETER`: the SSM SecureString holding the chat's webhook
+    /// URL, to which each run's report is posted. Unset: no chat messages.
+    pub chat_webhook_parameter: Option<String>,
     /// `CONTROL_API_TOKENS`: JSON of token SHA-256 digest → principal (digests, not secrets).
     pub token_digests: Option<String>,
     /// `CONTROL_API_IAM_PRINCIPALS`: JSON of IAM ARN (or assumed-role prefix) → principal.
@@ -105,6 +108,7 @@ impl std::fmt::Debug for Settings {
                 &self.control_token_next_parameter,
             )
             .field("iam_principals", &self.iam_principals)
+            .field("chat_webhook_parameter", &self.chat_webhook_parameter)
             .field("deploy_rate_limit", &self.deploy_rate_limit)
             .field("github", &self.github)
             .field("aws", &self.aws)
@@ -190,6 +194,7 @@ impl Settings {
             github_token_parameter: get("GITHUB_TOKEN_PARAMETER"),
             control_token_next: get("CONTROL_API_TOKEN_NEXT"),
             control_token_next_parameter: get("CONTROL_API_TOKEN_NEXT_PARAMETER"),
+            chat_webhook_parameter: get("FLEET_CHAT_WEBHOOK_PARAMETER"),
             token_digests: get("CONTROL_API_TOKENS"),
             iam_principals: get("CONTROL_API_IAM_PRINCIPALS"),
             deploy_rate_limit,

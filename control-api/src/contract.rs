@@ -23,6 +23,7 @@ pub use crate::domain::request::{
     parse_command, AmiId, Caller, Command as Request, Limit, RequestError, Revision, RunRef,
     Target, AUDIT_LIMIT, MAX_BODY_BYTES, RUNS_LIMIT,
 };
+pub use crate::domain::service::events::ChatNotice;
 pub use crate::domain::service::{
     BootstrapCheck, DeployChecks, IdempotencyCheck, InFlightCheck, RollbackImages,
 };
@@ -105,11 +106,14 @@ pub struct RunsAnswer {
     pub request_id: String,
 }
 
-/// `run` (200): one run with the step running now.
+/// `run` (200): one run with the step running now, and its report when it has one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunAnswer {
     pub ok: bool,
     pub run: WorkflowRun,
+    /// The run's report (`reports/<request_id>.json`), once the run wrote one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<RollReport>,
     pub request_id: String,
 }
 
@@ -162,6 +166,33 @@ pub struct InvokeAnswer {
     pub headers: std::collections::BTreeMap<String, String>,
     /// One of the answers above, serialized.
     pub body: String,
+}
+
+/// Which event the Lambda handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// S3's notification of created objects (reports under `reports/`).
+    ReportCreated,
+    /// The periodic schedule (EventBridge).
+    Schedule,
+}
+
+/// One report the event was about, and what became of its chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportLanded {
+    pub request_id: String,
+    pub chat: ChatNotice,
+}
+
+/// The answer to an event (S3 and EventBridge invoke asynchronously, so only the log and
+/// tests read it); a failed event is a failed invocation, which Lambda delivers again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventAnswer {
+    pub ok: bool,
+    pub event: EventKind,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<ReportLanded>,
 }
 
 /// Any answer, when the caller does not know which to expect (a transcript, say).

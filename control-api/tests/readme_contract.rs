@@ -4,7 +4,8 @@
 //! field in the README (or in the code) fails here.
 
 use control_api::contract::{
-    parse_command, AuditRecord, DeployAnswer, ErrorBody, HeartbeatAnswer, StatusAnswer, WorkflowRun,
+    parse_command, AuditRecord, DeployAnswer, ErrorBody, EventAnswer, HeartbeatAnswer, RunAnswer,
+    StatusAnswer, WorkflowRun,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -73,6 +74,8 @@ fn every_readme_example_is_the_contract() {
             _ if obj.contains_key("checks") => check::<DeployAnswer>(example, "deploy"),
             _ if obj.contains_key("decision") => check::<AuditRecord>(example, "audit record"),
             _ if obj.contains_key("run_url") => check::<WorkflowRun>(example, "run"),
+            _ if obj.contains_key("report") => check::<RunAnswer>(example, "run answer"),
+            _ if obj.contains_key("event") => check::<EventAnswer>(example, "event answer"),
             _ if obj.contains_key("received_at") => check::<HeartbeatAnswer>(example, "heartbeat"),
             _ => panic!("README example of no known answer type: {example}"),
         }

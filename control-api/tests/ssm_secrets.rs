@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use control_api::app::{self, LazyApp, SECRETS_RETRY};
 use control_api::config::{Mode, Settings};
+use control_api::inbound::event::OnEvent;
 use control_api::inbound::http::Handler;
 use control_api::inbound::lambda::handle;
 use lambda_http::Body;
@@ -17,7 +18,7 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-async fn deploy(api: &impl Handler, token: &str) -> (u16, Option<String>, Value) {
+async fn deploy(api: &(impl Handler + OnEvent), token: &str) -> (u16, Option<String>, Value) {
     call(
         api,
         token,
@@ -27,11 +28,15 @@ async fn deploy(api: &impl Handler, token: &str) -> (u16, Option<String>, Value)
 }
 
 /// Lists the deploy runs: authenticates like a deploy, and can be asked again.
-async fn runs(api: &impl Handler, token: &str) -> u16 {
+async fn runs(api: &(impl Handler + OnEvent), token: &str) -> u16 {
     call(api, token, r#"{"action":"runs"}"#).await.0
 }
 
-async fn call(api: &impl Handler, token: &str, body: &str) -> (u16, Option<String>, Value) {
+async fn call(
+    api: &(impl Handler + OnEvent),
+    token: &str,
+    body: &str,
+) -> (u16, Option<String>, Value) {
     let req = lambda_http::http::Request::builder()
         .method("POST")
         .uri("https://x.lambda-url.us-east-1.on.aws/")

@@ -1,5 +1,6 @@
 //! Plain-text answers from the contract's answer types: the status, runs and audit
-//! tables, the deploy and rollback receipt, and the line a finished wait ends with.
+//! tables, the deploy and rollback receipt, and the lines a finished wait ends with (the
+//! run, then its report).
 //!
 //! Pure functions over `control_api::contract`. Every string in an answer is the
 //! server's text, so each is cut to one short line (a cell to one token): what a bot
@@ -8,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use control_api::contract::{
-    AuditAnswer, DeployAnswer, Flag, InstanceStatus, RunsAnswer, StatusAnswer, UnmanagedReason,
-    WorkflowRun,
+    AuditAnswer, DeployAnswer, Flag, InstanceStatus, RollReport, RunsAnswer, StatusAnswer,
+    UnmanagedReason, WorkflowRun,
 };
 
 use crate::error::one_line;
@@ -121,6 +122,12 @@ pub fn render_runs(answer: &RunsAnswer) -> String {
         ]);
     }
     let mut out = table(&rows);
+    // Below the table: a report's headline is a sentence, too wide for a cell.
+    for run in &answer.runs {
+        if let Some(summary) = run.summary.as_deref().and_then(text) {
+            out.push_str(&format!("run {}: {}\n", run.run_id, one_line(summary, 200)));
+        }
+    }
     if answer.runs.is_empty() {
         match answer.note.as_deref().and_then(text) {
             Some(note) => out.push_str(&format!("(no runs: {})\n", one_line(note, 200))),
@@ -184,6 +191,17 @@ pub fn render_run_summary(label: &str, run: &WorkflowRun) -> String {
     }
     out.push('\n');
     out
+}
+
+/// A run's report, one line each: the headline, then one sentence per host
+/// (`clawdinator-2 ready on ami-… in 4m12s`).
+pub fn render_report(report: &RollReport) -> String {
+    report
+        .summary_lines()
+        .iter()
+        .filter_map(|line| text(line))
+        .map(|line| format!("{}\n", one_line(line, 300)))
+        .collect()
 }
 
 /// `0m05s`, `4m12s`, `1h02m03s`.

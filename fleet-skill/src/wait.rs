@@ -1,4 +1,5 @@
-//! `fleet wait`: follow one workflow run to its end by polling the API's `run` action.
+//! `fleet wait`: follow one workflow run to its end by polling the API's `run` action,
+//! then print how it ended and, when the run wrote one, its report.
 //!
 //! A wait has to outlast network weather: a poll only reads, so one that fails for
 //! transport or server reasons is simply asked again, and only [`MAX_FAILED_POLLS`]
@@ -244,10 +245,14 @@ pub fn wait(
     let result = follow(endpoint, caller, run, options, progress);
     // Before anything else is printed, the `fleet: …` error line included.
     let finished = progress.finish();
-    let (run, last) = result?;
+    let (run, answer) = result?;
     finished?;
     let label = run.label();
-    out.write_all(render::render_run_summary(&label, &last).as_bytes())?;
+    let last = &answer.run;
+    out.write_all(render::render_run_summary(&label, last).as_bytes())?;
+    if let Some(report) = &answer.report {
+        out.write_all(render::render_report(report).as_bytes())?;
+    }
     match last.conclusion.as_deref() {
         Some("success") => Ok(()),
         other => Err(FleetError::RunConcluded {
@@ -257,28 +262,30 @@ pub fn wait(
     }
 }
 
-/// Polls until the run completes; returns the run reference and the run as last known.
+/// Polls until the run completes; returns the run reference and the last answer (the
+/// completed run, with its report when the run wrote one).
 fn follow(
     endpoint: &Endpoint,
     caller: Option<&Caller>,
     mut run: RunRef,
     options: &WaitOptions,
     progress: &mut Progress<'_>,
-) -> Result<(RunRef, WorkflowRun), FleetError> {
+) -> Result<(RunRef, RunAnswer), FleetError> {
     let mut failures = 0;
     let mut last_seen: Option<String> = None;
     loop {
         match poll(endpoint, caller, &run) {
-            Ok(found) => {
+            Ok(answer) => {
+                let found = &answer.run;
                 failures = 0;
                 // Once the run is known, ask for it by its id: a lookup, not a search.
                 if found.run_id > 0 {
                     run = RunRef::RunId(found.run_id);
                 }
                 if found.status == "completed" {
-                    return Ok((run, found));
+                    return Ok((run, answer));
                 }
-                let state = run_state(&run, &found);
+                let state = run_state(&run, found);
                 progress.show(state.clone())?;
                 last_seen = Some(state);
             }
@@ -325,9 +332,9 @@ fn poll(
     endpoint: &Endpoint,
     caller: Option<&Caller>,
     run: &RunRef,
-) -> Result<WorkflowRun, FleetError> {
+) -> Result<RunAnswer, FleetError> {
     let answer = client::send(endpoint, &run.request(caller), None)?;
-    client::interpret::<RunAnswer>(&answer).map(|a| a.run)
+    client::interpret::<RunAnswer>(&answer)
 }
 
 /// `run 123 in_progress: Apply clawdinator-2`, server text cut to one short line.
@@ -430,6 +437,7 @@ mod tests {
             started: None,
             duration_secs: None,
             step: step.map(Into::into),
+            summary: None,
         }
     }
 

@@ -73,6 +73,7 @@ fn run(status: &str, conclusion: Option<&str>, step: Option<&str>) -> WorkflowRu
         started: Some("2026-01-10T12:00:00Z".to_owned()),
         duration_secs: conclusion.map(|_| 252),
         step: step.map(str::to_owned),
+        summary: None,
     }
 }
 
@@ -80,6 +81,7 @@ fn found(run: WorkflowRun) -> (u16, Value) {
     let answer = RunAnswer {
         ok: true,
         run,
+        report: None,
         request_id: OTHER_REQUEST_ID.to_owned(),
     };
     (200, json_of(&answer))
@@ -514,6 +516,7 @@ fn runs_answer() -> RunsAnswer {
         started: None,
         duration_secs: None,
         step: None,
+        summary: None,
     };
     let cancelled = WorkflowRun {
         run_id: 122,

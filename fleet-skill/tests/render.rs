@@ -343,6 +343,7 @@ fn finished(conclusion: Option<&str>, duration_secs: Option<u64>) -> WorkflowRun
         started: None,
         duration_secs,
         step: None,
+        summary: None,
     }
 }
 

@@ -415,6 +415,7 @@ mod tests {
                 started: None,
                 duration_secs: None,
                 step: None,
+                summary: None,
             }])
         }
         async fn run(&self, _: u64) -> Result<Option<WorkflowRun>, WorkflowError> {

@@ -145,6 +145,10 @@ pub struct WorkflowRun {
     pub duration_secs: Option<u64>,
     /// The step running now (only filled in for a single run).
     pub step: Option<String>,
+    /// The headline of the run's report (`reports/<request_id>.json`), once there is one
+    /// (only filled in by the API's `runs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }
 
 /// Statuses of a run that has not finished: the in-flight guard looks for these.
@@ -287,4 +291,18 @@ pub trait StateStore: Send + Sync {
         start_after: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+}
+
+// --- The chat (a webhook) -----------------------------------------------------------
+
+/// Why a chat message was not posted. The text never carries the webhook's address
+/// (its path is the credential) nor anything the webhook answered beyond its status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ChatError(pub String);
+
+/// The outbound port that posts one message to the operators' chat.
+pub trait ChatPost: Send + Sync {
+    /// Posts `content` once; never retries by itself.
+    fn post(&self, content: &str) -> impl Future<Output = Result<(), ChatError>> + Send;
 }

@@ -176,11 +176,12 @@ fn outcome_reply(outcome: &Outcome, request_id: &str) -> (Reply, Option<&'static
         },
         Outcome::Status(report) => Reply::json(200, &status_answer(report, request_id)),
         Outcome::Runs(report) => Reply::json(200, &runs_answer(report, request_id)),
-        Outcome::Run(run) => Reply::json(
+        Outcome::Run(detail) => Reply::json(
             200,
             &RunAnswer {
                 ok: true,
-                run: run.clone(),
+                run: detail.run.clone(),
+                report: detail.report.clone(),
                 request_id: request_id.to_owned(),
             },
         ),

@@ -1,11 +1,13 @@
 //! The Lambda adapter: Function URL events (base64 bodies decoded by lambda_http) and
-//! the seed's direct invocations (a plain JSON payload) onto the one handler.
+//! the seed's direct invocations (a plain JSON payload) onto the one handler; S3's
+//! report notifications and the schedule's events onto their flows (`event`).
 
 use std::sync::Arc;
 
 use lambda_http::request::RequestContext;
 use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 
+use super::event::{self, OnEvent};
 use super::http::{Handler, HttpCall, Method, Reply};
 use crate::app::LazyApp;
 use crate::config::{Mode, Settings};
@@ -15,15 +17,24 @@ use crate::outbound::aws::load_lambda_sdk_config;
 use crate::telemetry::{self, LogFormat};
 
 /// Handles one event. A plain async fn, so tests call it without the runtime.
-/// lambda_http tells the two shapes apart: a Function URL event has a request context;
-/// anything else (the seed's `{"action",…,"control_token"}`) arrives as it is.
-pub async fn handle(api: &impl Handler, request: Request) -> Result<Response<Body>, Error> {
+/// lambda_http tells a Function URL event (it has a request context) from anything
+/// else, which arrives as it is: an S3 notification or a scheduled event, told by its
+/// shape, else the seed's `{"action",…,"control_token"}`. A failed S3 or schedule event
+/// is an error, so that Lambda delivers it again.
+pub async fn handle<A: Handler + OnEvent>(
+    api: &A,
+    request: Request,
+) -> Result<Response<Body>, Error> {
     if matches!(
         request.request_context_ref(),
         Some(RequestContext::PassThrough)
     ) {
-        let answer = invoke(api, request.body().as_ref()).await;
-        return Ok(Response::new(Body::from(serde_json::to_string(&answer)?)));
+        let payload = request.body().as_ref();
+        let body = match event::recognize(payload) {
+            Some(event) => serde_json::to_string(&api.on_event(event).await?)?,
+            None => serde_json::to_string(&invoke(api, payload).await)?,
+        };
+        return Ok(Response::new(Body::from(body)));
     }
     let iam_arn = iam_caller_arn(&request);
     let source_ip = source_ip(&request);

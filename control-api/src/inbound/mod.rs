@@ -1,6 +1,8 @@
 //! Inbound adapters: Lambda Function URL events and the local HTTP server, both onto one
-//! handler (`http`), which owns everything HTTP about an answer.
+//! handler (`http`), which owns everything HTTP about an answer; the Lambda's other
+//! events (S3's report notification, the schedule) onto their flows (`event`).
 
+pub mod event;
 pub mod http;
 pub mod lambda;
 pub mod local;

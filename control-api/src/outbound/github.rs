@@ -501,6 +501,7 @@ impl ApiRun {
             started,
             duration_secs,
             step,
+            summary: None,
         }
     }
 }

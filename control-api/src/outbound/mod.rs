@@ -1,6 +1,7 @@
 //! Outbound adapters: the ports of the domain, implemented against real services.
 
 pub mod aws;
+pub mod chat;
 pub mod dispatch;
 pub mod github;
 pub mod state;

@@ -58,6 +58,7 @@ impl FakeWorkflow {
             started: None,
             duration_secs: None,
             step: None,
+            summary: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! [`ControlApi::record`] to write the audit line and record of the decision.
 
 mod deploy;
+pub mod events;
 mod heartbeat;
 mod queries;
 mod record;
@@ -24,6 +25,7 @@ use super::rate_limit::RateLimiter;
 use super::readiness::ReadinessTiming;
 use super::refusal_budget::RefusalBudget;
 use super::registry::Registry;
+use super::report::RollReport;
 use super::request::{parse_command, Caller, Command};
 
 pub use deploy::{
@@ -57,7 +59,7 @@ pub enum Outcome {
     },
     Status(StatusReport),
     Runs(RunsReport),
-    Run(WorkflowRun),
+    Run(RunDetail),
     Audit(Vec<AuditRecord>),
     Heartbeat(HeartbeatAck),
 }
@@ -74,6 +76,13 @@ pub struct StatusReport {
 pub struct RunsReport {
     pub runs: Vec<WorkflowRun>,
     pub dry_run: bool,
+}
+
+/// One run, with its report (`reports/<request_id>.json`) once the run wrote one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunDetail {
+    pub run: WorkflowRun,
+    pub report: Option<RollReport>,
 }
 
 /// A decided request: its id, the result, and what the audit trail says of it.

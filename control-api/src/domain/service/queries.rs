@@ -1,12 +1,14 @@
 //! The read flows: fleet status (with each host's readiness from its heartbeat), the
-//! newest runs, one run, the audit trail.
+//! newest runs (each with its report's headline), one run (with its report), the audit
+//! trail.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use futures_util::future::join_all;
+use futures_util::{stream, StreamExt};
 
-use super::{ControlApi, RunsReport, StatusReport};
+use super::{ControlApi, RunDetail, RunsReport, StatusReport};
 use crate::domain::audit::{self, AuditRecord};
 use crate::domain::dispatch::{find_run, read_runs};
 use crate::domain::error::ApiError;
@@ -16,7 +18,11 @@ use crate::domain::ports::{
     BootstrapStore, FleetReader, Misconfig, StateStore, Workflow, WorkflowRun,
 };
 use crate::domain::readiness::{self, Observed};
+use crate::domain::report::{report_key, RollReport};
 use crate::domain::request::RunRef;
+
+/// Reports read at once for one `runs` answer.
+const REPORT_READS: usize = 8;
 
 impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W, F, B, S> {
     /// The registry joined with what EC2 runs, and the images they run.
@@ -87,13 +93,55 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             deadline,
         )
         .await?;
+        // The reads made before they are streamed: a closure held across the await would
+        // make this future not provably Send.
+        let reads: Vec<_> = runs
+            .iter()
+            .map(|run| self.report_of(run.request_id.as_deref()))
+            .collect();
+        let reports: Vec<Option<RollReport>> =
+            stream::iter(reads).buffered(REPORT_READS).collect().await;
+        let runs = runs
+            .into_iter()
+            .zip(reports)
+            .map(|(run, report)| WorkflowRun {
+                summary: report.map(|r| r.headline()),
+                ..run
+            })
+            .collect();
         Ok(RunsReport {
             runs,
             dry_run: false,
         })
     }
 
-    pub(super) async fn run(&self, run: RunRef) -> Result<WorkflowRun, ApiError> {
+    /// The run's report, if the run wrote one and the state store is configured. A read
+    /// that fails is logged and shows as no report: the run itself is still answered.
+    async fn report_of(&self, request_id: Option<&str>) -> Option<RollReport> {
+        let store = self.ports.state.as_ref()?;
+        // Only an id as the API makes them: a run named by hand names no report.
+        let id = request_id.filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })?;
+        let key = report_key(id);
+        match store.read(&key).await {
+            Ok(stored) => match serde_json::from_slice(&stored?.body) {
+                Ok(report) => Some(report),
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "report unreadable");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "report not read");
+                None
+            }
+        }
+    }
+
+    pub(super) async fn run(&self, run: RunRef) -> Result<RunDetail, ApiError> {
         let workflow = &self.ports.workflow;
         if !workflow.tracks_runs() {
             return Err(ApiError::NothingDispatched);
@@ -106,12 +154,18 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                 None => None,
             },
         };
-        found.ok_or_else(|| {
-            ApiError::RunNotFound(match run {
+        let found = found.ok_or_else(|| {
+            ApiError::RunNotFound(match &run {
                 RunRef::RunId(id) => format!("run id {id}"),
                 RunRef::RequestId(id) => format!("request {id}"),
             })
-        })
+        })?;
+        let request_id = match &run {
+            RunRef::RequestId(id) => Some(id.as_str()),
+            RunRef::RunId(_) => found.request_id.as_deref(),
+        };
+        let report = self.report_of(request_id).await;
+        Ok(RunDetail { run: found, report })
     }
 
     pub(super) async fn audit_records(&self, limit: u8) -> Result<Vec<AuditRecord>, ApiError> {
