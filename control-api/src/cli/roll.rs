@@ -72,20 +72,28 @@ pub struct RollArgs {
 /// The request id as the workflow accepts it: it becomes part of an S3 key.
 fn request_id_ok(id: &str) -> bool {
     (1..=128).contains(&id.len())
-        && id.bytes().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
 }
 
 /// Every argument checked before anything runs; an error names what is wrong.
 fn spec(args: &RollArgs) -> Result<RollSpec, Failure> {
     let registry = load_registry(&args.registry)?;
-    let target = Target::parse(&args.target).map_err(|e| anyhow!("target {:?}: {e}", args.target))?;
-    let hosts = roll_order(&registry, &target, args.canary.as_deref()).map_err(anyhow::Error::from)?;
+    let target =
+        Target::parse(&args.target).map_err(|e| anyhow!("target {:?}: {e}", args.target))?;
+    let hosts =
+        roll_order(&registry, &target, args.canary.as_deref()).map_err(anyhow::Error::from)?;
     let ami = AmiId::parse(&args.ami).map_err(|e| anyhow!("--ami {:?}: {e}", args.ami))?;
     if !request_id_ok(&args.request_id) {
         return Err(anyhow!("--request-id must match ^[A-Za-z0-9._-]{{1,128}}$").into());
     }
     let revision = match &args.revision {
-        Some(r) => Some(Revision::parse(r).map_err(|e| anyhow!("--revision: {e}"))?.to_string()),
+        Some(r) => Some(
+            Revision::parse(r)
+                .map_err(|e| anyhow!("--revision: {e}"))?
+                .to_string(),
+        ),
         None => None,
     };
     if args.health_timeout_secs == 0 || args.poll_secs == 0 {
@@ -115,7 +123,12 @@ fn spec(args: &RollArgs) -> Result<RollSpec, Failure> {
 /// The workflow run's page, when running in GitHub Actions.
 fn run_url() -> Option<String> {
     let var = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
-    Some(format!("{}/{}/actions/runs/{}", var("GITHUB_SERVER_URL")?, var("GITHUB_REPOSITORY")?, var("GITHUB_RUN_ID")?))
+    Some(format!(
+        "{}/{}/actions/runs/{}",
+        var("GITHUB_SERVER_URL")?,
+        var("GITHUB_REPOSITORY")?,
+        var("GITHUB_RUN_ID")?
+    ))
 }
 
 pub fn run(args: RollArgs) -> Result<(), Failure> {
@@ -124,7 +137,10 @@ pub fn run(args: RollArgs) -> Result<(), Failure> {
         .ok()
         .filter(|b| !b.is_empty())
         .context("FLEET_STATE_BUCKET is not set: heartbeats are read from it and the report is written to it")?;
-    let bin = std::env::var("TOFU").ok().filter(|b| !b.is_empty()).unwrap_or_else(|| "tofu".to_owned());
+    let bin = std::env::var("TOFU")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| "tofu".to_owned());
     if !args.dir.is_dir() {
         return Err(anyhow!("--dir {} is not a directory", args.dir.display()).into());
     }
@@ -135,18 +151,29 @@ pub fn run(args: RollArgs) -> Result<(), Failure> {
     let (report, stored) = runtime.block_on(async {
         let state = S3State::new(s3_client(&load_sdk_config().await), bucket);
         let tofu = TofuCli::new(bin, args.dir.clone());
-        let ports = RollPorts { tofu: &tofu, heartbeats: &StoredHeartbeats(&state), clock: &SystemClock };
+        let ports = RollPorts {
+            tofu: &tofu,
+            heartbeats: &StoredHeartbeats(&state),
+            clock: &SystemClock,
+        };
         let mut report = roll::roll(&ports, &spec).await;
         report.run_url = run_url();
         let body = serde_json::to_vec_pretty(&report).expect("a report serializes");
         let stored = state.put(&report_key(&report.request_id), body).await;
-        (report, stored.map_err(|e| anyhow!("report not stored in the state bucket: {e}")))
+        (
+            report,
+            stored.map_err(|e| anyhow!("report not stored in the state bucket: {e}")),
+        )
     });
     finish(&report, args.report.as_deref(), stored)
 }
 
 /// Writes the report's other copies and prints it; the exit says how the roll ended.
-fn finish(report: &RollReport, file: Option<&Path>, stored: anyhow::Result<()>) -> Result<(), Failure> {
+fn finish(
+    report: &RollReport,
+    file: Option<&Path>,
+    stored: anyhow::Result<()>,
+) -> Result<(), Failure> {
     let mut problems: Vec<anyhow::Error> = stored.err().into_iter().collect();
     if let Some(path) = file {
         let json = serde_json::to_string_pretty(report).expect("a report serializes");
@@ -176,6 +203,9 @@ fn finish(report: &RollReport, file: Option<&Path>, stored: anyhow::Result<()>) 
 }
 
 fn append(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     f.write_all(text.as_bytes())
 }

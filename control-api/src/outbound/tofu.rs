@@ -37,7 +37,11 @@ impl TofuCli {
         if !out.status.success() {
             let tail: Vec<&str> = err.lines().rev().take(3).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(TofuError(format!("{what} failed ({}): {}", out.status, tail.join(" / "))));
+            return Err(TofuError(format!(
+                "{what} failed ({}): {}",
+                out.status,
+                tail.join(" / ")
+            )));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -60,7 +64,9 @@ impl Tofu for TofuCli {
             &format!("instance_amis={amis}"),
             &format!("-out={plan_file}"),
         ];
-        self.run(args.map(str::to_owned).to_vec(), false).await.map(drop)
+        self.run(args.map(str::to_owned).to_vec(), false)
+            .await
+            .map(drop)
     }
 
     async fn show(&self, plan_file: &str) -> Result<String, TofuError> {
@@ -70,14 +76,19 @@ impl Tofu for TofuCli {
 
     async fn apply(&self, plan_file: &str) -> Result<(), TofuError> {
         let args = ["apply", "-input=false", "-lock-timeout=10m", plan_file];
-        self.run(args.map(str::to_owned).to_vec(), false).await.map(drop)
+        self.run(args.map(str::to_owned).to_vec(), false)
+            .await
+            .map(drop)
     }
 
     async fn instances(&self) -> Result<BTreeMap<String, TofuInstance>, TofuError> {
         let args = ["output", "-json", "instances"];
         let json = self.run(args.map(str::to_owned).to_vec(), true).await?;
-        serde_json::from_str(&json)
-            .map_err(|e| TofuError(format!("tofu output -json instances was not the instances map ({e})")))
+        serde_json::from_str(&json).map_err(|e| {
+            TofuError(format!(
+                "tofu output -json instances was not the instances map ({e})"
+            ))
+        })
     }
 
     fn discard(&self, plan_file: &str) {
