@@ -336,7 +336,7 @@ fn heartbeat(id: &str, instance: &str, ami: &str, service: &str) -> HeartbeatRec
         id: id.to_owned(),
         report: HeartbeatReport::from_body(body.as_object().unwrap()).unwrap(),
         received_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-        principal: format!("{id}"),
+        principal: id.to_owned(),
     }
 }
 

@@ -144,6 +144,8 @@ pub fn run(args: RollArgs) -> Result<(), Failure> {
     if !args.dir.is_dir() {
         return Err(anyhow!("--dir {} is not a directory", args.dir.display()).into());
     }
+    // Progress to stderr (the run's log); stdout gets only the report's sentences.
+    let _logs = crate::telemetry::init(crate::telemetry::LogFormat::Text);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

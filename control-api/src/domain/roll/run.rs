@@ -42,6 +42,7 @@ async fn replace<T: Tofu, H, C: Clock>(
         tofu.discard(file);
         Failed::BeforeApply(stop.reason, stop.plan)
     })?;
+    tracing::info!(host = id, plan = file, "applying");
     let began = ports.clock.now();
     let applied = tofu.apply(file).await;
     tofu.discard(file);
@@ -115,6 +116,7 @@ async fn not_ready<T: Tofu, H: HeartbeatSource, C: Clock>(
     line: &mut HostReport,
     reason: String,
 ) -> RollOutcome {
+    tracing::warn!(host = %line.id, %reason, put_back = spec.auto_rollback, "not ready");
     line.reason = Some(reason);
     if !spec.auto_rollback {
         line.outcome = HostOutcome::Failed;
@@ -214,6 +216,7 @@ async fn roll_host<T: Tofu, H: HeartbeatSource, C: Clock>(
         Err(outcome) => return Some(outcome),
     };
     line.new_ec2_instance_id = Some(applied.instance.clone());
+    tracing::info!(host = %line.id, instance = %applied.instance, canary, "waiting for its heartbeat");
     let expect = Expect {
         id: line.id.clone(),
         instance: applied.instance,
@@ -222,6 +225,7 @@ async fn roll_host<T: Tofu, H: HeartbeatSource, C: Clock>(
     };
     match gate(ports, spec, &expect, canary).await {
         Ok(ready) => {
+            tracing::info!(host = %line.id, "ready");
             line.outcome = HostOutcome::Ready;
             line.ready_after_secs = Some((ready - applied.began).num_seconds().max(0) as u64);
             None
