@@ -365,9 +365,15 @@ fn replace(id: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn three_hosts_roll_green_canary_first() {
     let w = World::start("roll-green", healthy).await;
-    let (code, out, err) = w.roll(&args("all", "roll-green-1", "20", "2", &[]), &[]);
+    // The test host reports this revision: a pinned roll accepts it.
+    let rev = "0123456789abcdef0123456789abcdef01234567";
+    let (code, out, err) = w.roll(
+        &args("all", "roll-green-1", "20", "2", &["--revision", rev]),
+        &[],
+    );
     assert_eq!(code, 0, "{out}\n{err}");
     let report = w.report().await;
+    assert_eq!(report.revision.as_deref(), Some(rev));
     assert_eq!(
         (report.outcome, report.mode),
         (RollOutcome::Succeeded, RollMode::Apply)

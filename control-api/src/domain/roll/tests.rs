@@ -114,9 +114,13 @@ impl Tofu for FakeCloud {
     }
     async fn show(&self, file: &str) -> Result<String, TofuError> {
         let s = self.state.lock().unwrap();
-        let (replace, _) = &s.plans[file];
+        let (replace, amis) = &s.plans[file];
         let mut changes =
             vec![json!({"address": replace, "change": {"actions": ["delete", "create"]}})];
+        for id in amis.keys().filter(|id| !s.instances.contains_key(*id)) {
+            let address = super::guard::host_address(id);
+            changes.push(json!({"address": address, "change": {"actions": ["create"]}}));
+        }
         if let Some(other) = &self.also_delete {
             changes.push(json!({"address": other, "change": {"actions": ["delete"]}}));
         }
@@ -135,6 +139,17 @@ impl Tofu for FakeCloud {
         s.instances
             .insert(id.clone(), (instance, amis[&id].clone(), now));
         s.applies.push((id.clone(), amis[&id].clone()));
+        // New registry entries are created by whichever plan comes first.
+        for (new, ami) in amis
+            .iter()
+            .filter(|(id, _)| !s.instances.contains_key(*id))
+            .collect::<Vec<_>>()
+        {
+            let instance = format!("i-{:017x}", s.next);
+            s.next += 1;
+            s.instances
+                .insert(new.clone(), (instance, ami.clone(), now));
+        }
         Ok(())
     }
     async fn instances(&self) -> Result<BTreeMap<String, TofuInstance>, TofuError> {
@@ -254,6 +269,41 @@ async fn every_host_rolls_canary_first_when_healthy() {
             "clawdinator-2.tfplan",
             "clawdinator-babelfish.tfplan"
         ]
+    );
+}
+
+#[tokio::test]
+async fn a_host_an_earlier_plan_created_is_gated_not_replaced_again() {
+    let cloud = FakeCloud::new(healthy());
+    cloud
+        .state
+        .lock()
+        .unwrap()
+        .instances
+        .remove("clawdinator-babelfish");
+    let report = run(&cloud, &spec("all", RollMode::Apply)).await;
+    assert_eq!(report.outcome, RollOutcome::Succeeded, "{report:#?}");
+    let applies: Vec<String> = cloud
+        .state
+        .lock()
+        .unwrap()
+        .applies
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(applies, ["clawdinator-1", "clawdinator-2"]);
+    let created = &report.hosts[2];
+    assert_eq!(
+        (created.outcome, created.from_ami.as_deref()),
+        (HostOutcome::Ready, None)
+    );
+    assert_eq!(
+        created.new_ec2_instance_id,
+        Some(cloud.host("clawdinator-babelfish").0)
+    );
+    assert_eq!(
+        report.hosts[0].plan.as_ref().unwrap().created,
+        ["aws_instance.host[\"clawdinator-babelfish\"]"]
     );
 }
 
@@ -497,4 +547,34 @@ fn only_a_heartbeat_of_the_new_instance_after_the_apply_counts() {
         judge(Some(&same), &expect, later, stale),
         Err(NotReady::Stale(_))
     ));
+}
+
+#[test]
+fn the_step_summary_is_one_table_row_per_host() {
+    let mut report = crate::domain::report::RollReport {
+        request_id: "r-1".into(),
+        target: "all".into(),
+        ami: NEW.into(),
+        mode: RollMode::Apply,
+        revision: Some(REV.into()),
+        outcome: RollOutcome::Stopped,
+        hosts: vec![spec("all", RollMode::Apply).untouched("clawdinator-2")],
+        run_url: None,
+    };
+    report.hosts[0].reason = Some("a | b\nc".into());
+    let md = super::summary::markdown(&report);
+    assert!(
+        md.starts_with("## fleet-deploy: deploy of all on ami-0bbbbbbbbbbbbbbbb stopped\n"),
+        "{md}"
+    );
+    assert!(md.contains(&format!("revision `{REV}`")), "{md}");
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| `clawdinator-2`"))
+        .unwrap();
+    assert!(
+        row.starts_with("| `clawdinator-2` | skipped |  | `ami-0bbbbbbbbbbbbbbbb` |"),
+        "{row}"
+    );
+    assert!(row.ends_with("| a \\| b c |"), "{row}");
 }
