@@ -16,6 +16,8 @@ use crate::outbound::aws::{load_sdk_config, Ec2Fleet};
 use crate::outbound::dispatch::AnyWorkflow;
 use crate::telemetry::{self, LogFormat};
 
+mod roll;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "control-api",
@@ -70,13 +72,19 @@ pub enum Command {
         #[arg(long, default_value = "nix/instances.json")]
         registry: PathBuf,
     },
+    /// Roll a new image over the target's hosts through OpenTofu, canary first, each
+    /// waited for by its heartbeat; stop at the first sick host and put it back. Exit 1:
+    /// stopped; 2: usage; 3: the put-back failed too (a host needs a human).
+    Roll(roll::RollArgs),
 }
 
-/// How a command failed: a check that found problems (exit 1), or an error (exit 2).
+/// How a command failed: a check that found problems (exit 1), an error (exit 2), or a
+/// stopped roll whose put-back failed too, so a host needs a human (exit 3).
 #[derive(Debug)]
 pub enum Failure {
     Check(Vec<String>),
     Error(anyhow::Error),
+    NeedsHuman(Vec<String>),
 }
 
 impl From<anyhow::Error> for Failure {
@@ -109,6 +117,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             ami_override,
             registry,
         } => check_inputs(&target, &ami_override, &registry),
+        Command::Roll(args) => roll::run(args),
     }
 }
 

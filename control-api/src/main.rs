@@ -15,6 +15,12 @@ fn main() -> ExitCode {
             }
             ExitCode::from(1)
         }
+        Err(Failure::NeedsHuman(lines)) => {
+            for line in lines {
+                eprintln!("control-api: {line}");
+            }
+            ExitCode::from(3)
+        }
         Err(Failure::Error(e)) => {
             eprintln!("control-api: error: {e:#}");
             ExitCode::from(2)

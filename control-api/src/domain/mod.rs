@@ -17,4 +17,5 @@ pub mod registry;
 pub mod report;
 pub mod request;
 pub mod retention;
+pub mod roll;
 pub mod service;

@@ -78,6 +78,9 @@ pub struct HostReport {
     pub ready_after_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlanSummary>,
+    /// The instance a put-back started on `from_ami` (`rolled_back`, `rollback_failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub put_back_ec2_instance_id: Option<String>,
 }
 
 /// The report of one run.
@@ -186,6 +189,7 @@ mod tests {
             reason: None,
             ready_after_secs: Some(252),
             plan: None,
+            put_back_ec2_instance_id: None,
         }
     }
 
