@@ -35,6 +35,7 @@ fn stopped(request_id: &str, run_url: &str) -> RollReport {
         to_ami: Some("ami-0bbbbbbbbbbbbbbbb".to_owned()),
         old_ec2_instance_id: None,
         new_ec2_instance_id: None,
+        put_back_ec2_instance_id: None,
         outcome,
         reason: reason.map(str::to_owned),
         ready_after_secs: (outcome == HostOutcome::Ready).then_some(252),
