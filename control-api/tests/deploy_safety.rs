@@ -555,6 +555,8 @@ async fn the_audit_listing_pages_s3_from_the_newest_slice() {
             run_id: None,
             run_url: None,
             first_request_id: None,
+            about_request_id: None,
+            reason: None,
         };
         audit::write(&store, at, &record).await.unwrap();
     }

@@ -92,6 +92,8 @@ fn error_body(code: &str, message: &str) -> ErrorBody {
         message: message.to_owned(),
         request_id: OTHER_REQUEST_ID.to_owned(),
         run: None,
+        lease: None,
+        lock: None,
         retry_after_secs: None,
         replayed: false,
     }
@@ -616,6 +618,8 @@ fn audit_answer() -> AuditAnswer {
         run_id: Some(123),
         run_url: text(RUN_URL),
         first_request_id: None,
+        about_request_id: None,
+        reason: None,
     };
     let refused = AuditRecord {
         request_id: OTHER_REQUEST_ID.to_owned(),
