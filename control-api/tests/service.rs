@@ -594,7 +594,7 @@ async fn the_lease_lets_one_deploy_through_and_a_humans_queue_waits_in_order() {
     assert_eq!(api.ports().workflow.dispatch_count(), 1);
     report_lands(&api, &first.request_id).await;
     let drained = api.lease_ended(&first.request_id).await.unwrap();
-    assert_eq!(drained.dispatched, [q1.request_id.clone()]);
+    assert_eq!(drained.dispatched, std::slice::from_ref(&q1.request_id));
     let sent = api.ports().workflow.dispatched.lock().unwrap().clone();
     assert_eq!(sent.len(), 2);
     assert_eq!(
@@ -695,7 +695,7 @@ async fn locks_hold_deploys_with_423_and_a_second_locker_gets_409() {
     assert_eq!(api.ports().workflow.dispatch_count(), 0);
     let status: StatusAnswer =
         serde_json::from_str(&send(&api, &raw(r#"{"action":"status"}"#)).await.body).unwrap();
-    assert_eq!(status.locks, [taken.lock.clone()]);
+    assert_eq!(status.locks, std::slice::from_ref(&taken.lock));
     // A bot locks only its own host, and may not release a human's lock.
     let mut bot = raw(r#"{"action":"unlock","target":"clawdinator-2"}"#);
     bot.token = Some(BOT_TOKEN);

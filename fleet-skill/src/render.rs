@@ -389,27 +389,6 @@ fn reason(reason: UnmanagedReason) -> &'static str {
     reason.as_str()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cells_are_single_short_tokens() {
-        assert_eq!(cut_or_dash("a b\nc"), "a_b_c");
-        assert_eq!(cut_or_dash("  "), "-");
-        assert_eq!(opt(&None), "-");
-        assert_eq!(opt(&Some("x".repeat(50))).chars().count(), 41);
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration(0), "0m00s");
-        assert_eq!(duration(65), "1m05s");
-        assert_eq!(duration(3599), "59m59s");
-        assert_eq!(duration(3723), "1h02m03s");
-    }
-}
-
 /// `fleet deploy --queue` answered 202: where it stands and how to follow it.
 pub fn render_queued(answer: &QueuedAnswer) -> String {
     let mut out = format!(
@@ -467,4 +446,25 @@ pub fn render_queue(answer: &QueueAnswer) -> String {
 /// `fleet cancel`.
 pub fn render_cancel(answer: &CancelAnswer) -> String {
     format!("{}\n", one_line(&answer.message, 300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_single_short_tokens() {
+        assert_eq!(cut_or_dash("a b\nc"), "a_b_c");
+        assert_eq!(cut_or_dash("  "), "-");
+        assert_eq!(opt(&None), "-");
+        assert_eq!(opt(&Some("x".repeat(50))).chars().count(), 41);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(0), "0m00s");
+        assert_eq!(duration(65), "1m05s");
+        assert_eq!(duration(3599), "59m59s");
+        assert_eq!(duration(3723), "1h02m03s");
+    }
 }

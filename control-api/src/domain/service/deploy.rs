@@ -124,14 +124,14 @@ pub enum Kept {
 /// What a deploy request came to: dispatched now, or queued for later.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Handled {
-    Deployed(DeployOutcome),
+    Deployed(Box<DeployOutcome>),
     Queued(QueuedOutcome),
 }
 
 impl Handled {
     fn outcome(self) -> Outcome {
         match self {
-            Self::Deployed(o) => Outcome::Deployed(o),
+            Self::Deployed(o) => Outcome::Deployed(*o),
             Self::Queued(q) => Outcome::Queued(q),
         }
     }
@@ -202,7 +202,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         // Keep the answer when a dispatch happened or may have; otherwise free the key,
         // since repeating a request that started nothing is safe.
         let kept = match &result {
-            Ok(Handled::Deployed(outcome)) => Some(Kept::Dispatched(Box::new(outcome.clone()))),
+            Ok(Handled::Deployed(outcome)) => Some(Kept::Dispatched(outcome.clone())),
             Ok(Handled::Queued(queued)) => Some(Kept::Queued(queued.clone())),
             Err(ApiError::Deploy(DeployError::Unknown { request_id })) => Some(Kept::Unknown {
                 request_id: request_id.clone(),
@@ -270,7 +270,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         };
         self.send(ask, prepared, checks, request_id, held)
             .await
-            .map(Handled::Deployed)
+            .map(|o| Handled::Deployed(Box::new(o)))
     }
 
     /// The checks a queued deploy passes again when its turn comes: target, policy,
