@@ -432,6 +432,7 @@ fn build_with_secrets(
     Ok(ControlApi::new(settings.registry.clone(), auth, ports)
         .with_rate_limit(limiter)
         .with_readiness(settings.readiness)
+        .with_lease_lifetime(settings.lease_lifetime)
         .with_timing(timing.deploy, timing.claim))
 }
 

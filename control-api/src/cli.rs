@@ -8,12 +8,14 @@ use clap::{Parser, Subcommand};
 
 use crate::app;
 use crate::config::{AwsSettings, Mode, Settings};
+use crate::domain::lock::read_locks;
 use crate::domain::ports::{AwsError, FleetReader};
 use crate::domain::registry::Registry;
 use crate::domain::request::{AmiId, RequestError, Target};
 use crate::domain::retention::{plan_retention, KeepReason};
-use crate::outbound::aws::{load_sdk_config, Ec2Fleet};
+use crate::outbound::aws::{load_sdk_config, s3_client, Ec2Fleet};
 use crate::outbound::dispatch::AnyWorkflow;
+use crate::outbound::state::S3State;
 use crate::telemetry::{self, LogFormat};
 
 mod roll;
@@ -62,6 +64,13 @@ pub enum Command {
         keep: usize,
         #[arg(long)]
         apply: bool,
+    },
+    /// Check that no lock holds a host a deploy of TARGET would touch (an `all` lock
+    /// holds every host; a deploy of `all` is held by any lock). Reads the locks in
+    /// FLEET_STATE_BUCKET; exit 1 naming the holder, reason and expiry when locked.
+    CheckLock {
+        #[arg(long)]
+        target: String,
     },
     /// Validate deploy workflow inputs: target `all` or a registry id, AMI empty or ami-….
     CheckInputs {
@@ -118,6 +127,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             registry,
         } => check_inputs(&target, &ami_override, &registry),
         Command::Roll(args) => roll::run(args),
+        Command::CheckLock { target } => check_lock(&target),
     }
 }
 
@@ -141,7 +151,9 @@ fn serve(local_fleet: bool) -> anyhow::Result<()> {
             None
         };
         let registry_source = settings.registry_source.clone();
+        let drain_every = settings.queue_drain;
         let api = Arc::new(app::build(settings, Mode::Local).await?);
+        tokio::spawn(drain_on_a_timer(Arc::clone(&api), drain_every));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
@@ -162,6 +174,23 @@ fn serve(local_fleet: bool) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The local server's stand-in for the Lambda's schedule: drains the deploy queue
+/// every `every` (a lease whose run ended without its report's event ends here).
+async fn drain_on_a_timer(api: Arc<app::App>, every: std::time::Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match api.scheduled().await {
+            Ok(report) if report.dispatched.is_empty() && report.dropped.is_empty() => {}
+            Ok(report) => {
+                tracing::info!(dispatched = ?report.dispatched, dropped = ?report.dropped, "queue drained")
+            }
+            Err(e) => tracing::warn!(error = %e, "queue drain failed; the next tick tries again"),
+        }
+    }
 }
 
 /// The token to export and what to try first.
@@ -361,6 +390,33 @@ fn check_registry(path: &Path, hosts_dir: Option<&Path>) -> Result<(), Failure> 
         path.display(),
         registry.len()
     );
+    Ok(())
+}
+
+fn check_lock(target: &str) -> Result<(), Failure> {
+    let target = Target::parse(target).map_err(|e| Failure::Check(vec![format!("target: {e}")]))?;
+    let settings = Settings::from_env().map_err(anyhow::Error::from)?;
+    let bucket = settings.aws.state_bucket.clone().ok_or_else(|| {
+        anyhow::anyhow!("FLEET_STATE_BUCKET is not set: it names the bucket that holds the locks")
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let locks = runtime.block_on(async {
+        let sdk = load_sdk_config().await;
+        read_locks(&S3State::new(s3_client(&sdk), bucket)).await
+    })?;
+    let now = chrono::Utc::now();
+    let held: Vec<String> = locks
+        .iter()
+        .filter(|l| !l.expired(now) && l.covers(&target))
+        .map(|l| format!("locked: {}", l.sentence()))
+        .collect();
+    if !held.is_empty() {
+        return Err(Failure::Check(held));
+    }
+    println!("no lock holds a deploy of {target}");
     Ok(())
 }
 

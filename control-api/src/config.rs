@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::domain::dispatch::DeployTiming;
 use crate::domain::idempotency::ClaimTiming;
+use crate::domain::lease::DEFAULT_LEASE;
 use crate::domain::readiness::ReadinessTiming;
 use crate::domain::registry::{Registry, RegistryError};
 use crate::outbound::github::GitHubTimeouts;
@@ -76,6 +77,12 @@ pub struct Settings {
     pub deploy_rate_limit: (usize, u64),
     /// `FLEET_HEARTBEAT_STALE_SECS` and `FLEET_BOOT_GRACE_SECS`.
     pub readiness: ReadinessTiming,
+    /// `FLEET_LEASE_SECS`: the longest a deploy's lease holds (default 8100: the deploy
+    /// job's 120-minute timeout and 15 minutes' margin).
+    pub lease_lifetime: Duration,
+    /// `FLEET_QUEUE_DRAIN_SECS`: the local server drains the deploy queue this often
+    /// (default 30; the Lambda is drained by its schedule and by report events).
+    pub queue_drain: Duration,
     pub github: GitHubSettings,
     pub aws: AwsSettings,
     /// Retry, polling and timeout budgets; defaults fit the Lambda's 30 s (tests shorten them).
@@ -110,6 +117,8 @@ impl std::fmt::Debug for Settings {
             .field("iam_principals", &self.iam_principals)
             .field("chat_webhook_parameter", &self.chat_webhook_parameter)
             .field("deploy_rate_limit", &self.deploy_rate_limit)
+            .field("lease_lifetime", &self.lease_lifetime)
+            .field("queue_drain", &self.queue_drain)
             .field("github", &self.github)
             .field("aws", &self.aws)
             .field("timing", &self.timing)
@@ -199,6 +208,8 @@ impl Settings {
             iam_principals: get("CONTROL_API_IAM_PRINCIPALS"),
             deploy_rate_limit,
             readiness,
+            lease_lifetime: seconds(&get, "FLEET_LEASE_SECS", DEFAULT_LEASE)?,
+            queue_drain: seconds(&get, "FLEET_QUEUE_DRAIN_SECS", Duration::from_secs(30))?,
             github,
             aws: AwsSettings {
                 fleet_tag_key: get("FLEET_TAG_KEY").unwrap_or_else(|| "app".to_owned()),

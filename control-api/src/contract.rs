@@ -14,7 +14,10 @@ pub use crate::domain::heartbeat::{
     AgentVersion, BootTime, Ec2InstanceId, HeartbeatRecord, HeartbeatReport, HostRevision,
     ServiceState,
 };
+pub use crate::domain::lease::Lease;
+pub use crate::domain::lock::{Lock, DEFAULT_TTL_SECS, MAX_TTL_SECS};
 pub use crate::domain::ports::{DryRunDispatch, FleetImage, LiveInstance, WorkflowRun};
+pub use crate::domain::queue::QueueEntry;
 pub use crate::domain::readiness::Readiness;
 pub use crate::domain::report::{
     HostOutcome, HostReport, PlanSummary, RollMode, RollOutcome, RollReport,
@@ -92,6 +95,54 @@ pub struct StatusAnswer {
     #[serde(flatten)]
     pub fleet: FleetStatus,
     pub checks: StatusChecks,
+    /// The locks in force.
+    #[serde(default)]
+    pub locks: Vec<Lock>,
+    pub request_id: String,
+}
+
+/// `deploy` or `rollback` with `"queue": true` while another deploy holds the lease
+/// (202): the request waits in the queue and is dispatched, its checks run again, when
+/// its turn comes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedAnswer {
+    pub ok: bool,
+    pub queued: bool,
+    /// 1 for the next to go.
+    pub position: u32,
+    /// `deploy of <target> queued at position <n>`.
+    pub message: String,
+    pub target: Target,
+    /// The queued request; its run will carry it (`fleet wait <request_id>`).
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub replayed: bool,
+}
+
+/// `lock` and `unlock` (200): the lock taken, or the one released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockAnswer {
+    pub ok: bool,
+    pub message: String,
+    pub lock: Lock,
+    pub request_id: String,
+}
+
+/// `queue` (200): the queued deploys, next first, and the lease they wait behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueAnswer {
+    pub ok: bool,
+    pub queue: Vec<QueueEntry>,
+    pub lease: Option<Lease>,
+    pub request_id: String,
+}
+
+/// `cancel` (200): the queued deploy removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelAnswer {
+    pub ok: bool,
+    pub message: String,
+    pub cancelled: QueueEntry,
     pub request_id: String,
 }
 
@@ -145,9 +196,15 @@ pub struct ErrorBody {
     pub error: String,
     pub message: String,
     pub request_id: String,
-    /// The run a `deploy_in_flight` or `deploy_queue_full` is about.
+    /// The run a `deploy_in_flight` is about (servers without a state bucket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<WorkflowRun>,
+    /// The lease a `deploy_in_flight` is about: who holds the fleet, until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    /// The lock a `locked` or `lock_held` is about: who, why, until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<Lock>,
     /// Also in the `Retry-After` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
@@ -206,4 +263,8 @@ pub enum Answer {
     Audit(Box<AuditAnswer>),
     Heartbeat(Box<HeartbeatAnswer>),
     Error(Box<ErrorBody>),
+    Lock(Box<LockAnswer>),
+    Queued(Box<QueuedAnswer>),
+    Queue(Box<QueueAnswer>),
+    Cancel(Box<CancelAnswer>),
 }

@@ -171,31 +171,31 @@ async fn a_refusal_frees_the_key_for_a_later_try() {
     let github = github_accepting().await;
     let bucket = bucket("idem-release").await;
     let api = app(&github, &bucket, &[]).await;
-    let other = github.add_run(
-        "fleet-deploy all by human:alice [0190c0de-0000-7000-8000-00000000000a]",
-        "in_progress",
-    );
+    let (s0, first) = post(&api, Some("k-1"), deploy("clawdinator-1")).await;
+    assert_eq!(s0, 200, "{first}");
     let (s1, b1) = post(&api, Some("k-2"), deploy("clawdinator-2")).await;
     assert_eq!(s1, 409, "{b1}");
     assert_eq!(b1["error"], "deploy_in_flight");
-    assert_eq!(b1["run"]["run_id"], other);
-    assert_eq!(b1["run"]["target"], "all");
-    assert_eq!(b1["run"]["caller"], "human:alice");
-    assert_eq!(
-        b1["run"]["request_id"],
-        "0190c0de-0000-7000-8000-00000000000a"
-    );
+    assert_eq!(b1["lease"]["request_id"], first["request_id"]);
+    assert_eq!(b1["lease"]["target"], "clawdinator-1");
+    assert_eq!(b1["lease"]["run_id"], first["run_id"]);
     assert!(
         b1["message"].as_str().unwrap().contains("fleet wait"),
         "{b1}"
     );
-    assert!(github.dispatches().await.is_empty());
+    assert_eq!(github.dispatches().await.len(), 1);
 
-    github.set_run(other, "completed", Some("success"), None);
+    // The first run finishing ends its lease: the refused request may be sent again.
+    github.set_run(
+        first["run_id"].as_u64().unwrap(),
+        "completed",
+        Some("success"),
+        None,
+    );
     let (s2, b2) = post(&api, Some("k-2"), deploy("clawdinator-2")).await;
     assert_eq!(s2, 200, "{b2}");
     assert!(b2.get("replayed").is_none());
-    assert_eq!(github.dispatches().await.len(), 1);
+    assert_eq!(github.dispatches().await.len(), 2);
 }
 
 #[tokio::test]
@@ -225,32 +225,23 @@ async fn a_run_on_another_branch_is_not_a_deploy_in_flight() {
 }
 
 #[tokio::test]
-async fn the_guard_lets_a_human_queue_behind_a_running_deploy_but_never_cancel_a_waiting_one() {
+async fn a_human_queues_behind_the_lease_in_order_and_bots_never_queue() {
     let github = github_accepting().await;
     let bucket = bucket("guard").await;
     let api = app(&github, &bucket, &[]).await;
-    let running = github.add_run(
-        "fleet-deploy clawdinator-1 by human:bob [r-1]",
-        "in_progress",
-    );
+    let (s, first) = post(&api, Some("q-0"), deploy("clawdinator-1")).await;
+    assert_eq!(s, 200, "{first}");
     let mut queued = deploy("clawdinator-2");
     queued["queue"] = json!(true);
     let (s, b) = post(&api, Some("q-1"), queued.clone()).await;
-    assert_eq!(s, 200, "{b}");
-    assert_eq!(b["checks"]["in_flight"], "queued");
-    assert!(b["warning"]
-        .as_str()
-        .unwrap()
-        .contains(&running.to_string()));
-    assert_eq!(github.dispatches().await.len(), 1);
-
-    // That run now waits (GitHub: "pending"); queueing another would cancel it.
-    let waiting = b["run_id"].as_u64().unwrap();
-    github.set_run(waiting, "pending", None, None);
+    assert_eq!(
+        (s, b["queued"].as_bool(), b["position"].as_u64()),
+        (202, Some(true), Some(1)),
+        "{b}"
+    );
     let (s, b) = post(&api, Some("q-2"), queued).await;
-    assert_eq!(s, 409, "{b}");
-    assert_eq!(b["error"], "deploy_queue_full");
-    assert_eq!(b["run"]["run_id"], waiting);
+    assert_eq!((s, b["position"].as_u64()), (202, Some(2)), "{b}");
+    assert_eq!(keys(&bucket, "queue/").await.len(), 2);
 
     // Bots never queue.
     let bot = json!({"action": "deploy", "target": "clawdinator-2", "caller": "clawdinator-1", "queue": true});
@@ -555,6 +546,8 @@ async fn the_audit_listing_pages_s3_from_the_newest_slice() {
             run_id: None,
             run_url: None,
             first_request_id: None,
+            about_request_id: None,
+            reason: None,
         };
         audit::write(&store, at, &record).await.unwrap();
     }

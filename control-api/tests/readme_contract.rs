@@ -4,8 +4,8 @@
 //! field in the README (or in the code) fails here.
 
 use control_api::contract::{
-    parse_command, AuditRecord, DeployAnswer, ErrorBody, EventAnswer, HeartbeatAnswer, RunAnswer,
-    StatusAnswer, WorkflowRun,
+    parse_command, AuditRecord, DeployAnswer, ErrorBody, EventAnswer, HeartbeatAnswer, LockAnswer,
+    QueueAnswer, QueuedAnswer, RunAnswer, StatusAnswer, WorkflowRun,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -71,6 +71,9 @@ fn every_readme_example_is_the_contract() {
                 check::<ErrorBody>(&body, "direct invocation's body");
             }
             _ if obj.contains_key("instances") => check::<StatusAnswer>(example, "status"),
+            _ if obj.contains_key("queued") => check::<QueuedAnswer>(example, "queued"),
+            _ if obj.contains_key("lock") => check::<LockAnswer>(example, "lock"),
+            _ if obj.contains_key("queue") => check::<QueueAnswer>(example, "queue"),
             _ if obj.contains_key("checks") => check::<DeployAnswer>(example, "deploy"),
             _ if obj.contains_key("decision") => check::<AuditRecord>(example, "audit record"),
             _ if obj.contains_key("run_url") => check::<WorkflowRun>(example, "run"),

@@ -91,6 +91,7 @@ fn report(request_id: &str) -> RollReport {
         to_ami: Some("ami-0bbbbbbbbbbbbbbbb".to_owned()),
         old_ec2_instance_id: Some("i-0123456789abcdef0".to_owned()),
         new_ec2_instance_id: Some("i-0fedcba9876543210".to_owned()),
+        put_back_ec2_instance_id: None,
         outcome: HostOutcome::Ready,
         reason: None,
         ready_after_secs: Some(secs),

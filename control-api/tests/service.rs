@@ -5,7 +5,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use control_api::contract::{AuditAnswer, DeployAnswer, ErrorBody, InFlightCheck, Request, Target};
+use control_api::contract::{
+    AuditAnswer, AuditRecord, CancelAnswer, DeployAnswer, ErrorBody, InFlightCheck, LockAnswer,
+    QueueAnswer, QueuedAnswer, Request, StatusAnswer, Target,
+};
 use control_api::domain::auth::{Authenticator, Credentials, Principal};
 use control_api::domain::dispatch::DeployTiming;
 use control_api::domain::error::ApiError;
@@ -14,6 +17,7 @@ use control_api::domain::ports::{DispatchError, Misconfig, StateStore, WorkflowE
 use control_api::domain::rate_limit::RateLimiter;
 use control_api::domain::refusal_budget::RefusalBudget;
 use control_api::domain::registry::Registry;
+use control_api::domain::report::report_key;
 use control_api::domain::service::{ControlApi, Ports};
 use control_api::inbound::http::{answer, answer_unready, HttpCall, Method, Reply};
 use control_api::test_support::fakes::{FakeBootstrap, FakeFleet, FakeState, FakeWorkflow};
@@ -414,6 +418,8 @@ async fn the_audit_listing_reads_only_the_newest_slice_of_a_flooded_day() {
             run_id: None,
             run_url: None,
             first_request_id: None,
+            about_request_id: None,
+            reason: None,
         };
         audit::write(&state, at, &record).await.unwrap();
     }
@@ -503,7 +509,7 @@ async fn rollback_goes_to_the_image_before_the_current_one() {
 }
 
 #[tokio::test]
-async fn guard_queue_and_bootstrap_conflicts_are_409() {
+async fn without_a_state_bucket_the_guard_reads_runs_and_bootstrap_conflicts_are_409() {
     let busy = FakeWorkflow::default();
     busy.existing
         .lock()
@@ -511,28 +517,16 @@ async fn guard_queue_and_bootstrap_conflicts_are_409() {
         .push(FakeWorkflow::run(7, "in_progress", None, "all"));
     let api = build(World {
         workflow: busy,
+        no_state: true,
         ..Default::default()
     });
     let reply = send(&api, &ask(&deploy("clawdinator-2"))).await;
     let e: ErrorBody = serde_json::from_str(&reply.body).unwrap();
     assert_eq!((reply.status, e.error.as_str()), (409, "deploy_in_flight"));
     assert_eq!(e.run.unwrap().run_id, 7);
-    let queued = deployed(&api, &raw(&body("clawdinator-2", r#","queue":true"#))).await;
-    assert_eq!(queued.checks.in_flight, InFlightCheck::Queued);
-    assert!(queued.warning.unwrap().contains("run 7"));
-
-    let waiting = FakeWorkflow::default();
-    waiting
-        .existing
-        .lock()
-        .unwrap()
-        .push(FakeWorkflow::run(8, "pending", None, "all"));
-    let api = build(World {
-        workflow: waiting,
-        ..Default::default()
-    });
+    // No queue without a state bucket to keep it in, and no GitHub pending slot relied on.
     let q = raw(&body("clawdinator-2", r#","queue":true"#));
-    assert_eq!(refused(&api, &q).await, (409, "deploy_queue_full".into()));
+    assert_eq!(refused(&api, &q).await, (409, "deploy_in_flight".into()));
     assert_eq!(api.ports().workflow.dispatch_count(), 0);
 
     let api = build(World {
@@ -544,6 +538,228 @@ async fn guard_queue_and_bootstrap_conflicts_are_409() {
         (409, "bootstrap_missing".into())
     );
     assert_eq!(api.ports().workflow.dispatch_count(), 0);
+}
+
+fn state(api: &Api) -> &FakeState {
+    api.ports().state.as_ref().unwrap()
+}
+
+/// Every audit record in the fake bucket, oldest first.
+fn records(api: &Api) -> Vec<AuditRecord> {
+    let state = state(api);
+    let mut records: Vec<AuditRecord> = state
+        .keys("audit/")
+        .iter()
+        .map(|k| serde_json::from_slice(&state.body(k).unwrap()).unwrap())
+        .collect();
+    records.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+    records
+}
+
+async fn queued(api: &Api, a: &Ask<'_>) -> QueuedAnswer {
+    let reply = send(api, a).await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    serde_json::from_str(&reply.body).unwrap()
+}
+
+async fn report_lands(api: &Api, request_id: &str) {
+    state(api)
+        .put(&report_key(request_id), b"{}".to_vec())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_lease_lets_one_deploy_through_and_a_humans_queue_waits_in_order() {
+    let api = build(World::default());
+    let first = deployed(&api, &ask(&deploy("clawdinator-2"))).await;
+    assert_eq!(first.checks.in_flight, InFlightCheck::Clear);
+    let reply = send(&api, &ask(&deploy("clawdinator-1"))).await;
+    let e: ErrorBody = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!((reply.status, e.error.as_str()), (409, "deploy_in_flight"));
+    assert_eq!(e.lease.unwrap().request_id, first.request_id);
+    let q1 = queued(&api, &raw(&body("clawdinator-1", r#","queue":true"#))).await;
+    let q2 = queued(&api, &raw(&body("all", r#","queue":true"#))).await;
+    assert_eq!((q1.position, q2.position), (1, 2));
+    let mut bot = raw(&body("clawdinator-2", r#","queue":true"#));
+    bot.token = Some(BOT_TOKEN);
+    assert_eq!(refused(&api, &bot).await, (403, "queue_not_allowed".into()));
+    let listed: QueueAnswer =
+        serde_json::from_str(&send(&api, &raw(r#"{"action":"queue"}"#)).await.body).unwrap();
+    let ids: Vec<&str> = listed.queue.iter().map(|e| e.request_id.as_str()).collect();
+    assert_eq!(ids, [q1.request_id.as_str(), q2.request_id.as_str()]);
+    assert_eq!(listed.lease.unwrap().request_id, first.request_id);
+    // Nothing moves while the first run goes on.
+    assert!(api.drain_queue().await.unwrap().dispatched.is_empty());
+    assert_eq!(api.ports().workflow.dispatch_count(), 1);
+    report_lands(&api, &first.request_id).await;
+    let drained = api.lease_ended(&first.request_id).await.unwrap();
+    assert_eq!(drained.dispatched, std::slice::from_ref(&q1.request_id));
+    let sent = api.ports().workflow.dispatched.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        sent[1].request_id, q1.request_id,
+        "dispatched under its own id"
+    );
+    // One at a time: the second waits for the first queued one's report.
+    assert!(api.scheduled().await.unwrap().dispatched.is_empty());
+    let kinds: Vec<(Option<String>, String)> = records(&api)
+        .into_iter()
+        .map(|r| (r.action, r.decision))
+        .collect();
+    assert!(
+        kinds.contains(&(Some("deploy".into()), "enqueue".into())),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(Some("dequeue".into()), "accepted".into())),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_queued_deploy_is_cancelled_by_its_requester_or_a_human_only() {
+    let api = build(World::default());
+    deployed(&api, &ask(&deploy("clawdinator-2"))).await;
+    let q = queued(
+        &api,
+        &raw(&body("clawdinator-babelfish", r#","queue":true"#)),
+    )
+    .await;
+    let cancel = format!(r#"{{"action":"cancel","request_id":"{}"}}"#, q.request_id);
+    let mut bot = raw(&cancel);
+    bot.token = Some(BOT_TOKEN);
+    assert_eq!(
+        refused(&api, &bot).await,
+        (403, "cancel_not_allowed".into())
+    );
+    let reply = send(&api, &raw(&cancel)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let answer: CancelAnswer = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(answer.cancelled.request_id, q.request_id);
+    assert_eq!(
+        refused(&api, &raw(&cancel)).await,
+        (404, "not_queued".into())
+    );
+    let cancelled = records(&api)
+        .into_iter()
+        .find(|r| r.action.as_deref() == Some("cancel") && r.status == 200)
+        .expect("a cancel record");
+    assert_eq!(
+        cancelled.about_request_id.as_deref(),
+        Some(q.request_id.as_str())
+    );
+    assert!(state(&api).keys("queue/").is_empty());
+}
+
+fn lock_body(target: &str, extra: &str) -> String {
+    format!(r#"{{"action":"lock","target":"{target}","reason":"debugging the gateway"{extra}}}"#)
+}
+
+#[tokio::test]
+async fn locks_hold_deploys_with_423_and_a_second_locker_gets_409() {
+    let api = build(World::default());
+    let reply = send(
+        &api,
+        &raw(&lock_body("clawdinator-2", r#","caller":"human:ops""#)),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let taken: LockAnswer = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(taken.lock.holder, "human:ops");
+    let second = send(
+        &api,
+        &raw(&lock_body("clawdinator-2", r#","caller":"human:eve""#)),
+    )
+    .await;
+    let e: ErrorBody = serde_json::from_str(&second.body).unwrap();
+    assert_eq!((second.status, e.error.as_str()), (409, "lock_held"));
+    assert_eq!(e.lock.unwrap().holder, "human:ops");
+    for target in ["clawdinator-2", "all"] {
+        let reply = send(&api, &ask(&deploy(target))).await;
+        let e: ErrorBody = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(
+            (reply.status, e.error.as_str()),
+            (423, "locked"),
+            "{target}"
+        );
+        let lock = e.lock.unwrap();
+        assert_eq!(
+            (lock.holder.as_str(), lock.reason.as_str()),
+            ("human:ops", "debugging the gateway")
+        );
+        assert!(e.message.contains(&lock.expires), "{}", e.message);
+    }
+    let rollback = raw(r#"{"action":"rollback","target":"clawdinator-2"}"#);
+    assert_eq!(refused(&api, &rollback).await, (423, "locked".into()));
+    assert_eq!(api.ports().workflow.dispatch_count(), 0);
+    let status: StatusAnswer =
+        serde_json::from_str(&send(&api, &raw(r#"{"action":"status"}"#)).await.body).unwrap();
+    assert_eq!(status.locks, std::slice::from_ref(&taken.lock));
+    // A bot locks only its own host, and may not release a human's lock.
+    let mut bot = raw(r#"{"action":"unlock","target":"clawdinator-2"}"#);
+    bot.token = Some(BOT_TOKEN);
+    assert_eq!(refused(&api, &bot).await, (403, "lock_not_allowed".into()));
+    bot.body = lock_body("clawdinator-2", "");
+    assert_eq!(refused(&api, &bot).await, (403, "lock_not_allowed".into()));
+    bot.body = lock_body("clawdinator-1", "");
+    assert_eq!(send(&api, &bot).await.status, 200);
+    bot.body = r#"{"action":"unlock","target":"clawdinator-1"}"#.into();
+    assert_eq!(send(&api, &bot).await.status, 200);
+    // Any human releases any lock; then there is none.
+    let unlock = raw(r#"{"action":"unlock","target":"clawdinator-2"}"#);
+    assert_eq!(send(&api, &unlock).await.status, 200);
+    assert_eq!(refused(&api, &unlock).await, (404, "lock_not_found".into()));
+    deployed(&api, &ask(&deploy("clawdinator-2"))).await;
+    let actions: Vec<String> = records(&api).into_iter().filter_map(|r| r.action).collect();
+    for action in ["lock", "unlock"] {
+        assert!(actions.iter().any(|a| a == action), "{actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_lock_holds_nothing_and_is_recorded_as_expired() {
+    let api = build(World::default());
+    let reply = send(&api, &raw(&lock_body("all", r#","ttl_secs":1"#))).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let bad_ttl = raw(&lock_body("all", r#","ttl_secs":86401"#));
+    assert_eq!(refused(&api, &bad_ttl).await, (400, "invalid_field".into()));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    deployed(&api, &ask(&deploy("clawdinator-2"))).await;
+    let expired = records(&api)
+        .into_iter()
+        .find(|r| r.action.as_deref() == Some("lock_expired"))
+        .expect("a lock_expired record");
+    assert_eq!(expired.target.as_deref(), Some("all"));
+    assert!(state(&api).keys("locks/").is_empty());
+}
+
+#[tokio::test]
+async fn a_queued_deploy_whose_host_got_locked_is_dropped_with_a_record() {
+    let api = build(World::default());
+    let first = deployed(&api, &ask(&deploy("clawdinator-1"))).await;
+    let q = queued(&api, &raw(&body("clawdinator-2", r#","queue":true"#))).await;
+    assert_eq!(
+        send(&api, &raw(&lock_body("clawdinator-2", "")))
+            .await
+            .status,
+        200
+    );
+    report_lands(&api, &first.request_id).await;
+    let drained = api.scheduled().await.unwrap();
+    assert_eq!(drained.dropped, [(q.request_id.clone(), "locked")]);
+    assert_eq!(api.ports().workflow.dispatch_count(), 1);
+    let dropped = records(&api)
+        .into_iter()
+        .find(|r| r.action.as_deref() == Some("dequeue"))
+        .unwrap();
+    assert_eq!(
+        (dropped.decision.as_str(), dropped.error.as_deref()),
+        ("dropped", Some("locked"))
+    );
+    assert!(dropped.reason.unwrap().contains("debugging the gateway"));
+    // The lease was let go: the next deploy goes at once.
+    deployed(&api, &ask(&deploy("clawdinator-babelfish"))).await;
 }
 
 #[tokio::test]
@@ -688,6 +904,7 @@ async fn outages_are_502_and_dispatch_nothing_more() {
     *down.runs_error.lock().unwrap() = Some(WorkflowError::Unavailable);
     let api = build(World {
         workflow: down,
+        no_state: true,
         ..Default::default()
     });
     assert_eq!(

@@ -1,4 +1,4 @@
-//! Chat text to command: `/fleet status | deploy <target> [ami] | rollback <target> | runs | wait <id> | audit | help`, nothing else.
+//! Chat text to command: `/fleet status | deploy <target> [ami] | rollback <target> | runs | wait <id> | audit | lock <target> <reason…> | unlock <target> | queue | cancel <request-id> | help`, nothing else.
 //!
 //! [`parse_chat`] is total: it never panics, reads at most [`MAX_CHAT_BYTES`] of any
 //! input, and never echoes the input back. Everything it accepts has passed the same
@@ -12,7 +12,7 @@ use control_api::contract::{AmiId, RequestError, Revision, Target};
 use crate::wait::{RunRef, RunRefError};
 
 /// The one line a user gets back for text that is not a fleet command.
-pub const USAGE: &str = "usage: /fleet status | /fleet deploy <all|instance-id> [ami-id] | /fleet rollback <all|instance-id> | /fleet runs | /fleet wait <request-id|run-id> | /fleet audit";
+pub const USAGE: &str = "usage: /fleet status | /fleet deploy <all|instance-id> [ami-id] | /fleet rollback <all|instance-id> | /fleet runs | /fleet wait <request-id|run-id> | /fleet audit | /fleet lock <all|instance-id> <reason> | /fleet unlock <all|instance-id> | /fleet queue | /fleet cancel <request-id>";
 
 /// `/fleet help`: one screen, every command with an example, what a bot may not do and
 /// where a run is followed. Commands not built yet say so.
@@ -27,13 +27,15 @@ pub const HELP: &str = "\
   /fleet wait 0190c0de-0000-7000-8000-000000000001
                                          follow a run (request id or run id) to its end
   /fleet audit                           who deployed what (humans only)
+  /fleet lock clawdinator-2 debugging the gateway
+                                         hold deploys of a host (or all) for an hour
+  /fleet unlock clawdinator-2            release a lock
+  /fleet queue                           deploys waiting their turn, and the one in flight
+  /fleet cancel 0190c0de-0000-7000-8000-000000000001
+                                         remove a queued deploy
   /fleet plan clawdinator-2              (coming) what a deploy would change
-  /fleet lock all                        (coming) hold deploys
-  /fleet unlock all                      (coming) release a lock
-  /fleet queue                           (coming) deploys waiting their turn
-  /fleet cancel 123                      (coming) stop a queued run
 A bot may not deploy itself, deploy all, queue behind a running deploy, pick a
-revision, or read the audit trail.
+revision, read the audit trail, lock another host or unlock a human's lock.
 Every deploy answers with its run's link on GitHub Actions; follow it there or with
 /fleet wait <request id>.";
 
@@ -44,7 +46,7 @@ const COMMANDS: [&str; 12] = [
 ];
 
 /// Commands announced in [`HELP`] that do not exist yet.
-const COMING: [&str; 5] = ["plan", "lock", "unlock", "queue", "cancel"];
+const COMING: [&str; 1] = ["plan"];
 
 /// Longest message considered at all; a real command is under 80 bytes.
 pub const MAX_CHAT_BYTES: usize = 512;
@@ -71,6 +73,19 @@ pub enum ChatCommand {
         run: RunRef,
     },
     Audit,
+    /// `/fleet lock <target> <reason…>`: the rest of the line is the reason.
+    Lock {
+        target: Target,
+        reason: String,
+    },
+    Unlock {
+        target: Target,
+    },
+    Queue,
+    /// `/fleet cancel <request-id>`.
+    Cancel {
+        request_id: String,
+    },
     /// `/fleet help`: answered with [`USAGE`], no call.
     Help,
 }
@@ -101,6 +116,10 @@ pub enum ChatError {
     MissingTarget(&'static str),
     #[error("/fleet wait needs a request id or a run id")]
     MissingRun,
+    #[error("/fleet lock needs a target and a reason: /fleet lock <all|instance-id> <reason>")]
+    MissingReason,
+    #[error("/fleet cancel needs the request id of a queued deploy (a UUID)")]
+    MissingRequestId,
     #[error("/fleet {command} takes {takes}")]
     TooManyArguments {
         command: &'static str,
@@ -228,6 +247,8 @@ pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
     } else if sub.eq_ignore_ascii_case("audit") {
         no_more(words, "audit")?;
         Ok(ChatCommand::Audit)
+    } else if let Some(command) = queue_command(sub, &mut words)? {
+        Ok(command)
     } else if let Some(coming) = COMING.iter().find(|c| sub.eq_ignore_ascii_case(c)) {
         Err(ChatError::NotAvailable(coming))
     } else {
@@ -235,6 +256,40 @@ pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
             closest: closest(sub),
         })
     }
+}
+
+/// `lock`, `unlock`, `queue` and `cancel`; `None` for any other command word.
+fn queue_command<'a>(
+    sub: &str,
+    words: &mut impl Iterator<Item = &'a str>,
+) -> Result<Option<ChatCommand>, ChatError> {
+    let command = if sub.eq_ignore_ascii_case("lock") {
+        let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("lock"))?)?;
+        let reason = words.collect::<Vec<_>>().join(" ");
+        if reason.is_empty() {
+            return Err(ChatError::MissingReason);
+        }
+        ChatCommand::Lock { target, reason }
+    } else if sub.eq_ignore_ascii_case("unlock") {
+        let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("unlock"))?)?;
+        no_more(words, "unlock")?;
+        ChatCommand::Unlock { target }
+    } else if sub.eq_ignore_ascii_case("queue") {
+        no_more(words, "queue")?;
+        ChatCommand::Queue
+    } else if sub.eq_ignore_ascii_case("cancel") {
+        let word = words.next().ok_or(ChatError::MissingRequestId)?;
+        let Ok(RunRef::RequestId(id)) = RunRef::parse(word) else {
+            return Err(ChatError::MissingRequestId);
+        };
+        no_more(words, "cancel")?;
+        ChatCommand::Cancel {
+            request_id: id.to_string(),
+        }
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(command))
 }
 
 /// The known command nearest to `word` by edit distance (ties: the first listed). Only

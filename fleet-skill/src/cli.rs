@@ -1,4 +1,4 @@
-//! The command line (clap derive): `fleet [--caller C] status | deploy | rollback | runs | audit | wait | chat | heartbeat`.
+//! The command line (clap derive): `fleet [--caller C] status | deploy | rollback | runs | audit | lock | unlock | queue | cancel | wait | chat | heartbeat`.
 //!
 //! Values are parsed with the control API's own types, so a bad target or AMI is a usage
 //! error (exit 2) before anything is sent. The control token has no flag on purpose:
@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use control_api::contract::{AmiId, Caller, Revision, Target, AUDIT_LIMIT, RUNS_LIMIT};
+use control_api::contract::{
+    AmiId, Caller, Revision, Target, AUDIT_LIMIT, DEFAULT_TTL_SECS, MAX_TTL_SECS, RUNS_LIMIT,
+};
 
 use crate::wait::{RunRef, WaitOptions};
 
@@ -143,7 +145,43 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Follow a deploy run until it completes.
+    /// Hold deploys of a host (or `all`) while you work on it; humans lock anything, a
+    /// bot only its own host.
+    Lock {
+        /// `all` or an instance id.
+        #[arg(value_parser = parse_target)]
+        target: Target,
+        /// Why, for whoever is held up (1 to 200 characters).
+        #[arg(long)]
+        reason: String,
+        /// How long the lock holds, 1 to 86400 seconds.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = DEFAULT_TTL_SECS,
+            value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_TTL_SECS))
+        )]
+        ttl_secs: u32,
+    },
+    /// Release a lock (humans: any lock; a bot: the one it holds on its own host).
+    Unlock {
+        #[arg(value_parser = parse_target)]
+        target: Target,
+    },
+    /// List the queued deploys, next first, and the deploy they wait behind.
+    Queue {
+        /// Print the API's JSON answer instead of the list.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a queued deploy (its requester, or any human).
+    Cancel {
+        /// The request id the queued deploy printed.
+        #[arg(value_name = "REQUEST_ID", value_parser = parse_request_id)]
+        request_id: String,
+    },
+    /// Follow a deploy run until it completes (a queued request: its position until it
+    /// is dispatched).
     #[command(after_help = WAIT_HELP)]
     Wait {
         /// A run id (all digits) or the request id a deploy printed (a UUID).
@@ -237,6 +275,13 @@ fn parse_ami(s: &str) -> Result<AmiId, String> {
 
 fn parse_revision(s: &str) -> Result<Revision, String> {
     Revision::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_request_id(s: &str) -> Result<String, String> {
+    match RunRef::parse(s) {
+        Ok(RunRef::RequestId(id)) => Ok(id.to_string()),
+        _ => Err("must be a request id (a UUID)".to_owned()),
+    }
 }
 
 fn parse_run(s: &str) -> Result<RunRef, String> {

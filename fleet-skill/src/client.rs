@@ -10,8 +10,9 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use control_api::contract::{
-    AuditAnswer, DeployAnswer, ErrorBody, HeartbeatAnswer, Request, RunAnswer, RunsAnswer,
-    StatusAnswer, WorkflowRun, IDEMPOTENCY_KEY_HEADER, TOKEN_HEADER,
+    AuditAnswer, CancelAnswer, DeployAnswer, ErrorBody, HeartbeatAnswer, LockAnswer, QueueAnswer,
+    QueuedAnswer, Request, RunAnswer, RunsAnswer, StatusAnswer, WorkflowRun,
+    IDEMPOTENCY_KEY_HEADER, TOKEN_HEADER,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -217,6 +218,10 @@ reply!(RunsAnswer, "runs");
 reply!(RunAnswer, "run");
 reply!(AuditAnswer, "audit");
 reply!(HeartbeatAnswer, "heartbeat");
+reply!(QueuedAnswer, "queued deploy");
+reply!(LockAnswer, "lock");
+reply!(QueueAnswer, "queue");
+reply!(CancelAnswer, "cancel");
 
 /// Lambda's own refusals and throttles (IAM, concurrency) come from AWS, not from the
 /// API: `{"Message": "Forbidden"}`.

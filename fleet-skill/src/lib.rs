@@ -20,8 +20,9 @@ pub mod wait;
 use std::io::Write;
 
 use control_api::contract::{
-    AmiId, AuditAnswer, Caller, DeployAnswer, HeartbeatAnswer, Request, Revision, RunsAnswer,
-    StatusAnswer, Target, AUDIT_LIMIT, RUNS_LIMIT,
+    AmiId, AuditAnswer, Caller, CancelAnswer, DeployAnswer, HeartbeatAnswer, LockAnswer,
+    QueueAnswer, QueuedAnswer, Request, Revision, RunsAnswer, StatusAnswer, Target, AUDIT_LIMIT,
+    DEFAULT_TTL_SECS, RUNS_LIMIT,
 };
 use control_api::domain::policy::{authorize_deploy, caller_instance, PolicyError};
 use control_api::domain::registry::Registry;
@@ -66,6 +67,20 @@ enum Action {
         options: WaitOptions,
     },
     Heartbeat,
+    Lock {
+        target: Target,
+        reason: String,
+        ttl_secs: u32,
+    },
+    Unlock {
+        target: Target,
+    },
+    Queue {
+        json: bool,
+    },
+    Cancel {
+        request_id: String,
+    },
 }
 
 /// Where a run writes: results to `out`, a wait's progress to `err` (redrawn in place
@@ -142,6 +157,18 @@ fn action_of(command: Command, out: &mut dyn Write) -> Result<Option<Action>, Fl
             options: timing.options(),
         },
         Command::Heartbeat => Action::Heartbeat,
+        Command::Lock {
+            target,
+            reason,
+            ttl_secs,
+        } => Action::Lock {
+            target,
+            reason,
+            ttl_secs,
+        },
+        Command::Unlock { target } => Action::Unlock { target },
+        Command::Queue { json } => Action::Queue { json },
+        Command::Cancel { request_id } => Action::Cancel { request_id },
         Command::Chat { text, stdin } => {
             match chat_text(text, stdin).and_then(|t| parse_chat(&t)) {
                 Ok(command) => {
@@ -238,6 +265,39 @@ fn perform(
             wait::wait(endpoint, caller, run, &options, &mut progress, output.out)
         }
         Action::Heartbeat => report(endpoint, caller_owned, lookup, output.out),
+        Action::Lock {
+            target,
+            reason,
+            ttl_secs,
+        } => {
+            let request = Request::Lock {
+                target,
+                caller: caller_owned,
+                reason,
+                ttl_secs,
+            };
+            read::<LockAnswer>(endpoint, &request, false, render::render_lock, output.out)
+        }
+        Action::Unlock { target } => {
+            let request = Request::Unlock {
+                target,
+                caller: caller_owned,
+            };
+            read::<LockAnswer>(endpoint, &request, false, render::render_lock, output.out)
+        }
+        Action::Queue { json } => {
+            let request = Request::Queue {
+                caller: caller_owned,
+            };
+            read::<QueueAnswer>(endpoint, &request, json, render::render_queue, output.out)
+        }
+        Action::Cancel { request_id } => {
+            let request = Request::Cancel {
+                caller: caller_owned,
+                request_id,
+            };
+            read::<CancelAnswer>(endpoint, &request, false, render::render_cancel, output.out)
+        }
     }
 }
 
@@ -289,6 +349,14 @@ fn from_chat(command: ChatCommand) -> Option<Action> {
             limit: AUDIT_LIMIT.default,
             json: false,
         },
+        ChatCommand::Lock { target, reason } => Action::Lock {
+            target,
+            reason,
+            ttl_secs: DEFAULT_TTL_SECS,
+        },
+        ChatCommand::Unlock { target } => Action::Unlock { target },
+        ChatCommand::Queue => Action::Queue { json: false },
+        ChatCommand::Cancel { request_id } => Action::Cancel { request_id },
         ChatCommand::Help => return None,
     })
 }
@@ -346,18 +414,29 @@ fn read<T: Reply>(
     Ok(())
 }
 
+/// What a deploy or rollback came to: dispatched, or (202) queued behind another.
+enum Receipt {
+    Dispatched(Box<DeployAnswer>),
+    Queued(QueuedAnswer),
+}
+
 /// A deploy or rollback: sent once with a fresh `Idempotency-Key`, receipt printed.
 fn deploy(
     endpoint: &Endpoint,
     request: &Request,
     out: &mut dyn Write,
-) -> Result<DeployAnswer, FleetError> {
+) -> Result<Receipt, FleetError> {
     // One key per invocation: the retry in `client::post` reuses it.
     let key = uuid::Uuid::new_v4().to_string();
     let answer = client::send(endpoint, request, Some(&key))?;
+    if answer.status == 202 {
+        let reply = client::interpret::<QueuedAnswer>(&answer)?;
+        out.write_all(render::render_queued(&reply).as_bytes())?;
+        return Ok(Receipt::Queued(reply));
+    }
     let reply = client::interpret::<DeployAnswer>(&answer)?;
     out.write_all(render::render_deploy(&reply).as_bytes())?;
-    Ok(reply)
+    Ok(Receipt::Dispatched(Box::new(reply)))
 }
 
 /// `--wait` after an accepted deploy or rollback: follows its run by run id when the
@@ -365,12 +444,24 @@ fn deploy(
 fn follow(
     endpoint: &Endpoint,
     caller: Option<&Caller>,
-    answer: &DeployAnswer,
+    receipt: &Receipt,
     wait: Option<WaitOptions>,
     output: &mut Output<'_>,
 ) -> Result<(), FleetError> {
     let Some(options) = wait else {
         return Ok(());
+    };
+    let answer = match receipt {
+        Receipt::Dispatched(answer) => answer,
+        // Followed by its request id: its position until it is dispatched, then its run.
+        Receipt::Queued(queued) => {
+            let run = RunRef::parse(&queued.request_id).map_err(|_| {
+                FleetError::BadAnswer("the queued answer has no request id to follow".to_owned())
+            })?;
+            output.out.flush()?;
+            let mut progress = Progress::start(output.err, output.terminal);
+            return wait::wait(endpoint, caller, run, &options, &mut progress, output.out);
+        }
     };
     if answer.dispatch.as_ref().is_some_and(|d| d.dry_run) {
         writeln!(

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use control_api::contract::{
-    AuditAnswer, DeployAnswer, Flag, InstanceStatus, RollReport, RunsAnswer, StatusAnswer,
-    UnmanagedReason, WorkflowRun,
+    AuditAnswer, CancelAnswer, DeployAnswer, Flag, InstanceStatus, LockAnswer, QueueAnswer,
+    QueuedAnswer, RollReport, RunsAnswer, StatusAnswer, UnmanagedReason, WorkflowRun,
 };
 
 use crate::error::one_line;
@@ -227,6 +227,14 @@ fn run_status(run: &WorkflowRun) -> String {
 /// The fleet as a table (id, EC2 id, state, AMI, IP, flags), then the latest AMI and a
 /// summary line.
 pub fn render_status(answer: &StatusAnswer) -> String {
+    let mut out = render_fleet(answer);
+    for lock in &answer.locks {
+        out.push_str(&format!("locked: {}\n", one_line(&lock.sentence(), 400)));
+    }
+    out
+}
+
+fn render_fleet(answer: &StatusAnswer) -> String {
     let fleet = &answer.fleet;
     let mut rows: Vec<[String; 7]> =
         vec![["ID", "EC2 ID", "STATE", "READY", "AMI", "IP", "FLAGS"].map(String::from)];
@@ -397,6 +405,65 @@ fn flags(flags: &[Flag]) -> String {
 /// The reason's wire name.
 fn reason(reason: UnmanagedReason) -> &'static str {
     reason.as_str()
+}
+
+/// `fleet deploy --queue` answered 202: where it stands and how to follow it.
+pub fn render_queued(answer: &QueuedAnswer) -> String {
+    let mut out = format!(
+        "queued: {} at position {} (request {})\n",
+        answer.target,
+        answer.position,
+        one_line(&answer.request_id, 80)
+    );
+    if let Ok(id) = RunRef::parse(&answer.request_id) {
+        out.push_str(&format!(
+            "it is dispatched, its checks run again, when the deploys before it end; follow it with: fleet wait {id}\n"
+        ));
+    }
+    if answer.replayed {
+        out.push_str("(replayed: an earlier identical request already answered)\n");
+    }
+    out
+}
+
+/// `fleet lock` and `fleet unlock`: the lock taken or released.
+pub fn render_lock(answer: &LockAnswer) -> String {
+    let lock = &answer.lock;
+    format!(
+        "{}\nholder: {}  reason: {}  until: {}\n",
+        one_line(&answer.message, 200),
+        one_line(&lock.holder, 80),
+        one_line(&lock.reason, 200),
+        one_line(&lock.expires, 40)
+    )
+}
+
+/// `fleet queue`: the lease the queue waits behind, then the entries, next first.
+pub fn render_queue(answer: &QueueAnswer) -> String {
+    let mut out = match &answer.lease {
+        Some(lease) => format!("in flight: {}\n", one_line(&lease.sentence(), 400)),
+        None => "in flight: nothing\n".to_owned(),
+    };
+    if answer.queue.is_empty() {
+        out.push_str("queue: empty\n");
+    }
+    for (i, e) in answer.queue.iter().enumerate() {
+        out.push_str(&format!(
+            "{:>2}. {} {} by {} ({}, queued {})\n",
+            i + 1,
+            one_line(&e.action, 20),
+            e.target,
+            one_line(e.caller.as_ref().map_or(&e.principal, |c| c.as_str()), 80),
+            one_line(&e.request_id, 80),
+            one_line(&e.enqueued_at, 40)
+        ));
+    }
+    out
+}
+
+/// `fleet cancel`.
+pub fn render_cancel(answer: &CancelAnswer) -> String {
+    format!("{}\n", one_line(&answer.message, 300))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use control_api::contract::{self, Caller, Request, RunAnswer, WorkflowRun};
+use control_api::contract::{self, Caller, QueueAnswer, Request, RunAnswer, WorkflowRun};
 use uuid::Uuid;
 
 use crate::client;
@@ -273,6 +273,9 @@ fn follow(
 ) -> Result<(RunRef, RunAnswer), FleetError> {
     let mut failures = 0;
     let mut last_seen: Option<String> = None;
+    // When the grace for a run to show up began: the start, or the last look that found
+    // the request still queued.
+    let mut visible_from = Duration::ZERO;
     loop {
         match poll(endpoint, caller, &run) {
             Ok(answer) => {
@@ -294,10 +297,20 @@ fn follow(
             }
             Err(FleetError::Refused(f))
                 if f.code.as_deref() == Some(RUN_NOT_FOUND)
-                    && matches!(run, RunRef::RequestId(_))
-                    && progress.elapsed() < NOT_VISIBLE_GRACE =>
+                    && matches!(run, RunRef::RequestId(_)) =>
             {
-                let state = format!("{}: not visible yet", run.label());
+                // A queued request has no run until its turn: say where it stands, and
+                // count the grace for a run to show up from its dispatch.
+                let state = match queue_position(endpoint, caller, &run) {
+                    Some(position) => {
+                        visible_from = progress.elapsed();
+                        format!("{}: queued, position {position}", run.label())
+                    }
+                    None if progress.elapsed() - visible_from < NOT_VISIBLE_GRACE => {
+                        format!("{}: not visible yet", run.label())
+                    }
+                    None => return Err(FleetError::Refused(f)),
+                };
                 progress.show(state.clone())?;
                 last_seen = Some(state);
             }
@@ -326,6 +339,24 @@ fn follow(
         }
         progress.pause(options.interval.min(left))?;
     }
+}
+
+/// The request's position in the deploy queue (1 is next), if it is queued; any
+/// failure to tell counts as not queued.
+fn queue_position(endpoint: &Endpoint, caller: Option<&Caller>, run: &RunRef) -> Option<usize> {
+    let RunRef::RequestId(id) = run else {
+        return None;
+    };
+    let request = Request::Queue {
+        caller: caller.cloned(),
+    };
+    let answer = client::send(endpoint, &request, None).ok()?;
+    let queue = client::interpret::<QueueAnswer>(&answer).ok()?;
+    queue
+        .queue
+        .iter()
+        .position(|e| e.request_id == id.to_string())
+        .map(|i| i + 1)
 }
 
 fn poll(

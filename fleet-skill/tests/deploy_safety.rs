@@ -94,6 +94,8 @@ fn error_body(code: &str, message: &str) -> ErrorBody {
         message: message.to_owned(),
         request_id: OTHER_REQUEST_ID.to_owned(),
         run: None,
+        lease: None,
+        lock: None,
         retry_after_secs: None,
         replayed: false,
     }
@@ -619,6 +621,8 @@ fn audit_answer() -> AuditAnswer {
         run_id: Some(123),
         run_url: text(RUN_URL),
         first_request_id: None,
+        about_request_id: None,
+        reason: None,
     };
     let refused = AuditRecord {
         request_id: OTHER_REQUEST_ID.to_owned(),
@@ -787,11 +791,16 @@ fn wait_for_a_request_id_is_patient_until_the_run_shows_up() {
             "run 123 queued".to_owned(),
         ]
     );
-    // Once the run is known it is asked for by run id.
+    // Once the run is known it is asked for by run id. Each "not found" also asked
+    // whether the request waits in the deploy queue (this double knows no queue).
     let sent: Vec<Request> = api.requests().iter().map(RawRequest::request).collect();
-    assert_eq!(sent.len(), 4);
-    assert_eq!(sent[0], by_request_id());
-    assert_eq!(sent[3], by_run_id(None));
+    let (queue, runs): (Vec<Request>, Vec<Request>) = sent
+        .into_iter()
+        .partition(|r| matches!(r, Request::Queue { .. }));
+    assert_eq!(queue.len(), 2);
+    assert_eq!(runs.len(), 4);
+    assert_eq!(runs[0], by_request_id());
+    assert_eq!(runs[3], by_run_id(None));
 }
 
 #[test]

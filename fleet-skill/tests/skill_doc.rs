@@ -121,12 +121,19 @@ fn every_chat_command_is_documented_and_every_example_parses() {
             ChatCommand::Runs => "runs",
             ChatCommand::Wait { .. } => "wait",
             ChatCommand::Audit => "audit",
+            ChatCommand::Lock { .. } => "lock",
+            ChatCommand::Unlock { .. } => "unlock",
+            ChatCommand::Queue => "queue",
+            ChatCommand::Cancel { .. } => "cancel",
             ChatCommand::Help => "help",
         });
     }
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
-        ["audit", "deploy", "help", "rollback", "runs", "status", "wait"]
+        [
+            "audit", "cancel", "deploy", "help", "lock", "queue", "rollback", "runs", "status",
+            "unlock", "wait"
+        ]
     );
 }
 

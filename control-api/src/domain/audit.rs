@@ -25,8 +25,11 @@ pub struct AuditRecord {
     /// The commit asked for or dispatched (records written before revisions: absent).
     #[serde(default)]
     pub revision: Option<String>,
-    /// `accepted`, `refused`, `replayed`, `guarded` or `failed`.
+    /// `accepted`, `refused`, `replayed`, `guarded` or `failed`; `enqueue` for a deploy
+    /// put in the queue; for the API's own actions (`action` `dequeue`, `lock_expired`,
+    /// `lease_takeover`) `accepted`, `dropped` or `expired`.
     pub decision: String,
+    /// The answer's status; 0 for the API's own actions, which answered nobody.
     pub status: u16,
     /// The error code of a refusal or failure.
     pub error: Option<String>,
@@ -35,6 +38,13 @@ pub struct AuditRecord {
     /// For a replayed request: the request whose answer it got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_request_id: Option<String>,
+    /// The request a record is about: the queued deploy a `dequeue` or `cancel` moved,
+    /// the deploy whose lease was taken over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about_request_id: Option<String>,
+    /// A lock's reason; why a queued deploy was dropped; why a lock or lease ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Where a record made at `at` lives.

@@ -4,6 +4,8 @@
 use super::auth::AuthError;
 use super::dispatch::DeployError;
 use super::idempotency::IdempotencyError;
+use super::lease::Lease;
+use super::lock::Lock;
 use super::policy::PolicyError;
 use super::ports::{AwsError, Misconfig, WorkflowError, WorkflowRun};
 use super::request::RequestError;
@@ -48,15 +50,27 @@ pub enum ApiError {
     Idempotency(#[from] IdempotencyError),
     #[error("Idempotency-Key must be 1 to 255 visible ASCII characters")]
     InvalidIdempotencyKey,
-    /// Another deploy is queued or running; dispatching now could cancel a waiting one.
-    #[error("{}", in_flight_message(run))]
-    DeployInFlight { run: Box<WorkflowRun> },
-    /// `queue` asked, but a deploy already waits: GitHub keeps one pending run per group,
-    /// so queueing another would cancel that one.
-    #[error("deploy run {} ({}) is already waiting to start; GitHub keeps only one waiting run, so queueing another would cancel it. Try again when it has started", run.run_id, run.target.as_deref().unwrap_or("?"))]
-    QueueFull { run: Box<WorkflowRun> },
+    /// Another deploy holds the lease (or, without a state bucket, a run is in flight).
+    #[error("{}", in_flight_message(.0))]
+    DeployInFlight(Box<InFlight>),
     #[error("only humans may queue a deploy behind a running one")]
     QueueNotAllowed,
+    /// A lock holds a host the deploy would touch.
+    #[error("{}; nothing was dispatched", .0.sentence())]
+    Locked(Box<Lock>),
+    /// Somebody else locked the target first.
+    #[error("{}; unlock it first (humans may unlock any lock)", .0.sentence())]
+    LockHeld(Box<Lock>),
+    /// A bot may lock only its own host, and unlock only the lock it holds there.
+    #[error("{bot} may lock and unlock only its own host's lock, not {target}'s")]
+    LockNotAllowed { bot: String, target: String },
+    #[error("{0} is not locked")]
+    LockNotFound(String),
+    #[error("request {0} is not in the deploy queue (dispatched, dropped or cancelled)")]
+    NotQueued(String),
+    /// A bot cancelling a queued deploy it did not ask for.
+    #[error("only the requester or a human may cancel request {0}")]
+    CancelNotAllowed(String),
     #[error("only humans may choose a revision; a bot deploys the commit GITHUB_REF points to")]
     RevisionNotAllowed,
     #[error("the audit trail is for humans; bots may use runs")]
@@ -123,9 +137,14 @@ impl ApiError {
             Self::Idempotency(IdempotencyError::Unresolved { .. }) => "idempotency_unresolved",
             Self::Idempotency(IdempotencyError::Store(_)) | Self::State(_) => "state_unavailable",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
-            Self::DeployInFlight { .. } => "deploy_in_flight",
-            Self::QueueFull { .. } => "deploy_queue_full",
+            Self::DeployInFlight(_) => "deploy_in_flight",
             Self::QueueNotAllowed => "queue_not_allowed",
+            Self::Locked(_) => "locked",
+            Self::LockHeld(_) => "lock_held",
+            Self::LockNotAllowed { .. } => "lock_not_allowed",
+            Self::LockNotFound(_) => "lock_not_found",
+            Self::NotQueued(_) => "not_queued",
+            Self::CancelNotAllowed(_) => "cancel_not_allowed",
             Self::AuditHumansOnly => "audit_humans_only",
             Self::RevisionNotAllowed => "revision_not_allowed",
             Self::HeartbeatBotsOnly => "heartbeat_bots_only",
@@ -159,14 +178,37 @@ impl ApiError {
     /// The run an in-flight refusal is about.
     pub fn run(&self) -> Option<&WorkflowRun> {
         match self {
-            Self::DeployInFlight { run } | Self::QueueFull { run } => Some(run),
+            Self::DeployInFlight(holder) => match holder.as_ref() {
+                InFlight::Run(run) => Some(run),
+                InFlight::Lease(_) => None,
+            },
             _ => None,
         }
     }
 
-    /// Whether the in-flight guard stopped the request (not a refusal of the caller).
+    /// The lease an in-flight refusal is about.
+    pub fn lease(&self) -> Option<&Lease> {
+        match self {
+            Self::DeployInFlight(holder) => match holder.as_ref() {
+                InFlight::Lease(lease) => Some(lease),
+                InFlight::Run(_) => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The lock a `locked` or `lock_held` refusal is about.
+    pub fn lock(&self) -> Option<&Lock> {
+        match self {
+            Self::Locked(lock) | Self::LockHeld(lock) => Some(lock),
+            _ => None,
+        }
+    }
+
+    /// Whether the lease, a run in flight or a lock stopped the request (not a refusal
+    /// of the caller).
     pub fn is_guard(&self) -> bool {
-        matches!(self, Self::DeployInFlight { .. } | Self::QueueFull { .. })
+        matches!(self, Self::DeployInFlight(_) | Self::Locked(_))
     }
 
     /// Refusals of who is asking: they get a durable audit record even for a read.
@@ -176,6 +218,8 @@ impl ApiError {
             Self::Auth(_)
                 | Self::Policy(_)
                 | Self::QueueNotAllowed
+                | Self::LockNotAllowed { .. }
+                | Self::CancelNotAllowed(_)
                 | Self::AuditHumansOnly
                 | Self::RevisionNotAllowed
                 | Self::HeartbeatBotsOnly
@@ -183,7 +227,27 @@ impl ApiError {
     }
 }
 
-fn in_flight_message(run: &WorkflowRun) -> String {
+/// What holds the fleet when a deploy is refused as in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InFlight {
+    /// Another request's deploy holds the lease.
+    Lease(Lease),
+    /// A run of the workflow is in flight (servers without a state bucket, which have
+    /// no lease, look at GitHub's runs).
+    Run(WorkflowRun),
+}
+
+fn in_flight_message(holder: &InFlight) -> String {
+    let run = match holder {
+        InFlight::Lease(lease) => {
+            return format!(
+                "another deploy is in flight: {}. Wait for it (fleet wait {}), or, as a human, send queue: true to run after it",
+                lease.sentence(),
+                lease.request_id
+            )
+        }
+        InFlight::Run(run) => run,
+    };
     format!(
         "another deploy is {} (run {}: {} by {}, request {}): {}. Wait for it (fleet wait {}), or, as a human, send queue: true to run after it",
         run.status.replace('_', " "),

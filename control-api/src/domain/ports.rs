@@ -260,7 +260,8 @@ pub enum Written {
     Conflict,
 }
 
-/// Conditional writes for idempotency, plain writes and listings for the audit trail.
+/// Conditional writes for idempotency, locks, the lease and the queue; plain writes,
+/// deletes and listings for the rest.
 /// Lambda instances share nothing else.
 pub trait StateStore: Send + Sync {
     /// The bucket, for messages and audit records.
@@ -282,6 +283,8 @@ pub trait StateStore: Send + Sync {
     fn read(&self, key: &str) -> impl Future<Output = Result<Option<Stored>, AwsError>> + Send;
     /// Writes `key` unconditionally.
     fn put(&self, key: &str, body: Vec<u8>) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// Removes `key`; removing what is not there is no error (S3's DeleteObject).
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
     /// One page: at most `limit` keys under `prefix` that sort after `start_after`, in
     /// ascending order (S3's `StartAfter` and `MaxKeys`). Fewer than `limit` means the
     /// listing ended.

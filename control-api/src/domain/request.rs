@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::heartbeat::HeartbeatReport;
+use super::lock::{DEFAULT_TTL_SECS, MAX_REASON_CHARS, MAX_TTL_SECS};
 use super::registry::{InstanceId, Registry};
 
 /// The largest body the API reads (16 KiB); a deploy request is a few hundred bytes.
@@ -259,6 +260,31 @@ pub enum Command {
         #[serde(flatten)]
         report: HeartbeatReport,
     },
+    /// Hold deploys of `target` (`all` or a host) for `ttl_secs`.
+    Lock {
+        target: Target,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        caller: Option<Caller>,
+        reason: String,
+        ttl_secs: u32,
+    },
+    /// Release the lock on `target`.
+    Unlock {
+        target: Target,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        caller: Option<Caller>,
+    },
+    /// The queued deploys, in order, and the lease.
+    Queue {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        caller: Option<Caller>,
+    },
+    /// Remove a queued deploy (its requester, or any human).
+    Cancel {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        caller: Option<Caller>,
+        request_id: String,
+    },
 }
 
 fn is_false(b: &bool) -> bool {
@@ -275,6 +301,10 @@ impl Command {
             Self::Run { .. } => "run",
             Self::Audit { .. } => "audit",
             Self::Heartbeat { .. } => "heartbeat",
+            Self::Lock { .. } => "lock",
+            Self::Unlock { .. } => "unlock",
+            Self::Queue { .. } => "queue",
+            Self::Cancel { .. } => "cancel",
         }
     }
 
@@ -286,7 +316,11 @@ impl Command {
             | Self::Runs { caller, .. }
             | Self::Run { caller, .. }
             | Self::Audit { caller, .. }
-            | Self::Heartbeat { caller, .. } => caller.as_ref(),
+            | Self::Heartbeat { caller, .. }
+            | Self::Lock { caller, .. }
+            | Self::Unlock { caller, .. }
+            | Self::Queue { caller }
+            | Self::Cancel { caller, .. } => caller.as_ref(),
         }
     }
 
@@ -317,7 +351,7 @@ pub enum RequestError {
     WrongType(&'static str, &'static str),
     #[error("field \"action\" is required")]
     MissingAction,
-    #[error("unknown action {0:?}; expected one of deploy, rollback, status, runs, run, audit, heartbeat")]
+    #[error("unknown action {0:?}; expected one of deploy, rollback, status, runs, run, audit, heartbeat, lock, unlock, queue, cancel")]
     UnknownAction(String),
     #[error("field \"target\" is required for deploy: \"all\" or an instance id")]
     MissingTarget,
@@ -344,6 +378,10 @@ pub enum RequestError {
     /// A heartbeat field missing or malformed: the field and what it must be.
     #[error("field {0:?} must be {1}")]
     InvalidReport(&'static str, &'static str),
+    #[error("lock needs a reason: 1 to 200 characters on one line")]
+    InvalidReason,
+    #[error("ttl_secs must be a whole number from 1 to 86400")]
+    InvalidTtl,
 }
 
 impl RequestError {
@@ -365,7 +403,7 @@ impl RequestError {
             Self::OutOfRange(..) => "invalid_field",
             Self::MissingRun => "missing_run",
             Self::InvalidRequestId => "invalid_request_id",
-            Self::InvalidReport(..) => "invalid_field",
+            Self::InvalidReport(..) | Self::InvalidReason | Self::InvalidTtl => "invalid_field",
         }
     }
 }
@@ -435,6 +473,24 @@ pub fn parse_command(body: &[u8]) -> Result<Command, RequestError> {
             caller,
             report: HeartbeatReport::from_body(&obj)?,
         }),
+        "lock" => Ok(Command::Lock {
+            target: target()?,
+            caller,
+            reason: reason(&obj)?,
+            ttl_secs: ttl_secs(&obj)?,
+        }),
+        "unlock" => Ok(Command::Unlock {
+            target: target()?,
+            caller,
+        }),
+        "queue" => Ok(Command::Queue { caller }),
+        "cancel" => Ok(Command::Cancel {
+            caller,
+            request_id: match optional_str(&obj, "request_id")? {
+                Some(id) => request_id(id)?,
+                None => return Err(RequestError::InvalidRequestId),
+            },
+        }),
         _ => Err(RequestError::UnknownAction(truncate(action, 64))),
     }
 }
@@ -451,14 +507,39 @@ fn run_ref(obj: &Map<String, Value>) -> Result<RunRef, RequestError> {
         ),
     };
     match (request_id, run_id) {
-        (Some(id), None) => Ok(RunRef::RequestId(
-            uuid::Uuid::try_parse(id)
-                .map_err(|_| RequestError::InvalidRequestId)?
-                .hyphenated()
-                .to_string(),
-        )),
+        (Some(id), None) => Ok(RunRef::RequestId(self::request_id(id)?)),
         (None, Some(id)) => Ok(RunRef::RunId(id)),
         _ => Err(RequestError::MissingRun),
+    }
+}
+
+/// A request id: a UUID, written the one way the API writes them.
+fn request_id(id: &str) -> Result<String, RequestError> {
+    Ok(uuid::Uuid::try_parse(id)
+        .map_err(|_| RequestError::InvalidRequestId)?
+        .hyphenated()
+        .to_string())
+}
+
+/// A lock's `reason`: required, one line, at most [`MAX_REASON_CHARS`] characters.
+fn reason(obj: &Map<String, Value>) -> Result<String, RequestError> {
+    let reason = optional_str(obj, "reason")?.unwrap_or_default().trim();
+    let ok = !reason.is_empty()
+        && reason.chars().count() <= MAX_REASON_CHARS
+        && !reason.chars().any(char::is_control);
+    ok.then(|| reason.to_owned())
+        .ok_or(RequestError::InvalidReason)
+}
+
+/// A lock's `ttl_secs`: 1 to a day, default an hour.
+fn ttl_secs(obj: &Map<String, Value>) -> Result<u32, RequestError> {
+    match obj.get("ttl_secs") {
+        None | Some(Value::Null) => Ok(DEFAULT_TTL_SECS),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=u64::from(MAX_TTL_SECS)).contains(n))
+            .map(|n| n as u32)
+            .ok_or(RequestError::InvalidTtl),
     }
 }
 
@@ -731,6 +812,21 @@ mod tests {
                 r#"{"action":"run","request_id":"../x"}"#,
                 "invalid_request_id",
             ),
+            (r#"{"action":"lock","target":"all"}"#, "invalid_field"),
+            (
+                r#"{"action":"lock","target":"all","reason":"x","ttl_secs":0}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"action":"lock","target":"all","reason":"x","ttl_secs":86401}"#,
+                "invalid_field",
+            ),
+            (r#"{"action":"unlock"}"#, "missing_target"),
+            (r#"{"action":"cancel"}"#, "invalid_request_id"),
+            (
+                r#"{"action":"cancel","request_id":"nope"}"#,
+                "invalid_request_id",
+            ),
         ];
         for (body, code) in refused {
             assert_eq!(parse(body).map_err(|e| e.code()), Err(code), "{body}");
@@ -751,6 +847,10 @@ mod tests {
             r#"{"action":"audit","caller":"human:ops","limit":20}"#,
             r#"{"action":"run","run_id":42}"#,
             r#"{"action":"heartbeat","caller":"clawdinator-2","ec2_instance_id":"i-0123456789abcdef0","ami":"ami-0000000b","revision":"","service":"active","booted_at":"2026-11-20T10:00:00Z","agent":"0.1.0"}"#,
+            r#"{"action":"lock","target":"all","reason":"debugging clawdinator-2","ttl_secs":3600}"#,
+            r#"{"action":"unlock","target":"clawdinator-2","caller":"human:ops"}"#,
+            r#"{"action":"queue"}"#,
+            r#"{"action":"cancel","request_id":"0190c0de-0000-7000-8000-000000000001"}"#,
         ];
         for body in bodies {
             let command = parse(body).unwrap();

@@ -7,8 +7,8 @@ use std::future::Future;
 use serde::Serialize;
 
 use crate::contract::{
-    AuditAnswer, BucketSetting, DeployAnswer, ErrorBody, HeartbeatAnswer, RunAnswer, RunsAnswer,
-    StatusAnswer, StatusChecks, MAX_BODY_BYTES,
+    AuditAnswer, BucketSetting, CancelAnswer, DeployAnswer, ErrorBody, HeartbeatAnswer, LockAnswer,
+    QueueAnswer, QueuedAnswer, RunAnswer, RunsAnswer, StatusAnswer, StatusChecks, MAX_BODY_BYTES,
 };
 use crate::domain::auth::{AuthError, Credentials};
 use crate::domain::dispatch::DeployError;
@@ -17,7 +17,7 @@ use crate::domain::idempotency::IdempotencyError;
 use crate::domain::ports::{BootstrapStore, FleetReader, StateStore, Workflow, WorkflowError};
 use crate::domain::request::RequestError;
 use crate::domain::service::{
-    self, Call, ControlApi, DeployOutcome, Kept, Outcome, RunsReport, StatusReport,
+    self, Call, ControlApi, DeployOutcome, Kept, Outcome, QueuedOutcome, RunsReport, StatusReport,
 };
 
 /// The HTTP method, reduced to what the contract distinguishes.
@@ -173,7 +173,48 @@ fn outcome_reply(outcome: &Outcome, request_id: &str) -> (Reply, Option<&'static
                 });
                 return (error_reply(&e, first, true), Some(e.code()));
             }
+            Kept::Queued(q) => Reply::json(202, &queued_answer(q, true)),
         },
+        Outcome::Queued(q) => Reply::json(202, &queued_answer(q, false)),
+        Outcome::Lock(lock) => Reply::json(
+            200,
+            &LockAnswer {
+                ok: true,
+                message: format!("locked {} until {}", lock.target, lock.expires),
+                lock: lock.clone(),
+                request_id: request_id.to_owned(),
+            },
+        ),
+        Outcome::Unlock(lock) => Reply::json(
+            200,
+            &LockAnswer {
+                ok: true,
+                message: format!("unlocked {} (held by {})", lock.target, lock.holder),
+                lock: lock.clone(),
+                request_id: request_id.to_owned(),
+            },
+        ),
+        Outcome::Queue(report) => Reply::json(
+            200,
+            &QueueAnswer {
+                ok: true,
+                queue: report.entries.clone(),
+                lease: report.lease.clone(),
+                request_id: request_id.to_owned(),
+            },
+        ),
+        Outcome::Cancelled(entry) => Reply::json(
+            200,
+            &CancelAnswer {
+                ok: true,
+                message: format!(
+                    "cancelled the queued {} of {} ({})",
+                    entry.action, entry.target, entry.request_id
+                ),
+                cancelled: entry.clone(),
+                request_id: request_id.to_owned(),
+            },
+        ),
         Outcome::Status(report) => Reply::json(200, &status_answer(report, request_id)),
         Outcome::Runs(report) => Reply::json(200, &runs_answer(report, request_id)),
         Outcome::Run(detail) => Reply::json(
@@ -239,6 +280,21 @@ fn deploy_answer(o: &DeployOutcome, replayed: bool) -> DeployAnswer {
     }
 }
 
+fn queued_answer(q: &QueuedOutcome, replayed: bool) -> QueuedAnswer {
+    QueuedAnswer {
+        ok: true,
+        queued: true,
+        position: q.position,
+        message: format!(
+            "{} queued at position {}: it is dispatched, its checks run again, when the deploys before it have ended",
+            q.target, q.position
+        ),
+        target: q.target.clone(),
+        request_id: q.request_id.clone(),
+        replayed,
+    }
+}
+
 fn status_answer(report: &StatusReport, request_id: &str) -> StatusAnswer {
     StatusAnswer {
         ok: true,
@@ -250,6 +306,7 @@ fn status_answer(report: &StatusReport, request_id: &str) -> StatusAnswer {
                 BucketSetting::Unset
             },
         },
+        locks: report.locks.clone(),
         request_id: request_id.to_owned(),
     }
 }
@@ -272,6 +329,8 @@ fn error_body(code: &str, message: String, request_id: &str) -> ErrorBody {
         message,
         request_id: request_id.to_owned(),
         run: None,
+        lease: None,
+        lock: None,
         retry_after_secs: None,
         replayed: false,
     }
@@ -281,6 +340,8 @@ fn error_body(code: &str, message: String, request_id: &str) -> ErrorBody {
 pub fn error_reply(e: &ApiError, request_id: &str, replayed: bool) -> Reply {
     let mut body = error_body(e.code(), e.to_string(), request_id);
     body.run = e.run().cloned();
+    body.lease = e.lease().cloned();
+    body.lock = e.lock().cloned();
     body.replayed = replayed;
     // Only a GitHub rate limit and unreadable secrets say when in the body too.
     body.retry_after_secs = match e {
@@ -309,7 +370,11 @@ pub fn status_of(e: &ApiError) -> u16 {
         ApiError::Policy(_)
         | ApiError::QueueNotAllowed
         | ApiError::AuditHumansOnly
-        | ApiError::RevisionNotAllowed => 403,
+        | ApiError::RevisionNotAllowed
+        | ApiError::LockNotAllowed { .. }
+        | ApiError::CancelNotAllowed(_) => 403,
+        ApiError::Locked(_) => 423,
+        ApiError::LockNotFound(_) | ApiError::NotQueued(_) => 404,
         ApiError::HeartbeatBotsOnly => 403,
         ApiError::RunNotFound(_)
         | ApiError::NothingDispatched
@@ -317,8 +382,8 @@ pub fn status_of(e: &ApiError) -> u16 {
         ApiError::Idempotency(IdempotencyError::KeyReused { .. }) => 422,
         ApiError::Idempotency(IdempotencyError::Store(_)) | ApiError::State(_) => 502,
         ApiError::Idempotency(_)
-        | ApiError::DeployInFlight { .. }
-        | ApiError::QueueFull { .. }
+        | ApiError::DeployInFlight(_)
+        | ApiError::LockHeld(_)
         | ApiError::NoPreviousImage { .. }
         | ApiError::RollbackAmbiguous { .. }
         | ApiError::BootstrapMissing { .. }

@@ -1,5 +1,6 @@
 //! The shared state store on S3 (`FLEET_STATE_BUCKET`): conditional writes for
-//! idempotency records, plain writes and listings for audit records.
+//! idempotency records, locks, the lease and the queue; plain writes, deletes and
+//! listings for the rest.
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
@@ -119,6 +120,17 @@ impl StateStore for S3State {
             .await
             .map(|_| ())
             .map_err(|e| aws_error("S3 PutObject", e))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_error("S3 DeleteObject", e))
     }
 
     async fn list(

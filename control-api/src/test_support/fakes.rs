@@ -304,6 +304,11 @@ impl StateStore for FakeState {
         Self::write(&mut self.objects.lock().unwrap(), key, body);
         Ok(())
     }
+    async fn delete(&self, key: &str) -> Result<(), AwsError> {
+        self.check()?;
+        self.objects.lock().unwrap().remove(key);
+        Ok(())
+    }
     async fn list(
         &self,
         prefix: &str,
@@ -383,6 +388,9 @@ impl StateStore for NoState {
         unreachable!("state is None")
     }
     async fn put(&self, _: &str, _: Vec<u8>) -> Result<(), AwsError> {
+        unreachable!("state is None")
+    }
+    async fn delete(&self, _: &str) -> Result<(), AwsError> {
         unreachable!("state is None")
     }
     async fn list(&self, _: &str, _: Option<&str>, _: usize) -> Result<Vec<String>, AwsError> {

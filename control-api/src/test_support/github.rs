@@ -80,6 +80,9 @@ pub struct Run {
     pub step: Option<String>,
     /// The branch the run is on: the dispatch's `ref`, or the one a test gave.
     pub head_branch: String,
+    /// When it was created: the runs list shows it only [`GitHubDouble::list_runs_after`]
+    /// later, as GitHub does.
+    pub created: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -93,6 +96,9 @@ struct State {
     instant_runs: bool,
     /// An older GitHub that does not know `return_run_details`: accepted is a bare 204.
     legacy_204: bool,
+    /// How long a new run stays out of the runs list (GitHub lists a dispatched run only
+    /// seconds later); reading the run by id sees it at once.
+    list_delay: Duration,
 }
 
 /// The double: a wiremock server with the dispatch, runs, run and jobs endpoints.
@@ -144,6 +150,7 @@ impl Respond for Dispatches {
                     .strip_prefix("refs/heads/")
                     .unwrap_or(git_ref)
                     .to_owned(),
+                created: std::time::Instant::now(),
             });
             if answer.status == 200 && answer.body.is_null() {
                 if state.legacy_204 {
@@ -232,6 +239,7 @@ impl Respond for RunsList {
             .iter()
             .rev()
             .filter(|r| r.head_branch == branch)
+            .filter(|r| r.created.elapsed() >= state.list_delay)
             .filter(|r| status.as_deref().is_none_or(|s| s == r.status))
             .take(per_page)
             .map(run_json)
@@ -335,6 +343,12 @@ impl GitHubDouble {
         self.state.lock().unwrap().legacy_204 = true;
     }
 
+    /// From now on, a dispatched run shows in the runs list only `delay` after its
+    /// dispatch, as on GitHub (a guard reading the list sees nothing meanwhile).
+    pub fn list_runs_after(&self, delay: Duration) {
+        self.state.lock().unwrap().list_delay = delay;
+    }
+
     /// The next dispatches get these answers, in order.
     pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {
         self.state.lock().unwrap().script.extend(answers);
@@ -350,6 +364,10 @@ impl GitHubDouble {
         let mut state = self.state.lock().unwrap();
         state.next_id += 1;
         let id = 9000 + state.next_id;
+        // Someone else's run, there before the test looks.
+        let created = std::time::Instant::now()
+            .checked_sub(state.list_delay)
+            .unwrap_or_else(std::time::Instant::now);
         state.runs.push(Run {
             id,
             display_title: title.to_owned(),
@@ -357,6 +375,7 @@ impl GitHubDouble {
             conclusion: None,
             step: None,
             head_branch: branch.to_owned(),
+            created,
         });
         id
     }

@@ -1,17 +1,21 @@
 //! The deploy and rollback flow: static checks, the idempotency key around the stateful
-//! steps (image, rate limit, bootstrap, in-flight guard, dispatch, run tracking), and the
-//! typed outcome that the answer, the kept replay and the audit record are made from.
+//! steps (image, rate limit, bootstrap, locks, the lease or the queue, dispatch, run
+//! tracking), and the typed outcome that the answer, the kept replay and the audit
+//! record are made from.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::lease::{Acquired, Held};
+use super::queue::QueuedOutcome;
 use super::{ControlApi, Outcome};
 use crate::domain::auth::Principal;
 use crate::domain::dispatch::{active_runs, dispatch_once, resolve_ref, DeployError};
-use crate::domain::error::ApiError;
+use crate::domain::error::{ApiError, InFlight};
 use crate::domain::fleet::{fleet_status, previous_image, Flag};
 use crate::domain::idempotency::{self, Claim, IdempotencyKey};
+use crate::domain::lease::Lease;
 use crate::domain::policy::authorize_deploy;
 use crate::domain::ports::{
     BootstrapStore, DeployRequest, DryRunDispatch, FleetReader, StateStore, Workflow,
@@ -56,8 +60,10 @@ pub enum IdempotencyCheck {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InFlightCheck {
+    /// Nothing in flight: this deploy took the lease (or, without a state bucket, no
+    /// run was in flight).
     Clear,
-    /// Dispatched behind a running deploy (`queue: true`).
+    /// Dispatched from the queue, its turn come.
     Queued,
     /// The dry run has no runs to guard against.
     Skipped,
@@ -108,7 +114,43 @@ pub struct DeployOutcome {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Kept {
     Dispatched(Box<DeployOutcome>),
-    Unknown { request_id: String },
+    Unknown {
+        request_id: String,
+    },
+    /// Put in the queue (its position then).
+    Queued(QueuedOutcome),
+}
+
+/// What a deploy request came to: dispatched now, or queued for later.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Handled {
+    Deployed(Box<DeployOutcome>),
+    Queued(QueuedOutcome),
+}
+
+impl Handled {
+    fn outcome(self) -> Outcome {
+        match self {
+            Self::Deployed(o) => Outcome::Deployed(*o),
+            Self::Queued(q) => Outcome::Queued(q),
+        }
+    }
+}
+
+/// What the checks before a dispatch settled.
+pub(super) struct Prepared {
+    pub ami_override: Option<AmiId>,
+    pub rollback: Option<RollbackImages>,
+    pub bootstrap: BootstrapCheck,
+}
+
+/// Whether this request may dispatch now, and under which lease.
+enum Turn {
+    Go {
+        in_flight: InFlightCheck,
+        held: Option<Held>,
+    },
+    Queued(QueuedOutcome),
 }
 
 impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W, F, B, S> {
@@ -129,7 +171,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             return self
                 .dispatch_deploy(ask, check, request_id)
                 .await
-                .map(Outcome::Deployed);
+                .map(Handled::outcome);
         };
         let principal = ask.principal.to_string();
         let claim = idempotency::claim(
@@ -160,7 +202,8 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         // Keep the answer when a dispatch happened or may have; otherwise free the key,
         // since repeating a request that started nothing is safe.
         let kept = match &result {
-            Ok(outcome) => Some(Kept::Dispatched(Box::new(outcome.clone()))),
+            Ok(Handled::Deployed(outcome)) => Some(Kept::Dispatched(outcome.clone())),
+            Ok(Handled::Queued(queued)) => Some(Kept::Queued(queued.clone())),
             Err(ApiError::Deploy(DeployError::Unknown { request_id })) => Some(Kept::Unknown {
                 request_id: request_id.clone(),
             }),
@@ -169,7 +212,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         if let Err(e) = idempotency::settle(store, lease, kept).await {
             tracing::error!(request_id, error = %e, "idempotency record not settled");
         }
-        result.map(Outcome::Deployed)
+        result.map(Handled::outcome)
     }
 
     /// The checks that need no network: the key's form, the target, the policy, queueing.
@@ -193,14 +236,14 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         Ok(key)
     }
 
-    /// The stateful steps of a deploy: image, rate limit, bootstrap, in-flight guard,
-    /// dispatch (with retries) and run tracking.
+    /// The stateful steps of a deploy: image, rate limit, bootstrap, locks, the lease (or
+    /// the queue), dispatch (with retries) and run tracking.
     async fn dispatch_deploy(
         &self,
         ask: Ask<'_>,
         idempotency: IdempotencyCheck,
         request_id: &str,
-    ) -> Result<DeployOutcome, ApiError> {
+    ) -> Result<Handled, ApiError> {
         let (ami_override, rollback) = self.image(&ask).await?;
         let name = ask.principal.to_string();
         self.limiter
@@ -210,17 +253,125 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                 retry_after_secs: wait.as_secs_f64().ceil() as u64,
             })?;
         let bootstrap = self.check_bootstrap(&ask.target).await?;
-        let (in_flight, warning) = self.guard(ask.queue).await?;
+        self.check_locks(&ask.target).await?;
+        let prepared = Prepared {
+            ami_override,
+            rollback,
+            bootstrap,
+        };
+        let (in_flight, held) = match self.turn(&ask, request_id).await? {
+            Turn::Go { in_flight, held } => (in_flight, held),
+            Turn::Queued(queued) => return Ok(Handled::Queued(queued)),
+        };
+        let checks = DeployChecks {
+            bootstrap: prepared.bootstrap,
+            idempotency,
+            in_flight,
+        };
+        self.send(ask, prepared, checks, request_id, held)
+            .await
+            .map(|o| Handled::Deployed(Box::new(o)))
+    }
+
+    /// The checks a queued deploy passes again when its turn comes: target, policy,
+    /// image, bootstrap, locks.
+    pub(super) async fn prepare(&self, ask: &Ask<'_>) -> Result<Prepared, ApiError> {
+        let target = ask.target.clone().resolve(&self.registry)?;
+        authorize_deploy(&self.registry, ask.caller.as_ref(), &target)?;
+        let (ami_override, rollback) = self.image(ask).await?;
+        let bootstrap = self.check_bootstrap(&target).await?;
+        self.check_locks(&target).await?;
+        Ok(Prepared {
+            ami_override,
+            rollback,
+            bootstrap,
+        })
+    }
+
+    /// Whether this deploy may dispatch now. With a state bucket (and a workflow whose
+    /// runs are tracked) the lease decides; a human's `queue: true` waits in the queue
+    /// behind its holder, and behind whoever queued first. Without one, GitHub's runs.
+    async fn turn(&self, ask: &Ask<'_>, request_id: &str) -> Result<Turn, ApiError> {
+        let (Some(store), true) = (&self.ports.state, self.ports.workflow.tracks_runs()) else {
+            let in_flight = self.guard().await?;
+            return Ok(Turn::Go {
+                in_flight,
+                held: None,
+            });
+        };
+        if ask.queue && !self.queued_ids(store).await?.is_empty() {
+            return self.enqueue(store, ask, request_id).await.map(Turn::Queued);
+        }
+        let who = ask
+            .caller
+            .as_ref()
+            .map_or_else(|| ask.principal.to_string(), |c| c.as_str().to_owned());
+        let lease = Lease::new(
+            request_id,
+            ask.target.as_str(),
+            &who,
+            self.lease_lifetime,
+            chrono::Utc::now(),
+        );
+        match self.acquire(store, lease).await? {
+            Acquired::Taken(held) => Ok(Turn::Go {
+                in_flight: InFlightCheck::Clear,
+                held: Some(held),
+            }),
+            Acquired::Busy(_) if ask.queue => {
+                self.enqueue(store, ask, request_id).await.map(Turn::Queued)
+            }
+            Acquired::Busy(holder) => {
+                Err(ApiError::DeployInFlight(Box::new(InFlight::Lease(holder))))
+            }
+        }
+    }
+
+    /// Resolves the revision and dispatches under the lease `held`: the lease names the
+    /// run once there is one, and is released when nothing was dispatched (kept when
+    /// the dispatch's fate is unknown: its run may still start).
+    pub(super) async fn send(
+        &self,
+        ask: Ask<'_>,
+        prepared: Prepared,
+        checks: DeployChecks,
+        request_id: &str,
+        held: Option<Held>,
+    ) -> Result<DeployOutcome, ApiError> {
+        let result = self.dispatch_now(ask, prepared, checks, request_id).await;
+        let (Some(held), Some(store)) = (held, &self.ports.state) else {
+            return result;
+        };
+        match &result {
+            Ok(outcome) => self.attach_run(store, &held, outcome.run.as_ref()).await,
+            Err(ApiError::Deploy(DeployError::Unknown { .. })) => {}
+            Err(_) => {
+                if let Err(e) = self.release(store, request_id).await {
+                    tracing::error!(request_id, error = %e, "lease not released after a failed dispatch");
+                }
+            }
+        }
+        result
+    }
+
+    async fn dispatch_now(
+        &self,
+        ask: Ask<'_>,
+        prepared: Prepared,
+        checks: DeployChecks,
+        request_id: &str,
+    ) -> Result<DeployOutcome, ApiError> {
         let revision = match ask.revision {
             Some(asked) => Some(asked),
             None => {
                 resolve_ref(&self.ports.workflow, &self.deploy_timing, self.ports.sleep).await?
             }
         };
+        let name = ask.principal.to_string();
         let request = DeployRequest {
             request_id: request_id.to_owned(),
             target: ask.target,
-            ami_override,
+            ami_override: prepared.ami_override,
             caller: ask
                 .caller
                 .or_else(|| Caller::parse(&name).ok())
@@ -236,14 +387,10 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             ami_override: request.ami_override,
             caller: request.caller,
             revision: request.revision,
-            rollback,
-            checks: DeployChecks {
-                bootstrap,
-                idempotency,
-                in_flight,
-            },
+            rollback: prepared.rollback,
+            checks,
             run: dispatched.run,
-            warning,
+            warning: None,
             dry_run: dispatched.receipt.dry_run,
         })
     }
@@ -267,34 +414,18 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         Ok((ask.ami_override.clone(), None))
     }
 
-    /// Refuses to dispatch while another deploy is queued or running: with one pending
-    /// run per concurrency group, a new dispatch could silently cancel a waiting one.
-    async fn guard(&self, queue: bool) -> Result<(InFlightCheck, Option<String>), ApiError> {
+    /// Without a state bucket there is no lease: refuses to dispatch while a run of the
+    /// workflow is queued or running, as read from GitHub.
+    async fn guard(&self) -> Result<InFlightCheck, ApiError> {
         let workflow = &self.ports.workflow;
         if !workflow.tracks_runs() {
-            return Ok((InFlightCheck::Skipped, None));
+            return Ok(InFlightCheck::Skipped);
         }
         let active = active_runs(workflow, &self.deploy_timing, self.ports.sleep).await?;
-        let Some(newest) = active.first() else {
-            return Ok((InFlightCheck::Clear, None));
-        };
-        if !queue {
-            return Err(ApiError::DeployInFlight {
-                run: Box::new(newest.clone()),
-            });
+        match active.into_iter().next() {
+            None => Ok(InFlightCheck::Clear),
+            Some(newest) => Err(ApiError::DeployInFlight(Box::new(InFlight::Run(newest)))),
         }
-        if let Some(waiting) = active.iter().find(|r| r.status == "pending") {
-            return Err(ApiError::QueueFull {
-                run: Box::new(waiting.clone()),
-            });
-        }
-        Ok((
-            InFlightCheck::Queued,
-            Some(format!(
-                "queued behind run {} ({}); GitHub keeps only one waiting run: a deploy dispatched before this one starts cancels it",
-                newest.run_id, newest.run_url
-            )),
-        ))
     }
 
     /// The image a rollback goes back from and to: the one before the target's current

@@ -205,6 +205,7 @@ mod tests {
                     to_ami: Some("ami-0bbbbbbb".into()),
                     old_ec2_instance_id: None,
                     new_ec2_instance_id: None,
+                    put_back_ec2_instance_id: None,
                     outcome: HostOutcome::Ready,
                     reason: None,
                     ready_after_secs: Some(252),

@@ -6,7 +6,10 @@
 mod deploy;
 pub mod events;
 mod heartbeat;
+mod lease;
+mod locks;
 mod queries;
+mod queue;
 mod record;
 
 use std::time::Instant;
@@ -17,13 +20,17 @@ use super::dispatch::DeployTiming;
 use super::error::ApiError;
 use super::fleet::FleetStatus;
 use super::idempotency::ClaimTiming;
+use super::lease::DEFAULT_LEASE;
+use super::lock::Lock;
 use super::policy::{caller_instance, effective_caller};
 use super::ports::{
     BootstrapStore, FleetReader, Misconfig, Sleep, StateStore, Workflow, WorkflowRun,
 };
+use super::queue::QueueEntry;
 use super::rate_limit::RateLimiter;
 use super::readiness::ReadinessTiming;
 use super::refusal_budget::RefusalBudget;
+use super::registry::InstanceId;
 use super::registry::Registry;
 use super::report::RollReport;
 use super::request::{parse_command, Caller, Command};
@@ -33,6 +40,7 @@ pub use deploy::{
     RollbackImages, RunLink,
 };
 pub use heartbeat::HeartbeatAck;
+pub use queue::{DrainReport, QueueReport, QueuedOutcome};
 pub use record::{log_unready, Facts};
 
 /// One authenticated-to-be request as the domain sees it: who claims to ask, with which
@@ -62,6 +70,15 @@ pub enum Outcome {
     Run(RunDetail),
     Audit(Vec<AuditRecord>),
     Heartbeat(HeartbeatAck),
+    /// A human's deploy waits in the queue behind the lease's holder.
+    Queued(QueuedOutcome),
+    /// The lock taken.
+    Lock(Lock),
+    /// The lock released.
+    Unlock(Lock),
+    Queue(QueueReport),
+    /// The queued deploy removed.
+    Cancelled(QueueEntry),
 }
 
 /// The live fleet, and whether the bootstrap check is configured.
@@ -69,6 +86,8 @@ pub enum Outcome {
 pub struct StatusReport {
     pub fleet: FleetStatus,
     pub bootstrap_bucket: bool,
+    /// The locks in force (none without a state bucket).
+    pub locks: Vec<Lock>,
 }
 
 /// The newest runs; `dry_run` when this server dispatches nothing and so has none.
@@ -121,6 +140,16 @@ pub struct ControlApi<W, F, B, S> {
     claim_timing: ClaimTiming,
     readiness: ReadinessTiming,
     heartbeats: heartbeat::Heartbeats,
+    /// How long a lease holds at most: the workflow's timeout and a margin.
+    lease_lifetime: std::time::Duration,
+}
+
+/// Who asks for a lock, an unlock or a cancel: the name a lock or queue entry keeps
+/// (the effective caller, else the principal), and the host when it is a bot.
+struct Who {
+    name: String,
+    principal: String,
+    bot: Option<InstanceId>,
 }
 
 /// An authenticated request with its command and effective caller.
@@ -148,7 +177,25 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             claim_timing: ClaimTiming::default(),
             readiness: ReadinessTiming::default(),
             heartbeats: heartbeat::Heartbeats::default(),
+            lease_lifetime: DEFAULT_LEASE,
         }
+    }
+
+    /// Replaces the lease's lifetime (default 2 h 15 min: the deploy job's timeout and a
+    /// margin).
+    pub fn with_lease_lifetime(mut self, lifetime: std::time::Duration) -> Self {
+        self.lease_lifetime = lifetime;
+        self
+    }
+
+    /// The state bucket, or the misconfiguration its absence is for a flow that needs it.
+    fn state(&self) -> Result<&S, ApiError> {
+        self.ports
+            .state
+            .as_ref()
+            .ok_or(ApiError::Misconfigured(Misconfig::unset(
+                "FLEET_STATE_BUCKET",
+            )))
     }
 
     /// Replaces the default heartbeat ages (stale after 180 s, booting for 900 s).
@@ -255,6 +302,19 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         key: Option<&str>,
         request_id: &str,
     ) -> Result<Outcome, ApiError> {
+        let who = Who {
+            name: admitted
+                .caller
+                .as_ref()
+                .map_or_else(|| admitted.principal.to_string(), |c| c.as_str().to_owned()),
+            principal: admitted.principal.to_string(),
+            bot: admitted
+                .caller
+                .as_ref()
+                .filter(|_| admitted.is_bot)
+                .and_then(|c| caller_instance(&self.registry, c))
+                .cloned(),
+        };
         let Admitted {
             principal,
             command,
@@ -262,6 +322,20 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             is_bot,
         } = admitted;
         match command {
+            Command::Lock {
+                target,
+                reason,
+                ttl_secs,
+                ..
+            } => self
+                .lock(&who, target, &reason, ttl_secs)
+                .await
+                .map(Outcome::Lock),
+            Command::Unlock { target, .. } => self.unlock(&who, target).await.map(Outcome::Unlock),
+            Command::Queue { .. } => self.queue_report().await.map(Outcome::Queue),
+            Command::Cancel { request_id, .. } => {
+                self.cancel(&who, &request_id).await.map(Outcome::Cancelled)
+            }
             Command::Status {
                 include_terminated, ..
             } => self.status(include_terminated).await.map(Outcome::Status),

@@ -45,9 +45,17 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             chrono::Utc::now(),
             &self.readiness,
         );
+        let locks = match &self.ports.state {
+            Some(store) => self.live_locks(store).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "locks not read for status");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
         Ok(StatusReport {
             fleet: status,
             bootstrap_bucket: self.ports.bootstrap.is_some(),
+            locks,
         })
     }
 

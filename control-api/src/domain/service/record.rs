@@ -21,6 +21,10 @@ pub struct Facts {
     pub target: Option<String>,
     pub ami_override: Option<String>,
     pub revision: Option<String>,
+    /// A lock's reason.
+    pub reason: Option<String>,
+    /// The queued request a cancel is about.
+    pub about_request_id: Option<String>,
 }
 
 impl Facts {
@@ -31,8 +35,18 @@ impl Facts {
                 ami_override,
                 ..
             } => (Some(target), ami_override.as_ref()),
-            Command::Rollback { target, .. } => (Some(target), None),
+            Command::Rollback { target, .. }
+            | Command::Lock { target, .. }
+            | Command::Unlock { target, .. } => (Some(target), None),
             _ => (None, None),
+        };
+        let reason = match command {
+            Command::Lock { reason, .. } => Some(reason.clone()),
+            _ => None,
+        };
+        let about_request_id = match command {
+            Command::Cancel { request_id, .. } => Some(request_id.clone()),
+            _ => None,
         };
         Self {
             principal: Some(principal.to_string()),
@@ -41,14 +55,34 @@ impl Facts {
             target: target.map(|t| t.to_string()),
             ami_override: ami_override.map(|a| a.to_string()),
             revision: command.revision().map(|r| r.to_string()),
+            reason,
+            about_request_id,
         }
     }
+}
+
+/// A record of something the API did on its own (a drain's dequeue, an expired lock
+/// removed, a lease taken over): nobody's request, so a fresh id and status 0.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Note {
+    pub action: &'static str,
+    pub decision: &'static str,
+    pub principal: Option<String>,
+    pub caller: Option<String>,
+    pub target: Option<String>,
+    pub ami_override: Option<String>,
+    pub revision: Option<String>,
+    pub about_request_id: Option<String>,
+    pub reason: Option<String>,
+    pub error: Option<&'static str>,
+    pub run: Option<crate::domain::ports::RunLink>,
 }
 
 /// The audit decision word: `accepted`, `replayed`, `guarded`, `failed` or `refused`.
 fn decision_word(result: &Result<Outcome, ApiError>, status: u16) -> &'static str {
     match result {
         Ok(Outcome::Replayed { .. }) => "replayed",
+        Ok(Outcome::Queued(_)) => "enqueue",
         Ok(_) => "accepted",
         Err(e) if e.is_guard() => "guarded",
         Err(_) if status >= 500 => "failed",
@@ -67,7 +101,7 @@ fn run_of(result: &Result<Outcome, ApiError>) -> (Option<(u64, String)>, Option<
         }) => {
             let run = match kept {
                 Kept::Dispatched(o) => link(o),
-                Kept::Unknown { .. } => None,
+                Kept::Unknown { .. } | Kept::Queued(_) => None,
             };
             (run, Some(first_request_id.clone()))
         }
@@ -117,11 +151,54 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         );
         // Deploy decisions and refused credentials or policy get a durable record;
         // reads get the log line only.
-        let durable = matches!(decision.facts.action, Some("deploy" | "rollback")) || refused;
+        let durable = matches!(
+            decision.facts.action,
+            Some("deploy" | "rollback" | "lock" | "unlock" | "cancel")
+        ) || refused;
         let (true, Some(store)) = (durable, &self.ports.state) else {
             return;
         };
         // The decision stands either way; a lost record is an operator alarm, not the caller's problem.
+        if let Err(e) = audit::write(store, at, &record).await {
+            tracing::error!(request_id = %record.request_id, error = %e, "audit record not written");
+        }
+    }
+
+    /// Writes the log line and audit record of something the API did on its own.
+    pub(super) async fn note(&self, note: Note) {
+        let at = chrono::Utc::now();
+        let record = AuditRecord {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            time: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            principal: note.principal,
+            caller: note.caller,
+            action: Some(note.action.to_owned()),
+            target: note.target,
+            ami_override: note.ami_override,
+            revision: note.revision,
+            decision: note.decision.to_owned(),
+            status: 0,
+            error: note.error.map(str::to_owned),
+            run_id: note.run.as_ref().map(|r| r.run_id),
+            run_url: note.run.map(|r| r.run_url),
+            first_request_id: None,
+            about_request_id: note.about_request_id,
+            reason: note.reason,
+        };
+        tracing::info!(
+            target: "audit",
+            request_id = %record.request_id,
+            action = note.action,
+            deploy_target = record.target.as_deref(),
+            decision = note.decision,
+            about_request_id = record.about_request_id.as_deref(),
+            error = note.error,
+            reason = record.reason.as_deref(),
+            "api action"
+        );
+        let Some(store) = &self.ports.state else {
+            return;
+        };
         if let Err(e) = audit::write(store, at, &record).await {
             tracing::error!(request_id = %record.request_id, error = %e, "audit record not written");
         }
@@ -167,6 +244,11 @@ fn audit_record(
         run_id: run.as_ref().map(|r| r.0),
         run_url: run.map(|r| r.1),
         first_request_id,
+        about_request_id: match result {
+            Ok(Outcome::Cancelled(entry)) => Some(entry.request_id.clone()),
+            _ => facts.about_request_id.clone(),
+        },
+        reason: facts.reason.clone(),
     }
 }
 
