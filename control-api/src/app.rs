@@ -16,7 +16,7 @@ use crate::domain::ports::Misconfig;
 use crate::domain::rate_limit::RateLimiter;
 use crate::domain::service::events::{EventError, Events};
 use crate::domain::service::{ControlApi, Ports};
-use crate::inbound::event::{dispatch, LambdaEvent, OnEvent};
+use crate::inbound::event::{dispatch, drain_after, LambdaEvent, OnEvent};
 use crate::inbound::http::{answer_unready, Handler, HttpCall, Reply};
 use crate::outbound::aws::{
     load_lambda_sdk_config, load_local_sdk_config, read_secure_parameters, s3_client, Ec2Fleet,
@@ -216,7 +216,14 @@ impl OnEvent for LazyApp {
     async fn on_event(&self, event: LambdaEvent) -> Result<EventAnswer, EventError> {
         let ports = self.event_ports();
         let events = Events::new(ports.state.as_ref(), ports.chat.as_ref(), tokio_sleep);
-        dispatch(&events, self.settings.aws.state_bucket.as_deref(), event).await
+        let answer = dispatch(&events, self.settings.aws.state_bucket.as_deref(), event).await?;
+        // The drain dispatches, so it needs the whole app (the GitHub token); without
+        // it the chat was still told, and the schedule drains once the app can be built.
+        match self.get().await {
+            Ok(app) => drain_after(&app, &answer).await,
+            Err(e) => tracing::error!(error = %e, "queue not drained: the app cannot be built"),
+        }
+        Ok(answer)
     }
 }
 

@@ -429,3 +429,82 @@ async fn run_answers_carry_the_report_and_runs_its_headline() {
     );
     assert_eq!(summary(bare), None);
 }
+
+/// One request through the Lambda handler: its status and body, whatever they are.
+async fn ask(api: &app::App, body: Value) -> (u16, Value) {
+    let req = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://x.lambda-url.us-east-1.on.aws/")
+        .header("authorization", format!("Bearer {CONTROL_TOKEN}"))
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = handle(api, req).await.unwrap();
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(resp.body().as_ref()).unwrap(),
+    )
+}
+
+/// The request ids GitHub was dispatched, in order.
+async fn dispatched_ids(github: &GitHubDouble) -> Vec<String> {
+    github
+        .dispatches()
+        .await
+        .iter()
+        .map(|d| {
+            d["inputs"]["request_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_report_event_ends_the_runs_lease_and_the_next_queued_deploy_goes() {
+    let sdk = moto_sdk().await;
+    let name = "report-events-drain";
+    bucket(&sdk, name).await;
+    let github = github_accepting().await;
+    let api = app::build_with(
+        settings(&github.uri(), &[("FLEET_STATE_BUCKET", name)]),
+        Mode::Lambda,
+        &sdk,
+    )
+    .unwrap();
+    let (status, first) = ask(
+        &api,
+        json!({"action": "deploy", "target": "clawdinator-1", "caller": "human:ops"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let first = first["request_id"].as_str().unwrap().to_owned();
+    let (status, second) = ask(
+        &api,
+        json!({"action": "deploy", "target": "clawdinator-2", "caller": "human:ops", "queue": true}),
+    )
+    .await;
+    assert_eq!(status, 202, "{second}");
+    let second = second["request_id"].as_str().unwrap().to_owned();
+
+    // Another run's report ends nothing: the first run still holds the lease.
+    let other = uuid::Uuid::now_v7().to_string();
+    let body = serde_json::to_vec(&report(&other)).unwrap();
+    put(&sdk, name, &format!("reports/{other}.json"), body).await;
+    let resp = handle(&api, s3_event(name, &format!("reports/{other}.json")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(dispatched_ids(&github).await, vec![first.clone()]);
+
+    let body = serde_json::to_vec(&report(&first)).unwrap();
+    put(&sdk, name, &format!("reports/{first}.json"), body).await;
+    let resp = handle(&api, s3_event(name, &format!("reports/{first}.json")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(dispatched_ids(&github).await, vec![first, second.clone()]);
+    let lease = object(&sdk, name, "leases/deploy.json").await.unwrap();
+    assert_eq!(lease["request_id"], json!(second), "{lease}");
+}

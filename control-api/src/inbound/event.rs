@@ -137,7 +137,47 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> OnEvent
     async fn on_event(&self, event: LambdaEvent) -> Result<EventAnswer, EventError> {
         let store = self.ports().state.as_ref();
         let events = Events::<S, WebhookChat>::new(store, None, self.ports().sleep);
-        dispatch(&events, store.map(StateStore::bucket), event).await
+        let answer = dispatch(&events, store.map(StateStore::bucket), event).await?;
+        drain_after(self, &answer).await;
+        Ok(answer)
+    }
+}
+
+/// After an event's own flow, the queue's turn: a landed report ends its run's lease
+/// (only if that run holds it) and the next queued deploy goes; the schedule is the
+/// safety net for a report event that never came. A failure here is logged, not the
+/// event's: the next schedule drains again, and failing would only make S3 deliver
+/// the report again.
+pub async fn drain_after<W, F, B, S>(app: &ControlApi<W, F, B, S>, answer: &EventAnswer)
+where
+    W: Workflow,
+    F: FleetReader,
+    B: BootstrapStore,
+    S: StateStore,
+{
+    let drains = match answer.event {
+        EventKind::Schedule => vec![("schedule".to_owned(), app.scheduled().await)],
+        EventKind::ReportCreated => {
+            let mut drains = Vec::new();
+            for report in &answer.reports {
+                let drained = app.lease_ended(&report.request_id).await;
+                drains.push((report.request_id.clone(), drained));
+            }
+            drains
+        }
+    };
+    for (about, drained) in drains {
+        match drained {
+            Ok(report) => tracing::info!(
+                about,
+                dispatched = ?report.dispatched,
+                dropped = ?report.dropped,
+                "queue drained"
+            ),
+            Err(e) => {
+                tracing::error!(about, error = %e, "queue not drained; the schedule tries again")
+            }
+        }
     }
 }
 
