@@ -407,6 +407,14 @@ data "aws_iam_policy_document" "deploy" {
     resources = ["${local.bucket_arn}/heartbeats/*"]
   }
 
+  # The workflow's "Check locks" step (control-api check-lock) reads the locks before
+  # anything is replaced, so a run dispatched by hand is held by them too; read only.
+  statement {
+    sid       = "ReadLocks"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.bucket_arn}/locks/*"]
+  }
+
   statement {
     sid       = "WriteReports"
     actions   = ["s3:PutObject"]

@@ -93,7 +93,7 @@ data "aws_iam_policy_document" "control_api_boundary" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["bootstrap/*", "audit/*", "idempotency/*", "heartbeats/*", "reports/*", "chat/*"]
+      values   = ["bootstrap/*", "audit/*", "idempotency/*", "heartbeats/*", "reports/*", "chat/*", "locks/*", "leases/*", "queue/*"]
     }
   }
 
@@ -111,6 +111,16 @@ data "aws_iam_policy_document" "control_api_boundary" {
     sid       = "ReadReports"
     actions   = ["s3:GetObject"]
     resources = ["${local.bucket_arn}/reports/*"]
+  }
+
+  statement {
+    sid     = "Coordination"
+    actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = [
+      "${local.bucket_arn}/locks/*",
+      "${local.bucket_arn}/leases/*",
+      "${local.bucket_arn}/queue/*",
+    ]
   }
 
   statement {

@@ -113,7 +113,7 @@ data "aws_iam_policy_document" "control_api" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["bootstrap/*", "audit/*", "idempotency/*", "heartbeats/*", "reports/*", "chat/*"]
+      values   = ["bootstrap/*", "audit/*", "idempotency/*", "heartbeats/*", "reports/*", "chat/*", "locks/*", "leases/*", "queue/*"]
     }
   }
 
@@ -141,6 +141,19 @@ data "aws_iam_policy_document" "control_api" {
 
   # One chat message per report: its claim is created with If-None-Match: *, and the
   # condition makes every write there create-only.
+  # Locks, the deploy lease and the queue: each object is created with If-None-Match: *
+  # or replaced with If-Match: <etag>, and deleted when the lock is released, the
+  # lease ends or the queue entry is dispatched, dropped or cancelled.
+  statement {
+    sid     = "Coordination"
+    actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = [
+      "${aws_s3_bucket.fleet.arn}/locks/*",
+      "${aws_s3_bucket.fleet.arn}/leases/*",
+      "${aws_s3_bucket.fleet.arn}/queue/*",
+    ]
+  }
+
   statement {
     sid       = "CreateChatClaims"
     actions   = ["s3:PutObject"]

@@ -9,6 +9,9 @@
 #   reports/<request_id>  each run's report (control-api roll); S3 tells the
 #                         control API when one lands (events.tf)                    kept
 #   chat/<request_id>     claim of a report's one chat message (control API)        kept
+#   locks/<target>.json   operators' locks (control API), deleted on unlock/expiry  old versions expire
+#   leases/deploy.json    the one deploy lease (control API), deleted when it ends  old versions expire
+#   queue/<request_id>    queued deploys and their claims (control API)             old versions expire
 #
 # The state of this configuration is NOT in this bucket: the backend bucket and lock
 # table are created outside this configuration and given at `tofu init`.
@@ -198,6 +201,82 @@ resource "aws_s3_bucket_lifecycle_configuration" "fleet" {
 
     expiration {
       days = var.idempotency_retention_days
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
+  }
+
+  # The bucket is versioned and each host's heartbeat is overwritten every minute: without this every old version (and
+  # delete marker) would be kept for ever.
+  rule {
+    id     = "expire-old-heartbeats-versions"
+    status = "Enabled"
+
+    filter {
+      prefix = "heartbeats/"
+    }
+
+    expiration {
+      expired_object_delete_marker = true
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
+  }
+
+  # The bucket is versioned and locks come and go: without this every old version (and
+  # delete marker) would be kept for ever.
+  rule {
+    id     = "expire-old-locks-versions"
+    status = "Enabled"
+
+    filter {
+      prefix = "locks/"
+    }
+
+    expiration {
+      expired_object_delete_marker = true
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
+  }
+
+  # The bucket is versioned and the lease is taken and ended per deploy: without this every old version (and
+  # delete marker) would be kept for ever.
+  rule {
+    id     = "expire-old-leases-versions"
+    status = "Enabled"
+
+    filter {
+      prefix = "leases/"
+    }
+
+    expiration {
+      expired_object_delete_marker = true
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
+  }
+
+  # The bucket is versioned and queue entries and their claims are deleted once dispatched: without this every old version (and
+  # delete marker) would be kept for ever.
+  rule {
+    id     = "expire-old-queue-versions"
+    status = "Enabled"
+
+    filter {
+      prefix = "queue/"
+    }
+
+    expiration {
+      expired_object_delete_marker = true
     }
 
     noncurrent_version_expiration {
