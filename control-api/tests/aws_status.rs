@@ -14,9 +14,7 @@ use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
 use control_api::app::{self, App};
 use control_api::config::Mode;
 use control_api::domain::ports::FleetReader;
-use control_api::inbound::lambda::handle;
 use control_api::outbound::aws::Ec2Fleet;
-use lambda_http::Body;
 use serde_json::{json, Value};
 use support::*;
 use wiremock::MockServer;
@@ -32,20 +30,6 @@ async fn moto_app(github: &MockServer, extra: &[(&str, &str)]) -> App {
         &moto_sdk().await,
     )
     .unwrap()
-}
-
-async fn post(api: &App, body: Value) -> (u16, Value) {
-    let req = lambda_http::http::Request::builder()
-        .method("POST")
-        .uri("https://x.lambda-url.us-east-1.on.aws/")
-        .header("authorization", format!("Bearer {CONTROL_TOKEN}"))
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = handle(api, req).await.unwrap();
-    (
-        resp.status().as_u16(),
-        serde_json::from_slice(resp.body().as_ref()).unwrap(),
-    )
 }
 
 #[tokio::test]
@@ -88,7 +72,7 @@ async fn status_joins_ec2_with_the_registry_and_flags_drift() {
         ],
     )
     .await;
-    let (status, body) = post(&api, json!({"action": "status"})).await;
+    let (status, body) = lambda_post(&api, json!({"action": "status"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ok"], true);
     assert_eq!(body["latest_ami"]["id"], latest.as_str());
@@ -137,7 +121,7 @@ async fn status_joins_ec2_with_the_registry_and_flags_drift() {
     );
 
     // Asked for, the terminated instance shows, still flagged missing.
-    let (_, body) = post(
+    let (_, body) = lambda_post(
         &api,
         json!({"action": "status", "include_terminated": true}),
     )
@@ -289,7 +273,8 @@ async fn deploys_need_a_bootstrap_bundle_for_every_host_they_create() {
     let github = github_accepting().await;
     let api = moto_app(&github, &[("FLEET_BOOTSTRAP_BUCKET", bucket)]).await;
 
-    let (status, body) = post(&api, json!({"action": "deploy", "target": "clawdinator-1"})).await;
+    let (status, body) =
+        lambda_post(&api, json!({"action": "deploy", "target": "clawdinator-1"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["checks"],
@@ -298,7 +283,8 @@ async fn deploys_need_a_bootstrap_bundle_for_every_host_they_create() {
     assert_eq!(received(&github).await.len(), 1);
 
     // A neighbour's prefix that merely starts the same does not count.
-    let (status, body) = post(&api, json!({"action": "deploy", "target": "clawdinator-2"})).await;
+    let (status, body) =
+        lambda_post(&api, json!({"action": "deploy", "target": "clawdinator-2"})).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (409, Some("bootstrap_missing")),
@@ -309,7 +295,7 @@ async fn deploys_need_a_bootstrap_bundle_for_every_host_they_create() {
         "no bootstrap bundle under bootstrap/clawdinator-2 in bootstrap-check"
     );
 
-    let (status, body) = post(&api, json!({"action": "deploy", "target": "all"})).await;
+    let (status, body) = lambda_post(&api, json!({"action": "deploy", "target": "all"})).await;
     assert_eq!(status, 409);
     assert_eq!(
         body["message"],
@@ -325,7 +311,8 @@ async fn deploys_need_a_bootstrap_bundle_for_every_host_they_create() {
     // deploy's run has finished, or the in-flight guard would answer first.)
     github.set_run(github.runs()[0].id, "completed", Some("success"), None);
     let api = moto_app(&github, &[]).await;
-    let (status, body) = post(&api, json!({"action": "deploy", "target": "clawdinator-2"})).await;
+    let (status, body) =
+        lambda_post(&api, json!({"action": "deploy", "target": "clawdinator-2"})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["bootstrap"], "skipped");
 }
@@ -338,7 +325,8 @@ async fn aws_failures_are_502_and_dispatch_nothing() {
         &[("FLEET_BOOTSTRAP_BUCKET", "no-such-bucket-here")],
     )
     .await;
-    let (status, body) = post(&api, json!({"action": "deploy", "target": "clawdinator-1"})).await;
+    let (status, body) =
+        lambda_post(&api, json!({"action": "deploy", "target": "clawdinator-1"})).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (502, Some("aws_unavailable")),
@@ -361,7 +349,7 @@ async fn aws_failures_are_502_and_dispatch_nothing() {
         .endpoint_url(format!("http://127.0.0.1:{port}"))
         .build();
     let api = app::build_with(settings(&github.uri(), &[]), Mode::Lambda, &sdk).unwrap();
-    let (status, body) = post(&api, json!({"action": "status"})).await;
+    let (status, body) = lambda_post(&api, json!({"action": "status"})).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (502, Some("aws_unavailable")),
@@ -438,10 +426,10 @@ async fn an_ami_override_must_be_a_fleet_image() {
 
     let deploy =
         |ami: &str| json!({"action": "deploy", "target": "clawdinator-2", "ami_override": ami});
-    let (status, body) = post(&api, deploy(&fleet_image)).await;
+    let (status, body) = lambda_post(&api, deploy(&fleet_image)).await;
     assert_eq!(status, 200, "{body}");
     for ami in [foreign.as_str(), "ami-0123456789abcdef0"] {
-        let (status, body) = post(&api, deploy(ami)).await;
+        let (status, body) = lambda_post(&api, deploy(ami)).await;
         assert_eq!(
             (status, body["error"].as_str()),
             (404, Some("unknown_ami")),

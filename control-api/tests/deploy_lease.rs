@@ -107,17 +107,7 @@ fn queued(target: &str) -> Value {
 async fn dispatched(github: &GitHubDouble, n: usize) -> Vec<String> {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
-        let ids: Vec<String> = github
-            .dispatches()
-            .await
-            .iter()
-            .map(|d| {
-                d["inputs"]["request_id"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-            .collect();
+        let ids = github.dispatched_request_ids().await;
         if ids.len() >= n || Instant::now() > until {
             return ids;
         }

@@ -15,7 +15,7 @@ use control_api::contract::{
     RunAnswer, RunsAnswer,
 };
 use control_api::inbound::lambda::handle;
-use lambda_http::{Body, Request};
+use lambda_http::Request;
 use serde_json::{json, Value};
 use support::*;
 use wiremock::matchers::{method, path};
@@ -359,15 +359,9 @@ async fn the_schedule_event_is_accepted() {
 }
 
 async fn post(api: &app::App, body: Value) -> Value {
-    let req = lambda_http::http::Request::builder()
-        .method("POST")
-        .uri("https://x.lambda-url.us-east-1.on.aws/")
-        .header("authorization", format!("Bearer {CONTROL_TOKEN}"))
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = handle(api, req).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    serde_json::from_slice(resp.body().as_ref()).unwrap()
+    let (status, body) = lambda_post(api, body).await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 #[tokio::test]
@@ -430,37 +424,6 @@ async fn run_answers_carry_the_report_and_runs_its_headline() {
     assert_eq!(summary(bare), None);
 }
 
-/// One request through the Lambda handler: its status and body, whatever they are.
-async fn ask(api: &app::App, body: Value) -> (u16, Value) {
-    let req = lambda_http::http::Request::builder()
-        .method("POST")
-        .uri("https://x.lambda-url.us-east-1.on.aws/")
-        .header("authorization", format!("Bearer {CONTROL_TOKEN}"))
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = handle(api, req).await.unwrap();
-    let status = resp.status().as_u16();
-    (
-        status,
-        serde_json::from_slice(resp.body().as_ref()).unwrap(),
-    )
-}
-
-/// The request ids GitHub was dispatched, in order.
-async fn dispatched_ids(github: &GitHubDouble) -> Vec<String> {
-    github
-        .dispatches()
-        .await
-        .iter()
-        .map(|d| {
-            d["inputs"]["request_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_report_event_ends_the_runs_lease_and_the_next_queued_deploy_goes() {
     let sdk = moto_sdk().await;
@@ -473,14 +436,14 @@ async fn a_report_event_ends_the_runs_lease_and_the_next_queued_deploy_goes() {
         &sdk,
     )
     .unwrap();
-    let (status, first) = ask(
+    let (status, first) = lambda_post(
         &api,
         json!({"action": "deploy", "target": "clawdinator-1", "caller": "human:ops"}),
     )
     .await;
     assert_eq!(status, 200, "{first}");
     let first = first["request_id"].as_str().unwrap().to_owned();
-    let (status, second) = ask(
+    let (status, second) = lambda_post(
         &api,
         json!({"action": "deploy", "target": "clawdinator-2", "caller": "human:ops", "queue": true}),
     )
@@ -496,7 +459,7 @@ async fn a_report_event_ends_the_runs_lease_and_the_next_queued_deploy_goes() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(dispatched_ids(&github).await, vec![first.clone()]);
+    assert_eq!(github.dispatched_request_ids().await, vec![first.clone()]);
 
     let body = serde_json::to_vec(&report(&first)).unwrap();
     put(&sdk, name, &format!("reports/{first}.json"), body).await;
@@ -504,7 +467,10 @@ async fn a_report_event_ends_the_runs_lease_and_the_next_queued_deploy_goes() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(dispatched_ids(&github).await, vec![first, second.clone()]);
+    assert_eq!(
+        github.dispatched_request_ids().await,
+        vec![first, second.clone()]
+    );
     let lease = object(&sdk, name, "leases/deploy.json").await.unwrap();
     assert_eq!(lease["request_id"], json!(second), "{lease}");
 }

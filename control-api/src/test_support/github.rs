@@ -405,6 +405,20 @@ impl GitHubDouble {
             .collect()
     }
 
+    /// The `request_id` input of each workflow dispatch GitHub received, in order.
+    pub async fn dispatched_request_ids(&self) -> Vec<String> {
+        self.dispatches()
+            .await
+            .iter()
+            .map(|d| {
+                d["inputs"]["request_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+
     /// Reads of the runs list GitHub received after the last dispatch.
     pub async fn runs_reads_after_last_dispatch(&self) -> usize {
         let requests = self.server.received_requests().await.unwrap_or_default();

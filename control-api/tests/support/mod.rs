@@ -186,6 +186,25 @@ pub fn app_with(settings: Settings, mode: Mode) -> App {
     app::build_with(settings, mode, &offline_sdk()).unwrap()
 }
 
+/// One request with the shared token through the Lambda handler, as a Function URL
+/// event: its status and JSON body, whatever they are.
+pub async fn lambda_post(api: &App, body: Value) -> (u16, Value) {
+    let req = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://x.lambda-url.us-east-1.on.aws/")
+        .header("authorization", format!("Bearer {CONTROL_TOKEN}"))
+        .body(lambda_http::Body::from(body.to_string()))
+        .unwrap();
+    let resp = control_api::inbound::lambda::handle(api, req)
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(resp.body().as_ref()).unwrap(),
+    )
+}
+
 pub fn lambda_app(github_url: &str) -> App {
     app_with(settings(github_url, &[]), Mode::Lambda)
 }
