@@ -44,7 +44,7 @@ async fn an_accepted_dispatch_is_a_200_with_a_fresh_request_id_each_time() {
     assert_eq!(
         sent[0].1,
         json!({"ref": "main", "inputs": {"target": "all", "ami_override": "",
-            "request_id": b1["request_id"], "caller": "human:ops", "revision": HEAD_SHA},
+            "request_id": b1["request_id"], "caller": "human:ops", "revision": HEAD_SHA, "mode": "apply"},
             "return_run_details": true})
     );
     assert_eq!(sent[1].1["inputs"]["target"], "clawdinator-1");

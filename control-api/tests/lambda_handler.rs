@@ -43,7 +43,7 @@ async fn function_url_deploy_dispatches_exactly_the_documented_request() {
         sent,
         vec![(
             DISPATCH_PATH.to_owned(),
-            json!({"ref": "main", "inputs": {"target": "clawdinator-2", "ami_override": "", "request_id": request_id, "caller": "clawdinator-1", "revision": HEAD_SHA}, "return_run_details": true})
+            json!({"ref": "main", "inputs": {"target": "clawdinator-2", "ami_override": "", "request_id": request_id, "caller": "clawdinator-1", "revision": HEAD_SHA, "mode": "apply"}, "return_run_details": true})
         )]
     );
 }

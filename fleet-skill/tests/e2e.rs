@@ -70,6 +70,7 @@ fn deploy_success_prints_the_receipt_and_dispatches_once() {
                 "request_id": request_id,
                 "caller": "human:ops",
                 "revision": control_api::test_support::github::HEAD_SHA,
+                "mode": "apply",
             },
             "return_run_details": true
         })

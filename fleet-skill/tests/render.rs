@@ -333,6 +333,7 @@ fn audit_table_from_odd_answers() {
 
 fn finished(conclusion: Option<&str>, duration_secs: Option<u64>) -> WorkflowRun {
     WorkflowRun {
+        mode: Default::default(),
         run_id: 123,
         run_url: "https://github.com/openclaw/clawdinators/actions/runs/123".to_owned(),
         request_id: None,

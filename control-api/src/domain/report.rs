@@ -28,6 +28,20 @@ pub enum RollMode {
     Plan,
 }
 
+impl RollMode {
+    /// The workflow's `mode` input, and the word people read.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Apply => "apply",
+            Self::Plan => "plan",
+        }
+    }
+
+    pub fn is_apply(&self) -> bool {
+        *self == Self::Apply
+    }
+}
+
 /// How the whole run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
