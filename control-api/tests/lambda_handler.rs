@@ -63,7 +63,7 @@ async fn base64_body_and_the_seed_header_work_and_the_body_token_is_ignored() {
     assert_eq!(sent.len(), 1);
     assert_eq!(
         sent[0].1["inputs"],
-        json!({"target": "clawdinator-babelfish", "ami_override": "", "request_id": body["request_id"], "caller": "human:ops", "revision": HEAD_SHA})
+        json!({"target": "clawdinator-babelfish", "ami_override": "", "request_id": body["request_id"], "caller": "human:ops", "revision": HEAD_SHA, "mode": "apply"})
     );
 }
 
