@@ -653,3 +653,11 @@ fn unknown_commands_answer_in_one_line() {
     );
     assert!(!missing.contains('\n'));
 }
+
+#[test]
+fn the_usage_line_names_every_command() {
+    assert_eq!(
+        fleet_skill::USAGE,
+        "usage: /fleet status | /fleet deploy <all|instance-id> [ami-id] | /fleet rollback <all|instance-id> | /fleet plan <all|instance-id> [ami-id] | /fleet runs | /fleet wait <request-id|run-id> | /fleet audit | /fleet lock <all|instance-id> <reason> | /fleet unlock <all|instance-id> | /fleet queue | /fleet cancel <request-id>"
+    );
+}
