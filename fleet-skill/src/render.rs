@@ -113,9 +113,10 @@ pub fn render_runs(answer: &RunsAnswer) -> String {
     .map(String::from)];
     for run in &answer.runs {
         // A plan's run changed nothing: it says so where the target is.
-        let target = match run.mode.is_apply() {
-            true => opt(&run.target),
-            false => format!("{} (plan)", opt(&run.target)),
+        let target = if run.mode.is_apply() {
+            opt(&run.target)
+        } else {
+            format!("{} (plan)", opt(&run.target))
         };
         rows.push([
             run.run_id.to_string(),
