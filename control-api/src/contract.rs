@@ -41,12 +41,16 @@ fn is_false(b: &bool) -> bool {
     !b
 }
 
-/// `deploy` and `rollback` (200): what was dispatched, with the checks it passed.
+/// `deploy`, `rollback` and `plan` (200): what was dispatched, with the checks it passed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployAnswer {
     pub ok: bool,
-    /// `deploy queued for <target>`; a dry run says `dry run: would dispatch …`.
+    /// `deploy queued for <target>` (`plan queued for <target>`, `rollback queued for
+    /// <target>`); a dry run says `dry run: would dispatch …`.
     pub message: String,
+    /// `plan` for a plan, whose run applies nothing; absent for a deploy or rollback.
+    #[serde(default, skip_serializing_if = "RollMode::is_apply")]
+    pub mode: RollMode,
     pub target: Target,
     /// The image asked for; for a rollback, the image rolled back to.
     pub ami_override: Option<AmiId>,

@@ -44,7 +44,7 @@ async fn an_accepted_dispatch_is_a_200_with_a_fresh_request_id_each_time() {
     assert_eq!(
         sent[0].1,
         json!({"ref": "main", "inputs": {"target": "all", "ami_override": "",
-            "request_id": b1["request_id"], "caller": "human:ops", "revision": HEAD_SHA},
+            "request_id": b1["request_id"], "caller": "human:ops", "revision": HEAD_SHA, "mode": "apply"},
             "return_run_details": true})
     );
     assert_eq!(sent[1].1["inputs"]["target"], "clawdinator-1");
@@ -321,4 +321,90 @@ async fn a_ref_github_does_not_know_is_refused_before_any_dispatch() {
     );
     assert!(received(&github).await.is_empty());
     github.verify().await;
+}
+
+#[tokio::test]
+async fn a_plan_is_dispatched_with_the_mode_input_plan_and_named_fleet_plan() {
+    let github = github_accepting().await;
+    let api = lambda_app(&github.uri());
+    let plan = json!({"action": "plan", "target": "clawdinator-2", "caller": "human:ops"});
+    let (code, body) = call(&api, deploy_body(plan)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["message"], "plan queued for clawdinator-2");
+    assert_eq!(body["mode"], "plan");
+    let request_id = body["request_id"].as_str().unwrap().to_owned();
+    // The plan's run is queued: a deploy still goes (no deploy waits for a plan), and
+    // the deploy is dispatched with the mode input apply.
+    let (code, deployed) = call(&api, deploy("clawdinator-1")).await;
+    assert_eq!(code, 200, "{deployed}");
+    assert!(deployed.get("mode").is_none(), "{deployed}");
+    let sent = received(&github).await;
+    assert_eq!(
+        sent[0].1,
+        json!({"ref": "main", "inputs": {"target": "clawdinator-2", "ami_override": "",
+            "request_id": request_id, "caller": "human:ops", "revision": HEAD_SHA,
+            "mode": "plan"}, "return_run_details": true})
+    );
+    assert_eq!(sent[1].1["inputs"]["mode"], "apply");
+    let runs = github.runs();
+    assert_eq!(
+        runs[0].display_title,
+        format!("fleet-plan clawdinator-2 by human:ops [{request_id}]")
+    );
+    assert_eq!(body["run_id"], runs[0].id);
+    // `runs` tells the plan's run from the deploy's.
+    let (code, listed) = call(&api, runs_request()).await;
+    assert_eq!(code, 200, "{listed}");
+    let modes: Vec<(&Value, Option<&Value>)> = listed["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (&r["target"], r.get("mode")))
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            (&json!("clawdinator-1"), None),
+            (&json!("clawdinator-2"), Some(&json!("plan")))
+        ]
+    );
+    // The deploy's run in flight holds the next deploy, not a plan.
+    let (code, refused) = call(&api, deploy("clawdinator-babelfish")).await;
+    assert_eq!((code, &refused["error"]), (409, &json!("deploy_in_flight")));
+    let plan_all = json!({"action": "plan", "target": "all", "caller": "human:ops"});
+    assert_eq!(call(&api, deploy_body(plan_all)).await.0, 200);
+}
+
+#[tokio::test]
+async fn the_double_refuses_a_dispatch_without_a_known_mode() {
+    let github = github_accepting().await;
+    let url = format!("{}{DISPATCH_PATH}", github.uri());
+    let statuses = tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        [None, Some("destroy"), Some("plan")].map(|mode| {
+            let mut inputs = json!({"target": "all", "ami_override": "", "request_id": "r-1",
+                "caller": "human:ops", "revision": HEAD_SHA});
+            if let Some(mode) = mode {
+                inputs["mode"] = json!(mode);
+            }
+            let body = json!({"ref": "main", "inputs": inputs, "return_run_details": true});
+            agent
+                .post(&url)
+                .header("authorization", &format!("Bearer {GITHUB_TOKEN}"))
+                .header("accept", "application/vnd.github+json")
+                .header("x-github-api-version", "2022-11-28")
+                .header("content-type", "application/json")
+                .send(body.to_string())
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(statuses, [422, 422, 200]);
+    assert_eq!(github.runs().len(), 1, "only the well-formed dispatch ran");
 }

@@ -43,7 +43,7 @@ async fn function_url_deploy_dispatches_exactly_the_documented_request() {
         sent,
         vec![(
             DISPATCH_PATH.to_owned(),
-            json!({"ref": "main", "inputs": {"target": "clawdinator-2", "ami_override": "", "request_id": request_id, "caller": "clawdinator-1", "revision": HEAD_SHA}, "return_run_details": true})
+            json!({"ref": "main", "inputs": {"target": "clawdinator-2", "ami_override": "", "request_id": request_id, "caller": "clawdinator-1", "revision": HEAD_SHA, "mode": "apply"}, "return_run_details": true})
         )]
     );
 }
@@ -63,7 +63,7 @@ async fn base64_body_and_the_seed_header_work_and_the_body_token_is_ignored() {
     assert_eq!(sent.len(), 1);
     assert_eq!(
         sent[0].1["inputs"],
-        json!({"target": "clawdinator-babelfish", "ami_override": "", "request_id": body["request_id"], "caller": "human:ops", "revision": HEAD_SHA})
+        json!({"target": "clawdinator-babelfish", "ami_override": "", "request_id": body["request_id"], "caller": "human:ops", "revision": HEAD_SHA, "mode": "apply"})
     );
 }
 

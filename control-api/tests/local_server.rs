@@ -74,7 +74,7 @@ async fn fresh_machine_generates_a_token_and_dry_runs() {
             "repo": "openclaw/clawdinators",
             "workflow": "fleet-deploy.yml",
             "ref": "main",
-            "inputs": {"target": "all", "ami_override": "", "request_id": body["request_id"], "caller": "human:shared-token", "revision": null}
+            "inputs": {"target": "all", "ami_override": "", "request_id": body["request_id"], "caller": "human:shared-token", "revision": null, "mode": "apply"}
         })
     );
     assert_eq!(

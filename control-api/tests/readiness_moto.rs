@@ -6,7 +6,10 @@ mod support;
 
 use control_api::app::{self, App};
 use control_api::config::Mode;
-use control_api::contract::{Readiness, StatusAnswer};
+use control_api::contract::{
+    HeartbeatRecord, HeartbeatReport, InstanceStatus, Readiness, StatusAnswer,
+};
+use control_api::domain::heartbeat::heartbeat_key;
 use control_api::inbound::lambda::handle;
 use lambda_http::Body;
 use serde_json::{json, Value};
@@ -40,11 +43,7 @@ async fn heartbeats_in_s3_and_instances_in_ec2_make_readiness() {
     let one = run(&ec2, fleet, "clawdinator-1", ami, "t3.large", 1).await;
     let two = run(&ec2, fleet, "clawdinator-2", ami, "t3.large", 1).await;
     let sdk = moto_sdk().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = s3_of(&sdk);
     s3.create_bucket().bucket(bucket).send().await.unwrap();
     // The boot grace read from its setting: a host launched a moment ago is booting.
     let extra = [
@@ -103,4 +102,96 @@ async fn heartbeats_in_s3_and_instances_in_ec2_make_readiness() {
         (s["ready"], s["booting"], s["readiness_missing"]),
         (1, 1, 1)
     );
+}
+
+/// The state bucket's client, path-style as on any loopback emulator.
+fn s3_of(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+fn host_of<'a>(answer: &'a StatusAnswer, id: &str) -> &'a InstanceStatus {
+    answer.fleet.instances.iter().find(|i| i.id == id).unwrap()
+}
+
+async fn status_of(api: &App) -> StatusAnswer {
+    let (status, body) = post(api, json!({"action": "status"})).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_value(body).unwrap()
+}
+
+#[tokio::test]
+async fn a_heartbeat_older_than_the_stale_setting_is_stale_and_a_fresh_one_ready() {
+    let (fleet, bucket) = ("readiness-moto-stale", "readiness-moto-stale-state");
+    let ec2 = ec2().await;
+    let one = run(
+        &ec2,
+        fleet,
+        "clawdinator-1",
+        "ami-0123456789abcdef0",
+        "t3.large",
+        1,
+    )
+    .await;
+    let sdk = moto_sdk().await;
+    let s3 = s3_of(&sdk);
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    // 30 s: a heartbeat 45 s old is stale here, though the default 180 s would call it ready.
+    let extra = [
+        ("FLEET_TAG_VALUE", fleet),
+        ("FLEET_STATE_BUCKET", bucket),
+        ("FLEET_HEARTBEAT_STALE_SECS", "30"),
+    ];
+    let github = github_accepting().await;
+    let api = app::build_with(settings(&github.uri(), &extra), Mode::Lambda, &sdk).unwrap();
+
+    // The host's last heartbeat, from its current instance, kept as the API keeps one,
+    // but received 45 s ago.
+    let old = chrono::Utc::now() - chrono::Duration::seconds(45);
+    let record = HeartbeatRecord {
+        id: "clawdinator-1".into(),
+        report: HeartbeatReport::from_body(beat("clawdinator-1", &one[0]).as_object().unwrap())
+            .unwrap(),
+        received_at: old.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        principal: "bot:clawdinator-1".into(),
+    };
+    s3.put_object()
+        .bucket(bucket)
+        .key(heartbeat_key("clawdinator-1"))
+        .body(serde_json::to_vec(&record).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let answer = status_of(&api).await;
+    let host = host_of(&answer, "clawdinator-1");
+    assert_eq!(host.readiness, Readiness::Stale, "{host:?}");
+    assert!(
+        host.heartbeat_age_secs.is_some_and(|age| age >= 45),
+        "{host:?}"
+    );
+    let why = host.why.as_deref().unwrap_or_default();
+    assert!(
+        why.starts_with("no heartbeat for ") && why.contains(" s"),
+        "{why}"
+    );
+    assert_eq!(answer.fleet.summary["stale"], 1);
+
+    // The same host reports in through the API: fresh, so ready, and nothing to explain.
+    let (status, body) = post(&api, beat("clawdinator-1", &one[0])).await;
+    assert_eq!(status, 200, "{body}");
+    let answer = status_of(&api).await;
+    let host = host_of(&answer, "clawdinator-1");
+    assert_eq!(host.readiness, Readiness::Ready, "{host:?}");
+    assert!(
+        host.heartbeat_age_secs.is_some_and(|age| age < 30),
+        "{host:?}"
+    );
+    // Other suites' images in the shared moto may add an image phrase, never a heartbeat one.
+    let why = host.why.as_deref().unwrap_or_default();
+    assert!(!why.contains("heartbeat"), "{why}");
+    let s = &answer.fleet.summary;
+    assert_eq!((s["ready"], s["stale"]), (1, 0));
 }

@@ -17,7 +17,7 @@ use control_api::domain::ports::{DispatchError, Misconfig, StateStore, WorkflowE
 use control_api::domain::rate_limit::RateLimiter;
 use control_api::domain::refusal_budget::RefusalBudget;
 use control_api::domain::registry::Registry;
-use control_api::domain::report::report_key;
+use control_api::domain::report::{report_key, RollMode};
 use control_api::domain::service::{ControlApi, Ports};
 use control_api::inbound::http::{answer, answer_unready, HttpCall, Method, Reply};
 use control_api::test_support::fakes::{FakeBootstrap, FakeFleet, FakeState, FakeWorkflow};
@@ -1007,6 +1007,166 @@ async fn revisions_are_for_humans_and_must_be_commit_shas() {
         (403, "revision_not_allowed".into())
     );
     assert_eq!(api.ports().workflow.dispatch_count(), 0);
+}
+
+fn plan(target: &str) -> Request {
+    Request::Plan {
+        target: Target::parse(target).unwrap(),
+        caller: None,
+        ami_override: None,
+        revision: None,
+    }
+}
+
+/// The lease's holder, as the queue answer shows it.
+async fn lease_holder(api: &Api) -> Option<String> {
+    let listed: QueueAnswer =
+        serde_json::from_str(&send(api, &raw(r#"{"action":"queue"}"#)).await.body).unwrap();
+    listed.lease.map(|l| l.request_id)
+}
+
+#[tokio::test]
+async fn a_plan_dispatches_mode_plan_takes_no_lease_and_a_lock_only_warns() {
+    let api = build(World::default());
+    let first = deployed(&api, &ask(&deploy("clawdinator-2"))).await;
+    // While a deploy holds the lease, a plan still goes: it changes nothing.
+    let planned = deployed(&api, &ask(&plan("clawdinator-1"))).await;
+    assert_eq!(planned.message, "plan queued for clawdinator-1");
+    assert_eq!(planned.mode, RollMode::Plan);
+    assert_eq!(planned.checks.in_flight, InFlightCheck::Skipped);
+    assert!(planned.warning.is_none(), "{:?}", planned.warning);
+    assert_ne!(planned.request_id, first.request_id);
+    assert_eq!(lease_holder(&api).await, Some(first.request_id.clone()));
+    let sent = api.ports().workflow.dispatched.lock().unwrap().clone();
+    let modes: Vec<RollMode> = sent.iter().map(|r| r.mode).collect();
+    assert_eq!(modes, [RollMode::Apply, RollMode::Plan]);
+    assert_eq!(sent[1].request_id, planned.request_id);
+    // A lock holds deploys (423) but a plan of a host it covers runs, with a warning.
+    let lock = send(&api, &raw(&lock_body("all", r#","caller":"human:ops""#))).await;
+    assert_eq!(lock.status, 200, "{}", lock.body);
+    let taken: LockAnswer = serde_json::from_str(&lock.body).unwrap();
+    assert_eq!(
+        refused(&api, &ask(&deploy("clawdinator-1"))).await,
+        (423, "locked".into())
+    );
+    for target in ["clawdinator-2", "all"] {
+        let warned = deployed(&api, &ask(&plan(target))).await;
+        let warning = warned.warning.expect("a warning naming the lock");
+        for part in ["human:ops", "debugging the gateway", &taken.lock.expires] {
+            assert!(warning.contains(part), "{warning}");
+        }
+    }
+    assert_eq!(api.ports().workflow.dispatch_count(), 4);
+    assert!(
+        state(&api).keys("queue/").is_empty(),
+        "a plan is never queued"
+    );
+    assert_eq!(lease_holder(&api).await, Some(first.request_id));
+    let plans: Vec<AuditRecord> = records(&api)
+        .into_iter()
+        .filter(|r| r.action.as_deref() == Some("plan"))
+        .collect();
+    assert_eq!(plans.len(), 3, "{plans:?}");
+    assert!(plans
+        .iter()
+        .all(|r| r.decision == "accepted" && r.run_id.is_some()));
+}
+
+#[tokio::test]
+async fn a_plan_and_a_deploy_never_share_a_key() {
+    let api = build(World::default());
+    let mut first = ask(&plan("clawdinator-2"));
+    first.key = Some("k-plan");
+    let a = deployed(&api, &first).await;
+    assert!(deployed(&api, &first).await.replayed);
+    let mut other = ask(&deploy("clawdinator-2"));
+    other.key = Some("k-plan");
+    assert_eq!(
+        refused(&api, &other).await,
+        (422, "idempotency_key_reused".into())
+    );
+    let sent = api.ports().workflow.dispatched.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].mode, &sent[0].request_id),
+        (RollMode::Plan, &a.request_id)
+    );
+}
+
+#[tokio::test]
+async fn bots_may_plan_any_target_but_not_pick_a_revision() {
+    let api = build(World::default());
+    let as_bot = |request: &Request| {
+        let mut a = ask(request);
+        a.token = Some(BOT_TOKEN);
+        a
+    };
+    // Deploys of itself or of all are refused to a bot; plans are not.
+    assert_eq!(
+        refused(&api, &as_bot(&deploy("clawdinator-1"))).await,
+        (403, "self_deploy".into())
+    );
+    for target in ["clawdinator-1", "all", "clawdinator-2"] {
+        let answer = deployed(&api, &as_bot(&plan(target))).await;
+        assert_eq!(answer.caller.unwrap().as_str(), "clawdinator-1");
+    }
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let mut picked = raw(&format!(
+        r#"{{"action":"plan","target":"clawdinator-2","revision":"{sha}"}}"#
+    ));
+    picked.token = Some(BOT_TOKEN);
+    assert_eq!(
+        refused(&api, &picked).await,
+        (403, "revision_not_allowed".into())
+    );
+    // The deploy's other checks hold for a plan too.
+    let foreign =
+        raw(r#"{"action":"plan","target":"clawdinator-2","ami_override":"ami-0123456789abcdef0"}"#);
+    assert_eq!(refused(&api, &foreign).await, (404, "unknown_ami".into()));
+    let unknown = raw(r#"{"action":"plan","target":"clawdinator-9"}"#);
+    assert_eq!(
+        refused(&api, &unknown).await,
+        (404, "unknown_target".into())
+    );
+    assert_eq!(api.ports().workflow.dispatch_count(), 3);
+    // A human's pinned plan dispatches that commit.
+    let human = raw(&format!(
+        r#"{{"action":"plan","target":"clawdinator-2","revision":"{sha}"}}"#
+    ));
+    assert_eq!(deployed(&api, &human).await.revision.unwrap().as_str(), sha);
+}
+
+#[tokio::test]
+async fn plans_are_rate_limited_like_deploys() {
+    let api = build(World {
+        limiter: Some(RateLimiter::new(2, Duration::from_secs(600))),
+        ..Default::default()
+    });
+    deployed(&api, &ask(&plan("clawdinator-2"))).await;
+    deployed(&api, &ask(&deploy("clawdinator-2"))).await;
+    for request in [plan("clawdinator-1"), deploy("clawdinator-1")] {
+        let reply = send(&api, &ask(&request)).await;
+        let e: ErrorBody = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!((reply.status, e.error.as_str()), (429, "rate_limited"));
+    }
+    assert_eq!(api.ports().workflow.dispatch_count(), 2);
+}
+
+#[tokio::test]
+async fn without_a_state_bucket_plans_and_deploys_do_not_guard_against_each_other() {
+    let api = build(World {
+        no_state: true,
+        ..Default::default()
+    });
+    // A plan's run in flight holds no deploy up, and a deploy's holds no plan up.
+    deployed(&api, &ask(&plan("clawdinator-2"))).await;
+    deployed(&api, &ask(&deploy("clawdinator-1"))).await;
+    deployed(&api, &ask(&plan("all"))).await;
+    assert_eq!(
+        refused(&api, &ask(&deploy("clawdinator-2"))).await,
+        (409, "deploy_in_flight".into())
+    );
+    assert_eq!(api.ports().workflow.dispatch_count(), 3);
 }
 
 /// Every error code of the README's table is exercised by a service-level test on the fakes

@@ -1,4 +1,4 @@
-//! Chat text to command: `/fleet status | deploy <target> [ami] | rollback <target> | runs | wait <id> | audit | lock <target> <reason…> | unlock <target> | queue | cancel <request-id> | help`, nothing else.
+//! Chat text to command: `/fleet status | deploy <target> [ami] | rollback <target> | plan <target> [ami] | runs | wait <id> | audit | lock <target> <reason…> | unlock <target> | queue | cancel <request-id> | help`, nothing else.
 //!
 //! [`parse_chat`] is total: it never panics, reads at most [`MAX_CHAT_BYTES`] of any
 //! input, and never echoes the input back. Everything it accepts has passed the same
@@ -12,10 +12,10 @@ use control_api::contract::{AmiId, RequestError, Revision, Target};
 use crate::wait::{RunRef, RunRefError};
 
 /// The one line a user gets back for text that is not a fleet command.
-pub const USAGE: &str = "usage: /fleet status | /fleet deploy <all|instance-id> [ami-id] | /fleet rollback <all|instance-id> | /fleet runs | /fleet wait <request-id|run-id> | /fleet audit | /fleet lock <all|instance-id> <reason> | /fleet unlock <all|instance-id> | /fleet queue | /fleet cancel <request-id>";
+pub const USAGE: &str = "usage: /fleet status | /fleet deploy <all|instance-id> [ami-id] | /fleet rollback <all|instance-id> | /fleet plan <all|instance-id> [ami-id] | /fleet runs | /fleet wait <request-id|run-id> | /fleet audit | /fleet lock <all|instance-id> <reason> | /fleet unlock <all|instance-id> | /fleet queue | /fleet cancel <request-id>";
 
 /// `/fleet help`: one screen, every command with an example, what a bot may not do and
-/// where a run is followed. Commands not built yet say so.
+/// where a run is followed.
 pub const HELP: &str = "\
 /fleet commands (one example each):
   /fleet status                          the live fleet: hosts, images, drift
@@ -33,20 +33,18 @@ pub const HELP: &str = "\
   /fleet queue                           deploys waiting their turn, and the one in flight
   /fleet cancel 0190c0de-0000-7000-8000-000000000001
                                          remove a queued deploy
-  /fleet plan clawdinator-2              (coming) what a deploy would change
+  /fleet plan clawdinator-2              what a deploy would change; applies nothing
 A bot may not deploy itself, deploy all, queue behind a running deploy, pick a
 revision, read the audit trail, lock another host or unlock a human's lock.
+A bot may plan any host, itself and all included: a plan changes nothing.
 Every deploy answers with its run's link on GitHub Actions; follow it there or with
 /fleet wait <request id>.";
 
-/// Commands the parser knows, for "did you mean": the working ones, then the coming ones.
+/// Commands the parser knows, for "did you mean".
 const COMMANDS: [&str; 12] = [
     "status", "deploy", "rollback", "runs", "wait", "audit", "help", "plan", "lock", "unlock",
     "queue", "cancel",
 ];
-
-/// Commands announced in [`HELP`] that do not exist yet.
-const COMING: [&str; 1] = ["plan"];
 
 /// Longest message considered at all; a real command is under 80 bytes.
 pub const MAX_CHAT_BYTES: usize = 512;
@@ -66,6 +64,12 @@ pub enum ChatCommand {
     },
     Rollback {
         target: Target,
+    },
+    /// `/fleet plan <target> [ami] [--revision <sha>]`: what a deploy would change.
+    Plan {
+        target: Target,
+        ami_override: Option<AmiId>,
+        revision: Option<Revision>,
     },
     Runs,
     /// Followed with line-per-change progress, whatever stderr is: a bot relays lines.
@@ -108,8 +112,6 @@ pub enum ChatError {
     MissingCommand,
     #[error("unknown command; did you mean /fleet {closest}? (/fleet help lists them all)")]
     UnknownCommand { closest: &'static str },
-    #[error("/fleet {0} is not available yet")]
-    NotAvailable(&'static str),
     #[error("/fleet {0} takes no arguments")]
     UnexpectedArguments(&'static str),
     #[error("/fleet {0} needs a target: all or one of {ids}", ids = registry_ids())]
@@ -158,12 +160,12 @@ pub fn read_message(input: &mut dyn std::io::Read) -> Result<String, ChatError> 
     String::from_utf8(bytes).map_err(|_| ChatError::NotUtf8)
 }
 
-/// After `/fleet deploy <target>`: an AMI id and `--revision <sha>`, each at most once,
-/// in either order.
+/// After `/fleet deploy <target>` or `/fleet plan <target>`: an AMI id and
+/// `--revision <sha>`, each at most once, in either order.
 fn deploy_options<'a>(
-    target: Target,
+    command: &'static str,
     mut words: impl Iterator<Item = &'a str>,
-) -> Result<ChatCommand, ChatError> {
+) -> Result<(Option<AmiId>, Option<Revision>), ChatError> {
     let (mut ami_override, mut revision) = (None, None);
     while let Some(word) = words.next() {
         if word.eq_ignore_ascii_case("--revision") && revision.is_none() {
@@ -173,16 +175,12 @@ fn deploy_options<'a>(
             ami_override = Some(AmiId::parse(word)?);
         } else {
             return Err(ChatError::TooManyArguments {
-                command: "deploy",
+                command,
                 takes: "a target, at most one AMI id and at most one --revision <sha>",
             });
         }
     }
-    Ok(ChatCommand::Deploy {
-        target,
-        ami_override,
-        revision,
-    })
+    Ok((ami_override, revision))
 }
 
 /// Parses one chat message. Command words (`/fleet`, `status`, `deploy`, …) are ASCII
@@ -222,7 +220,20 @@ pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
         Ok(ChatCommand::Help)
     } else if sub.eq_ignore_ascii_case("deploy") {
         let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("deploy"))?)?;
-        deploy_options(target, words)
+        let (ami_override, revision) = deploy_options("deploy", words)?;
+        Ok(ChatCommand::Deploy {
+            target,
+            ami_override,
+            revision,
+        })
+    } else if sub.eq_ignore_ascii_case("plan") {
+        let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("plan"))?)?;
+        let (ami_override, revision) = deploy_options("plan", words)?;
+        Ok(ChatCommand::Plan {
+            target,
+            ami_override,
+            revision,
+        })
     } else if sub.eq_ignore_ascii_case("rollback") {
         let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("rollback"))?)?;
         if words.next().is_some() {
@@ -249,8 +260,6 @@ pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
         Ok(ChatCommand::Audit)
     } else if let Some(command) = queue_command(sub, &mut words)? {
         Ok(command)
-    } else if let Some(coming) = COMING.iter().find(|c| sub.eq_ignore_ascii_case(c)) {
-        Err(ChatError::NotAvailable(coming))
     } else {
         Err(ChatError::UnknownCommand {
             closest: closest(sub),

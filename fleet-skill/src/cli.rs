@@ -1,4 +1,4 @@
-//! The command line (clap derive): `fleet [--caller C] status | deploy | rollback | runs | audit | lock | unlock | queue | cancel | wait | chat | heartbeat`.
+//! The command line (clap derive): `fleet [--caller C] status | deploy | rollback | plan | runs | audit | lock | unlock | queue | cancel | wait | chat | heartbeat`.
 //!
 //! Values are parsed with the control API's own types, so a bad target or AMI is a usage
 //! error (exit 2) before anything is sent. The control token has no flag on purpose:
@@ -114,6 +114,25 @@ pub enum Command {
         revision: Option<Revision>,
         #[command(flatten)]
         queue: QueueArgs,
+        #[command(flatten)]
+        wait: FollowArgs,
+    },
+    /// Plan a deploy of one instance or of `all`: the same checks and workflow, then
+    /// `tofu plan` per host and nothing applied; its report says what each host would
+    /// get. Bots may plan any target (a plan changes nothing); a lock only warns.
+    #[command(
+        after_help = "Exit with --wait: as for `fleet wait` once the plan is queued; the report's lines say what each host would get."
+    )]
+    Plan {
+        /// `all` or an instance id such as clawdinator-2.
+        #[arg(value_parser = parse_target)]
+        target: Target,
+        /// Plan this fleet image instead of the latest one (`--ami` is an alias).
+        #[arg(long, alias = "ami", value_name = "AMI_ID", value_parser = parse_ami)]
+        ami_override: Option<AmiId>,
+        /// Plan this commit (a full 40-hex SHA on GITHUB_REF's history); humans only.
+        #[arg(long, value_name = "SHA", value_parser = parse_revision)]
+        revision: Option<Revision>,
         #[command(flatten)]
         wait: FollowArgs,
     },
@@ -365,6 +384,48 @@ mod tests {
         ] {
             let e = Cli::try_parse_from(bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn plan_takes_a_target_an_image_a_revision_and_a_wait() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let cli = Cli::try_parse_from([
+            "fleet",
+            "plan",
+            "clawdinator-2",
+            "--ami-override",
+            "ami-0123456789abcdef0",
+            "--revision",
+            sha,
+            "--wait",
+        ])
+        .unwrap();
+        let Command::Plan {
+            target,
+            ami_override,
+            revision,
+            wait,
+        } = cli.command
+        else {
+            panic!("not a plan")
+        };
+        assert_eq!(target.as_str(), "clawdinator-2");
+        assert_eq!(ami_override.unwrap().as_str(), "ami-0123456789abcdef0");
+        assert_eq!(revision.unwrap().as_str(), sha);
+        assert!(wait.options().is_some());
+        for bad in [
+            &["fleet", "plan"][..],
+            &["fleet", "plan", "ALL"],
+            &["fleet", "plan", "all", "--revision", "main"],
+            // A plan is never queued.
+            &["fleet", "plan", "all", "--queue"],
+        ] {
+            assert_eq!(
+                Cli::try_parse_from(bad).unwrap_err().exit_code(),
+                2,
+                "{bad:?}"
+            );
         }
     }
 

@@ -54,6 +54,12 @@ enum Action {
         queue: bool,
         wait: Option<WaitOptions>,
     },
+    Plan {
+        target: Target,
+        ami_override: Option<AmiId>,
+        revision: Option<Revision>,
+        wait: Option<WaitOptions>,
+    },
     Runs {
         limit: u8,
         json: bool,
@@ -148,6 +154,17 @@ fn action_of(command: Command, out: &mut dyn Write) -> Result<Option<Action>, Fl
             target,
             revision,
             queue: queue.queue,
+            wait: wait.options(),
+        },
+        Command::Plan {
+            target,
+            ami_override,
+            revision,
+            wait,
+        } => Action::Plan {
+            target,
+            ami_override,
+            revision,
             wait: wait.options(),
         },
         Command::Runs { limit, json } => Action::Runs { limit, json },
@@ -246,6 +263,22 @@ fn perform(
             let answer = deploy(endpoint, &request, output.out)?;
             follow(endpoint, caller, &answer, wait, output)
         }
+        Action::Plan {
+            target,
+            ami_override,
+            revision,
+            wait,
+        } => {
+            // No local policy: a plan changes nothing, so any caller may plan any target.
+            let request = Request::Plan {
+                target,
+                caller: caller_owned,
+                ami_override,
+                revision,
+            };
+            let answer = deploy(endpoint, &request, output.out)?;
+            follow(endpoint, caller, &answer, wait, output)
+        }
         Action::Runs { limit, json } => {
             let request = Request::Runs {
                 caller: caller_owned,
@@ -337,6 +370,16 @@ fn from_chat(command: ChatCommand) -> Option<Action> {
             queue: false,
             wait: None,
         },
+        ChatCommand::Plan {
+            target,
+            ami_override,
+            revision,
+        } => Action::Plan {
+            target,
+            ami_override,
+            revision,
+            wait: None,
+        },
         ChatCommand::Runs => Action::Runs {
             limit: RUNS_LIMIT.default,
             json: false,
@@ -414,13 +457,13 @@ fn read<T: Reply>(
     Ok(())
 }
 
-/// What a deploy or rollback came to: dispatched, or (202) queued behind another.
+/// What a deploy, rollback or plan came to: dispatched, or (202) queued behind another.
 enum Receipt {
     Dispatched(Box<DeployAnswer>),
     Queued(QueuedAnswer),
 }
 
-/// A deploy or rollback: sent once with a fresh `Idempotency-Key`, receipt printed.
+/// A deploy, rollback or plan: sent once with a fresh `Idempotency-Key`, receipt printed.
 fn deploy(
     endpoint: &Endpoint,
     request: &Request,

@@ -103,7 +103,8 @@ fn headline(answer: &DeployAnswer, dry_run: bool) -> String {
     )
 }
 
-/// Workflow runs, newest first as the API sends them: run id, target, caller,
+/// Workflow runs, newest first as the API sends them: run id, target (a plan's marked),
+/// caller,
 /// status/conclusion, start, duration, request id; the API's note when there are none.
 pub fn render_runs(answer: &RunsAnswer) -> String {
     let mut rows = vec![[
@@ -111,9 +112,15 @@ pub fn render_runs(answer: &RunsAnswer) -> String {
     ]
     .map(String::from)];
     for run in &answer.runs {
+        // A plan's run changed nothing: it says so where the target is.
+        let target = if run.mode.is_apply() {
+            opt(&run.target)
+        } else {
+            format!("{} (plan)", opt(&run.target))
+        };
         rows.push([
             run.run_id.to_string(),
-            opt(&run.target),
+            target,
             opt(&run.caller),
             run_status(run),
             opt(&run.started),

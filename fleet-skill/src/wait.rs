@@ -458,6 +458,7 @@ mod tests {
 
     fn run(status: &str, step: Option<&str>) -> WorkflowRun {
         WorkflowRun {
+            mode: Default::default(),
             run_id: 7,
             run_url: "https://github.com/o/r/actions/runs/7".into(),
             request_id: None,

@@ -495,6 +495,27 @@ fn check_total(text: &str) {
                 })
             );
         }
+        Ok(ChatCommand::Plan {
+            target,
+            ami_override,
+            revision,
+        }) => {
+            let mut canonical = format!("/fleet plan {target}");
+            if let Some(ami) = &ami_override {
+                canonical.push_str(&format!(" {ami}"));
+            }
+            if let Some(revision) = &revision {
+                canonical.push_str(&format!(" --revision {revision}"));
+            }
+            assert_eq!(
+                parse_chat(&canonical),
+                Ok(ChatCommand::Plan {
+                    target,
+                    ami_override,
+                    revision,
+                })
+            );
+        }
         Err(e) => {
             let msg = e.to_string();
             assert!(!msg.contains('\n') && msg.len() < 200, "{msg}");
@@ -522,9 +543,10 @@ fn help_is_one_screen_with_every_command() {
   /fleet queue                           deploys waiting their turn, and the one in flight
   /fleet cancel 0190c0de-0000-7000-8000-000000000001
                                          remove a queued deploy
-  /fleet plan clawdinator-2              (coming) what a deploy would change
+  /fleet plan clawdinator-2              what a deploy would change; applies nothing
 A bot may not deploy itself, deploy all, queue behind a running deploy, pick a
 revision, read the audit trail, lock another host or unlock a human's lock.
+A bot may plan any host, itself and all included: a plan changes nothing.
 Every deploy answers with its run's link on GitHub Actions; follow it there or with
 /fleet wait <request id>."
     );
@@ -574,7 +596,43 @@ fn lock_unlock_queue_and_cancel_parse_and_refuse_bad_words() {
 }
 
 #[test]
-fn unknown_and_coming_commands_answer_in_one_line() {
+fn plan_parses_like_a_deploy() {
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let plan = |target: &str, ami: Option<&str>, revision: Option<&str>| {
+        Ok(ChatCommand::Plan {
+            target: Target::parse(target).unwrap(),
+            ami_override: ami.map(|a| AmiId::parse(a).unwrap()),
+            revision: revision.map(|r| control_api::contract::Revision::parse(r).unwrap()),
+        })
+    };
+    assert_eq!(parse_chat("/fleet plan all"), plan("all", None, None));
+    assert_eq!(
+        parse_chat("/FLEET@clawdinator_bot Plan clawdinator-2 ami-0123456789abcdef0"),
+        plan("clawdinator-2", Some("ami-0123456789abcdef0"), None)
+    );
+    assert_eq!(
+        parse_chat(&format!("/fleet plan clawdinator-2 --revision {sha}")),
+        plan("clawdinator-2", None, Some(sha))
+    );
+    assert_eq!(
+        parse_chat("/fleet plan"),
+        Err(ChatError::MissingTarget("plan"))
+    );
+    assert_eq!(
+        parse_chat("/fleet plan all ami-01234567 ami-0123456a"),
+        Err(ChatError::TooManyArguments {
+            command: "plan",
+            takes: "a target, at most one AMI id and at most one --revision <sha>",
+        })
+    );
+    assert!(matches!(
+        parse_chat("/fleet plan all --revision main"),
+        Err(ChatError::Invalid(_))
+    ));
+}
+
+#[test]
+fn unknown_commands_answer_in_one_line() {
     let said = |text: &str| parse_chat(text).unwrap_err().to_string();
     assert_eq!(
         said("/fleet statuss"),
@@ -584,11 +642,22 @@ fn unknown_and_coming_commands_answer_in_one_line() {
         said("/fleet rollbak all"),
         "unknown command; did you mean /fleet rollback? (/fleet help lists them all)"
     );
-    assert_eq!(said("/fleet plan all"), "/fleet plan is not available yet");
+    assert_eq!(
+        said("/fleet plann all"),
+        "unknown command; did you mean /fleet plan? (/fleet help lists them all)"
+    );
     let missing = said("/fleet deploy");
     assert!(
         missing.starts_with("/fleet deploy needs a target: all or one of clawdinator-1"),
         "{missing}"
     );
     assert!(!missing.contains('\n'));
+}
+
+#[test]
+fn the_usage_line_names_every_command() {
+    assert_eq!(
+        fleet_skill::USAGE,
+        "usage: /fleet status | /fleet deploy <all|instance-id> [ami-id] | /fleet rollback <all|instance-id> | /fleet plan <all|instance-id> [ami-id] | /fleet runs | /fleet wait <request-id|run-id> | /fleet audit | /fleet lock <all|instance-id> <reason> | /fleet unlock <all|instance-id> | /fleet queue | /fleet cancel <request-id>"
+    );
 }

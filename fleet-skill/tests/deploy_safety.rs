@@ -38,6 +38,7 @@ fn checks(idempotency: IdempotencyCheck, in_flight: InFlightCheck) -> DeployChec
 /// The contract's deploy answer for `to`, its run already visible.
 fn accepted(to: &str) -> DeployAnswer {
     DeployAnswer {
+        mode: Default::default(),
         ok: true,
         message: format!("deploy queued for {to}"),
         target: target(to),
@@ -63,6 +64,7 @@ fn ok(answer: DeployAnswer) -> (u16, Value) {
 /// A run of the contract.
 fn run(status: &str, conclusion: Option<&str>, step: Option<&str>) -> WorkflowRun {
     WorkflowRun {
+        mode: Default::default(),
         run_id: 123,
         run_url: RUN_URL.to_owned(),
         request_id: Some(REQUEST_ID.to_owned()),
@@ -508,6 +510,7 @@ fn a_bot_may_not_roll_back_itself_or_all_nor_queue() {
 
 fn runs_answer() -> RunsAnswer {
     let by_hand = WorkflowRun {
+        mode: Default::default(),
         run_id: 121,
         run_url: "https://github.com/openclaw/clawdinators/actions/runs/121".to_owned(),
         request_id: None,

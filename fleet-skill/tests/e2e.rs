@@ -3,6 +3,7 @@
 mod support;
 
 use control_api::contract::{AmiId, Caller, Request, RunsAnswer, Target};
+use control_api::test_support::github::HEAD_SHA;
 use serde_json::json;
 use support::*;
 
@@ -69,7 +70,8 @@ fn deploy_success_prints_the_receipt_and_dispatches_once() {
                 "ami_override": ami,
                 "request_id": request_id,
                 "caller": "human:ops",
-                "revision": control_api::test_support::github::HEAD_SHA,
+                "revision": HEAD_SHA,
+                "mode": "apply",
             },
             "return_run_details": true
         })
@@ -152,6 +154,68 @@ fn chat_deploy_uses_the_hosts_instance_name_as_caller() {
     assert_eq!(d.len(), 1);
     assert_eq!(d[0]["inputs"]["target"], "clawdinator-2");
     assert_eq!(d[0]["inputs"]["ami_override"], ami.as_str());
+}
+
+#[test]
+fn a_bot_plans_itself_from_chat_and_a_human_plans_from_the_command_line() {
+    let h = Harness::start(GitHub::Accepts);
+    h.set_instance_name("clawdinator-1");
+    // A plan changes nothing: the bot may plan its own host, which it may not deploy.
+    let run = h.fleet().run(&["chat", "/fleet plan clawdinator-1"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .starts_with("plan queued for clawdinator-1 (request "),
+        "{}",
+        run.stdout
+    );
+    let refused = h.fleet().run(&["chat", "/fleet deploy clawdinator-1"]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    let run = h.fleet().run(&[
+        "--caller",
+        "human:ops",
+        "plan",
+        "all",
+        "--revision",
+        HEAD_SHA,
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.starts_with("plan queued for all (request "),
+        "{}",
+        run.stdout
+    );
+    let sent = h.proxy.requests();
+    assert_eq!(sent.len(), 2, "the refused deploy never left");
+    assert!(sent.iter().all(|r| r.header("idempotency-key").is_some()));
+    assert_eq!(
+        sent[1].request(),
+        Request::Plan {
+            target: Target::All,
+            caller: Some(Caller::parse("human:ops").unwrap()),
+            ami_override: None,
+            revision: Some(control_api::contract::Revision::parse(HEAD_SHA).unwrap()),
+        }
+    );
+    let d = h.dispatches();
+    let inputs: Vec<(&str, &str, &str)> = d
+        .iter()
+        .map(|d| {
+            let i = &d["inputs"];
+            (
+                i["target"].as_str().unwrap(),
+                i["caller"].as_str().unwrap(),
+                i["mode"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        inputs,
+        [
+            ("clawdinator-1", "clawdinator-1", "plan"),
+            ("all", "human:ops", "plan")
+        ]
+    );
 }
 
 #[test]
@@ -462,10 +526,7 @@ fn bad_chat_text_prints_the_usage_and_sends_nothing() {
     ] {
         let run = h.fleet().run(&["chat", text]);
         assert_eq!(run.code, 2, "{text:?}: {run:?}");
-        assert_eq!(
-            run.stdout,
-            "usage: /fleet status | /fleet deploy <all|instance-id> [ami-id] | /fleet rollback <all|instance-id> | /fleet runs | /fleet wait <request-id|run-id> | /fleet audit | /fleet lock <all|instance-id> <reason> | /fleet unlock <all|instance-id> | /fleet queue | /fleet cancel <request-id>\n"
-        );
+        assert_eq!(run.stdout, format!("{}\n", fleet_skill::USAGE));
         assert!(run.stderr.starts_with("fleet: "), "{}", run.stderr);
         assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     }

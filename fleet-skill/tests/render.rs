@@ -333,6 +333,7 @@ fn audit_table_from_odd_answers() {
 
 fn finished(conclusion: Option<&str>, duration_secs: Option<u64>) -> WorkflowRun {
     WorkflowRun {
+        mode: Default::default(),
         run_id: 123,
         run_url: "https://github.com/openclaw/clawdinators/actions/runs/123".to_owned(),
         request_id: None,
@@ -361,5 +362,33 @@ fn run_summary_line() {
     assert_eq!(
         render_run_summary("run 123", &finished(Some("a b\nc"), None)),
         format!("run 123 concluded a_b_c: {url}\n")
+    );
+}
+
+#[test]
+fn a_plan_receipt_and_a_plans_run_say_plan() {
+    let mut v = deploy_sample();
+    v["message"] = json!("plan queued for clawdinator-2");
+    v["mode"] = json!("plan");
+    v["checks"]["in_flight"] = json!("skipped");
+    v["run_url"] = json!("https://github.com/openclaw/clawdinators/actions/runs/42");
+    v["warning"] = json!("clawdinator-2 is locked by human:ops until 2026-11-25T11:00:00Z: debugging; the plan runs anyway: it changes nothing");
+    assert_eq!(
+        render_deploy(&deploy(&v)),
+        format!(
+            "plan queued for clawdinator-2 (request {REQUEST_ID})\n\
+             run: https://github.com/openclaw/clawdinators/actions/runs/42\n\
+             warning: clawdinator-2 is locked by human:ops until 2026-11-25T11:00:00Z: debugging; the plan runs anyway: it changes nothing\n"
+        )
+    );
+    let listed = json!({"ok": true, "request_id": "r", "runs": [
+        {"run_id": 9, "run_url": "https://x/runs/9", "request_id": "q", "mode": "plan",
+         "status": "completed", "conclusion": "success", "started": null, "duration_secs": null,
+         "caller": "clawdinator-1", "target": "all", "step": null}
+    ]});
+    let out = render_runs(&runs(&listed));
+    assert_eq!(
+        out.lines().nth(1).unwrap(),
+        "9    all (plan)  clawdinator-1  completed/success  -        -         q"
     );
 }

@@ -118,6 +118,7 @@ fn every_chat_command_is_documented_and_every_example_parses() {
             ChatCommand::Status => "status",
             ChatCommand::Deploy { .. } => "deploy",
             ChatCommand::Rollback { .. } => "rollback",
+            ChatCommand::Plan { .. } => "plan",
             ChatCommand::Runs => "runs",
             ChatCommand::Wait { .. } => "wait",
             ChatCommand::Audit => "audit",
@@ -131,8 +132,8 @@ fn every_chat_command_is_documented_and_every_example_parses() {
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),
         [
-            "audit", "cancel", "deploy", "help", "lock", "queue", "rollback", "runs", "status",
-            "unlock", "wait"
+            "audit", "cancel", "deploy", "help", "lock", "plan", "queue", "rollback", "runs",
+            "status", "unlock", "wait"
         ]
     );
 }

@@ -114,10 +114,28 @@ fn render(cmd: &ChatCommand) -> String {
             }
             text
         }
+        ChatCommand::Plan {
+            target,
+            ami_override,
+            revision,
+        } => {
+            let mut text = format!("/fleet plan {target}");
+            if let Some(ami) = ami_override {
+                text.push_str(&format!(" {ami}"));
+            }
+            if let Some(revision) = revision {
+                text.push_str(&format!(" --revision {revision}"));
+            }
+            text
+        }
         ChatCommand::Rollback { target } => format!("/fleet rollback {target}"),
         ChatCommand::Runs => "/fleet runs".to_owned(),
         ChatCommand::Wait { run } => format!("/fleet wait {run}"),
         ChatCommand::Audit => "/fleet audit".to_owned(),
+        ChatCommand::Lock { target, reason } => format!("/fleet lock {target} {reason}"),
+        ChatCommand::Unlock { target } => format!("/fleet unlock {target}"),
+        ChatCommand::Queue => "/fleet queue".to_owned(),
+        ChatCommand::Cancel { request_id } => format!("/fleet cancel {request_id}"),
     }
 }
 

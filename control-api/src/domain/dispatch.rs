@@ -8,19 +8,26 @@ use super::ports::{
     DeployRequest, DispatchError, DispatchReceipt, Misconfig, RunLink, Sleep, Workflow,
     WorkflowError, WorkflowRun, ACTIVE_STATUSES,
 };
+use super::report::RollMode;
 use super::request::Revision;
 
-/// What the run name says, parsed: `fleet-deploy <target> [by <caller>] [<request_id>]`.
+/// What the run name says, parsed: `fleet-deploy <target> [by <caller>] [<request_id>]`,
+/// or for a plan's run `fleet-plan …` in the same shape.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunName {
     pub target: Option<String>,
     pub caller: Option<String>,
     pub request_id: Option<String>,
+    pub mode: RollMode,
 }
 
 impl RunName {
     pub fn parse(name: &str) -> Self {
-        let Some(rest) = name.strip_prefix("fleet-deploy ") else {
+        let (rest, mode) = if let Some(rest) = name.strip_prefix("fleet-deploy ") {
+            (rest, RollMode::Apply)
+        } else if let Some(rest) = name.strip_prefix("fleet-plan ") {
+            (rest, RollMode::Plan)
+        } else {
             return Self::default();
         };
         let (rest, request_id) = match rest.rsplit_once(" [") {
@@ -38,6 +45,7 @@ impl RunName {
             target: Some(target.trim().to_owned()).filter(|t| !t.is_empty()),
             caller,
             request_id,
+            mode,
         }
     }
 }
@@ -166,7 +174,8 @@ where
     }
 }
 
-/// Every run that has not finished, newest first, one look per active status. The
+/// Every deploy run that has not finished, newest first, one look per active status
+/// (a plan's run changes nothing, so no deploy waits for it). The
 /// looks go out together: one round trip of latency, not four, and a narrow window
 /// for a run to move between two statuses unseen (read one after another, a run
 /// going from `pending` to `queued` between the two reads was missed by both).
@@ -183,6 +192,7 @@ pub async fn active_runs<W: Workflow>(
         .await?
         .into_iter()
         .flatten()
+        .filter(|r| r.mode.is_apply())
     {
         if !runs.iter().any(|r| r.run_id == run.run_id) {
             runs.push(run);
@@ -366,6 +376,16 @@ mod tests {
                 target: Some("clawdinator-2".into()),
                 caller: Some("human:alice".into()),
                 request_id: Some("0190-abc".into()),
+                mode: RollMode::Apply,
+            }
+        );
+        assert_eq!(
+            RunName::parse("fleet-plan clawdinator-2 by clawdinator-1 [0190-def]"),
+            RunName {
+                target: Some("clawdinator-2".into()),
+                caller: Some("clawdinator-1".into()),
+                request_id: Some("0190-def".into()),
+                mode: RollMode::Plan,
             }
         );
         assert_eq!(
@@ -374,6 +394,7 @@ mod tests {
                 target: Some("all".into()),
                 caller: None,
                 request_id: Some("r1".into()),
+                mode: RollMode::Apply,
             }
         );
         assert_eq!(
@@ -382,6 +403,7 @@ mod tests {
                 target: Some("all".into()),
                 caller: None,
                 request_id: None,
+                mode: RollMode::Apply,
             }
         );
         assert_eq!(RunName::parse("some other run"), RunName::default());
@@ -408,6 +430,7 @@ mod tests {
                 run_id,
                 run_url: String::new(),
                 request_id: None,
+                mode: RollMode::Apply,
                 target: None,
                 caller: None,
                 status: status.unwrap_or_default().to_owned(),

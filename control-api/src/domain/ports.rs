@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::report::RollMode;
 use super::request::{AmiId, Caller, Revision, Target};
 
 /// A setting the server needs and lacks. Names the setting, never a value.
@@ -45,6 +46,8 @@ pub struct DeployRequest {
     /// The commit the workflow checks out: asked for by a human, else what `GITHUB_REF`
     /// pointed to when the request came in. `None` only in the dry run.
     pub revision: Option<Revision>,
+    /// The workflow's `mode` input: `apply` rolls the hosts, `plan` only plans them.
+    pub mode: RollMode,
 }
 
 /// The dispatch the local dry run would have sent, returned instead of sending it.
@@ -132,9 +135,13 @@ impl WorkflowError {
 pub struct WorkflowRun {
     pub run_id: u64,
     pub run_url: String,
-    /// From the run name `fleet-deploy <target> by <caller> [<request_id>]`; `None` for
-    /// runs started by hand or by an older workflow.
+    /// From the run name `fleet-deploy <target> by <caller> [<request_id>]` (a plan's:
+    /// `fleet-plan …`); `None` for runs started by hand or by an older workflow.
     pub request_id: Option<String>,
+    /// `plan` for a plan's run (its name starts `fleet-plan`), which changes nothing:
+    /// no guard or lease ever waits for it.
+    #[serde(default, skip_serializing_if = "RollMode::is_apply")]
+    pub mode: RollMode,
     pub target: Option<String>,
     pub caller: Option<String>,
     /// `queued`, `in_progress`, `waiting`, `pending`, `requested` or `completed`.

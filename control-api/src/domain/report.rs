@@ -28,6 +28,20 @@ pub enum RollMode {
     Plan,
 }
 
+impl RollMode {
+    /// The workflow's `mode` input, and the word people read.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Apply => "apply",
+            Self::Plan => "plan",
+        }
+    }
+
+    pub fn is_apply(&self) -> bool {
+        *self == Self::Apply
+    }
+}
+
 /// How the whole run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,6 +75,29 @@ pub struct PlanSummary {
     pub created: Vec<String>,
     pub destroyed: Vec<String>,
     pub changed: Vec<String>,
+}
+
+impl PlanSummary {
+    /// `replace aws_instance.host["clawdinator-2"]; change …`, or `no changes`: what a
+    /// plan would do, by kind, with the addresses.
+    pub fn sentence(&self) -> String {
+        let kinds = [
+            ("replace", &self.replaced),
+            ("create", &self.created),
+            ("destroy", &self.destroyed),
+            ("change", &self.changed),
+        ];
+        let parts: Vec<String> = kinds
+            .iter()
+            .filter(|(_, addresses)| !addresses.is_empty())
+            .map(|(verb, addresses)| format!("{verb} {}", addresses.join(", ")))
+            .collect();
+        if parts.is_empty() {
+            "no changes".to_owned()
+        } else {
+            parts.join("; ")
+        }
+    }
 }
 
 /// One host's line of the report.
@@ -146,7 +183,18 @@ impl HostReport {
                 ami(&self.from_ami)
             ),
             HostOutcome::Skipped => format!("{} not touched{why}", self.id),
-            HostOutcome::Planned => format!("{} would go to {}{why}", self.id, ami(&self.to_ami)),
+            HostOutcome::Planned => {
+                let changes = self
+                    .plan
+                    .as_ref()
+                    .map(|p| format!(": {}", p.sentence()))
+                    .unwrap_or_default();
+                format!(
+                    "{} would go to {}{changes}{why}",
+                    self.id,
+                    ami(&self.to_ami)
+                )
+            }
         }
     }
 }
@@ -217,6 +265,21 @@ mod tests {
         assert_eq!(
             host("clawdinator-babelfish", HostOutcome::Skipped).sentence(),
             "clawdinator-babelfish not touched"
+        );
+        let mut planned = host("clawdinator-2", HostOutcome::Planned);
+        planned.plan = Some(PlanSummary {
+            replaced: vec![r#"aws_instance.host["clawdinator-2"]"#.to_owned()],
+            changed: vec!["aws_route53_record.a".to_owned(), "aws_eip.b".to_owned()],
+            ..PlanSummary::default()
+        });
+        assert_eq!(
+            planned.sentence(),
+            r#"clawdinator-2 would go to ami-0bbbbbbb: replace aws_instance.host["clawdinator-2"]; change aws_route53_record.a, aws_eip.b"#
+        );
+        planned.plan = Some(PlanSummary::default());
+        assert_eq!(
+            planned.sentence(),
+            "clawdinator-2 would go to ami-0bbbbbbb: no changes"
         );
         assert_eq!(human_duration(45), "45s");
         assert_eq!(human_duration(3780), "1h03m");

@@ -218,6 +218,18 @@ pub enum Command {
         #[serde(skip_serializing_if = "Option::is_none")]
         revision: Option<Revision>,
     },
+    /// Plan a deploy of `target` (the same workflow, `mode` plan): every check and
+    /// `tofu plan`, nothing applied. No lease, never queued; a lock only warns.
+    Plan {
+        target: Target,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        caller: Option<Caller>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ami_override: Option<AmiId>,
+        /// The commit to plan (humans only); else whatever `GITHUB_REF` points to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        revision: Option<Revision>,
+    },
     /// Redeploy `target` on the fleet image before its current one.
     Rollback {
         target: Target,
@@ -296,6 +308,7 @@ impl Command {
         match self {
             Self::Deploy { .. } => "deploy",
             Self::Rollback { .. } => "rollback",
+            Self::Plan { .. } => "plan",
             Self::Status { .. } => "status",
             Self::Runs { .. } => "runs",
             Self::Run { .. } => "run",
@@ -312,6 +325,7 @@ impl Command {
         match self {
             Self::Deploy { caller, .. }
             | Self::Rollback { caller, .. }
+            | Self::Plan { caller, .. }
             | Self::Status { caller, .. }
             | Self::Runs { caller, .. }
             | Self::Run { caller, .. }
@@ -324,17 +338,23 @@ impl Command {
         }
     }
 
-    /// The revision a deploy or rollback asks for.
+    /// The revision a deploy, rollback or plan asks for.
     pub fn revision(&self) -> Option<&Revision> {
         match self {
-            Self::Deploy { revision, .. } | Self::Rollback { revision, .. } => revision.as_ref(),
+            Self::Deploy { revision, .. }
+            | Self::Rollback { revision, .. }
+            | Self::Plan { revision, .. } => revision.as_ref(),
             _ => None,
         }
     }
 
-    /// Whether the command starts a deploy (and so takes an idempotency key).
+    /// Whether the command dispatches the deploy workflow (and so takes an idempotency
+    /// key): a deploy, a rollback or a plan.
     pub fn deploys(&self) -> bool {
-        matches!(self, Self::Deploy { .. } | Self::Rollback { .. })
+        matches!(
+            self,
+            Self::Deploy { .. } | Self::Rollback { .. } | Self::Plan { .. }
+        )
     }
 }
 
@@ -351,7 +371,7 @@ pub enum RequestError {
     WrongType(&'static str, &'static str),
     #[error("field \"action\" is required")]
     MissingAction,
-    #[error("unknown action {0:?}; expected one of deploy, rollback, status, runs, run, audit, heartbeat, lock, unlock, queue, cancel")]
+    #[error("unknown action {0:?}; expected one of deploy, rollback, plan, status, runs, run, audit, heartbeat, lock, unlock, queue, cancel")]
     UnknownAction(String),
     #[error("field \"target\" is required for deploy: \"all\" or an instance id")]
     MissingTarget,
@@ -433,20 +453,19 @@ pub fn parse_command(body: &[u8]) -> Result<Command, RequestError> {
     };
     // The seed lowercased the action; keep accepting "Deploy" from old clients.
     match action.to_ascii_lowercase().as_str() {
-        "deploy" => {
-            let target = target()?;
-            let ami_override = optional_str(&obj, "ami_override")?
-                .filter(|s| !s.is_empty())
-                .map(AmiId::parse)
-                .transpose()?;
-            Ok(Command::Deploy {
-                target,
-                caller,
-                ami_override,
-                queue: optional_bool(&obj, "queue")?,
-                revision: revision()?,
-            })
-        }
+        "deploy" => Ok(Command::Deploy {
+            target: target()?,
+            caller,
+            ami_override: ami_override(&obj)?,
+            queue: optional_bool(&obj, "queue")?,
+            revision: revision()?,
+        }),
+        "plan" => Ok(Command::Plan {
+            target: target()?,
+            caller,
+            ami_override: ami_override(&obj)?,
+            revision: revision()?,
+        }),
         "rollback" => Ok(Command::Rollback {
             target: target()?,
             caller,
@@ -541,6 +560,14 @@ fn ttl_secs(obj: &Map<String, Value>) -> Result<u32, RequestError> {
             .map(|n| n as u32)
             .ok_or(RequestError::InvalidTtl),
     }
+}
+
+/// `ami_override`: empty or absent is none.
+fn ami_override(obj: &Map<String, Value>) -> Result<Option<AmiId>, RequestError> {
+    optional_str(obj, "ami_override")?
+        .filter(|s| !s.is_empty())
+        .map(AmiId::parse)
+        .transpose()
 }
 
 fn optional_bool(obj: &Map<String, Value>, field: &'static str) -> Result<bool, RequestError> {
@@ -782,6 +809,11 @@ mod tests {
         );
         let refused = [
             (r#"{"action":"rollback"}"#, "missing_target"),
+            (r#"{"action":"plan"}"#, "missing_target"),
+            (
+                r#"{"action":"plan","target":"all","ami_override":"ami-1"}"#,
+                "invalid_ami",
+            ),
             (
                 r#"{"action":"deploy","target":"all","queue":"yes"}"#,
                 "invalid_field",
@@ -840,6 +872,8 @@ mod tests {
             r#"{"action":"deploy","target":"clawdinator-2","caller":"human:ops","ami_override":"ami-0123456789abcdef0","queue":true}"#,
             r#"{"action":"deploy","target":"all"}"#,
             r#"{"action":"rollback","target":"clawdinator-2","queue":true}"#,
+            r#"{"action":"plan","target":"all","caller":"clawdinator-1","ami_override":"ami-0123456789abcdef0","revision":"0123456789abcdef0123456789abcdef01234567"}"#,
+            r#"{"action":"plan","target":"clawdinator-2"}"#,
             r#"{"action":"deploy","target":"all","revision":"0123456789abcdef0123456789abcdef01234567"}"#,
             r#"{"action":"rollback","target":"all","revision":"0123456789abcdef0123456789abcdef01234567"}"#,
             r#"{"action":"status","include_terminated":true}"#,

@@ -251,8 +251,10 @@ fn outcome_reply(outcome: &Outcome, request_id: &str) -> (Reply, Option<&'static
 fn deploy_answer(o: &DeployOutcome, replayed: bool) -> DeployAnswer {
     let verb = if o.rollback.is_some() {
         "rollback"
-    } else {
+    } else if o.mode.is_apply() {
         "deploy"
+    } else {
+        "plan"
     };
     let message = if o.dry_run.is_some() {
         format!(
@@ -265,6 +267,7 @@ fn deploy_answer(o: &DeployOutcome, replayed: bool) -> DeployAnswer {
     DeployAnswer {
         ok: true,
         message,
+        mode: o.mode,
         target: o.target.clone(),
         ami_override: o.ami_override.clone(),
         caller: o.caller.clone(),

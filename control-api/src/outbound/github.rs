@@ -45,6 +45,8 @@ pub struct WorkflowInputs<'a> {
     pub caller: &'a str,
     /// The commit to check out; `""` only when none was resolved (the dry run).
     pub revision: &'a str,
+    /// `apply` or `plan`: whether the run rolls the hosts or only plans them.
+    pub mode: &'a str,
 }
 
 impl<'a> WorkflowInputs<'a> {
@@ -55,6 +57,7 @@ impl<'a> WorkflowInputs<'a> {
             request_id: &request.request_id,
             caller: request.caller.as_ref().map_or("", Caller::as_str),
             revision: request.revision.as_ref().map_or("", Revision::as_str),
+            mode: request.mode.as_str(),
         }
     }
 
@@ -67,6 +70,7 @@ impl<'a> WorkflowInputs<'a> {
             ("request_id", self.request_id),
             ("caller", self.caller),
             ("revision", self.revision),
+            ("mode", self.mode),
         ]
         .into_iter()
         .map(|(k, v)| {
@@ -494,6 +498,7 @@ impl ApiRun {
             run_id: self.id,
             run_url: self.html_url,
             request_id: name.request_id,
+            mode: name.mode,
             target: name.target,
             caller: name.caller,
             status,

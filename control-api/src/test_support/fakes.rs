@@ -14,6 +14,7 @@ use crate::domain::ports::{
     FleetImage, FleetReader, LiveInstance, StateStore, Stored, Workflow, WorkflowError,
     WorkflowRun, Written,
 };
+use crate::domain::report::RollMode;
 use crate::domain::request::Revision;
 
 /// The commit the fakes say `GITHUB_REF` points to.
@@ -51,6 +52,7 @@ impl FakeWorkflow {
             run_id,
             run_url: format!("https://github.com/openclaw/clawdinators/actions/runs/{run_id}"),
             request_id: request_id.map(str::to_owned),
+            mode: RollMode::Apply,
             target: Some(target.to_owned()),
             caller: Some("human:ops".to_owned()),
             status: status.to_owned(),
@@ -67,8 +69,10 @@ impl FakeWorkflow {
         let mut runs: Vec<WorkflowRun> = dispatched
             .iter()
             .enumerate()
-            .map(|(i, r)| {
-                Self::run(
+            .map(|(i, r)| WorkflowRun {
+                // A plan's run is named `fleet-plan …`, which the run's mode says.
+                mode: r.mode,
+                ..Self::run(
                     1000 + i as u64,
                     "queued",
                     Some(&r.request_id),

@@ -121,7 +121,8 @@ impl Respond for Dispatches {
             && ["target", "ami_override", "request_id", "caller"]
                 .iter()
                 .all(|k| inputs[k].is_string())
-            && inputs["revision"].as_str().is_some_and(is_full_sha);
+            && inputs["revision"].as_str().is_some_and(is_full_sha)
+            && matches!(inputs["mode"].as_str(), Some("apply" | "plan"));
         if !wellformed {
             return ResponseTemplate::new(422)
                 .set_body_json(json!({"message": "Invalid request: inputs must be strings"}));
@@ -131,9 +132,14 @@ impl Respond for Dispatches {
             state.next_id += 1;
             let id = 9000 + state.next_id;
             let caller = inputs["caller"].as_str().unwrap();
-            // The workflow's run-name: fleet-deploy <target> by <caller> [<request_id>].
+            // The workflow's run-name: fleet-deploy <target> by <caller> [<request_id>],
+            // fleet-plan … for the mode plan.
+            let name = match inputs["mode"].as_str() {
+                Some("plan") => "fleet-plan",
+                _ => "fleet-deploy",
+            };
             let title = format!(
-                "fleet-deploy {} by {} [{}]",
+                "{name} {} by {} [{}]",
                 inputs["target"].as_str().unwrap(),
                 caller,
                 inputs["request_id"].as_str().unwrap()

@@ -1,7 +1,9 @@
-//! The deploy and rollback flow: static checks, the idempotency key around the stateful
-//! steps (image, rate limit, bootstrap, locks, the lease or the queue, dispatch, run
-//! tracking), and the typed outcome that the answer, the kept replay and the audit
-//! record are made from.
+//! The deploy, rollback and plan flow: static checks, the idempotency key around the
+//! stateful steps (image, rate limit, bootstrap, locks, the lease or the queue, dispatch,
+//! run tracking), and the typed outcome that the answer, the kept replay and the audit
+//! record are made from. A plan runs the same checks and dispatches the same workflow
+//! with the `mode` input `plan`; it changes nothing, so it takes no lease, is never
+//! queued, and a lock only warns.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,9 +22,10 @@ use crate::domain::policy::authorize_deploy;
 use crate::domain::ports::{
     BootstrapStore, DeployRequest, DryRunDispatch, FleetReader, StateStore, Workflow,
 };
+use crate::domain::report::RollMode;
 use crate::domain::request::{AmiId, Caller, RequestError, Revision, Target};
 
-/// A deploy or rollback as asked, with who asks.
+/// A deploy, rollback or plan as asked, with who asks.
 pub(super) struct Ask<'a> {
     pub principal: &'a Principal,
     pub caller: Option<Caller>,
@@ -33,6 +36,8 @@ pub(super) struct Ask<'a> {
     /// The commit a human asked for; else `GITHUB_REF`'s, resolved at dispatch.
     pub revision: Option<Revision>,
     pub is_bot: bool,
+    /// `plan`: the workflow plans and applies nothing.
+    pub mode: RollMode,
 }
 
 /// What the bootstrap check did.
@@ -65,7 +70,8 @@ pub enum InFlightCheck {
     Clear,
     /// Dispatched from the queue, its turn come.
     Queued,
-    /// The dry run has no runs to guard against.
+    /// The dry run has no runs to guard against; a plan, which changes nothing, takes
+    /// no lease and waits for no run.
     Skipped,
 }
 
@@ -85,11 +91,14 @@ pub struct RollbackImages {
 
 pub use crate::domain::ports::RunLink;
 
-/// A dispatched deploy or rollback.
+/// A dispatched deploy, rollback or plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployOutcome {
     /// The request that dispatched it.
     pub request_id: String,
+    /// `plan` for a plan (absent in answers kept before plans existed: a deploy's).
+    #[serde(default)]
+    pub mode: RollMode,
     pub target: Target,
     /// The image asked for; for a rollback, the image rolled back to.
     pub ami_override: Option<AmiId>,
@@ -225,7 +234,10 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             .map(|k| IdempotencyKey::parse(k).ok_or(ApiError::InvalidIdempotencyKey))
             .transpose()?;
         ask.target = ask.target.clone().resolve(&self.registry)?;
-        authorize_deploy(&self.registry, ask.caller.as_ref(), &ask.target)?;
+        // A plan changes nothing: a bot may plan any host, itself and `all` included.
+        if ask.mode.is_apply() {
+            authorize_deploy(&self.registry, ask.caller.as_ref(), &ask.target)?;
+        }
         if ask.queue && ask.is_bot {
             return Err(ApiError::QueueNotAllowed);
         }
@@ -253,12 +265,15 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                 retry_after_secs: wait.as_secs_f64().ceil() as u64,
             })?;
         let bootstrap = self.check_bootstrap(&ask.target).await?;
-        self.check_locks(&ask.target).await?;
         let prepared = Prepared {
             ami_override,
             rollback,
             bootstrap,
         };
+        if !ask.mode.is_apply() {
+            return self.plan(ask, prepared, idempotency, request_id).await;
+        }
+        self.check_locks(&ask.target).await?;
         let (in_flight, held) = match self.turn(&ask, request_id).await? {
             Turn::Go { in_flight, held } => (in_flight, held),
             Turn::Queued(queued) => return Ok(Handled::Queued(queued)),
@@ -271,6 +286,26 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         self.send(ask, prepared, checks, request_id, held)
             .await
             .map(|o| Handled::Deployed(Box::new(o)))
+    }
+
+    /// A plan after the shared checks: no lease, no guard, a lock named in a warning
+    /// instead of a refusal.
+    async fn plan(
+        &self,
+        ask: Ask<'_>,
+        prepared: Prepared,
+        idempotency: IdempotencyCheck,
+        request_id: &str,
+    ) -> Result<Handled, ApiError> {
+        let warning = self.lock_warning(&ask.target).await?;
+        let checks = DeployChecks {
+            bootstrap: prepared.bootstrap,
+            idempotency,
+            in_flight: InFlightCheck::Skipped,
+        };
+        let mut outcome = self.send(ask, prepared, checks, request_id, None).await?;
+        outcome.warning = warning;
+        Ok(Handled::Deployed(Box::new(outcome)))
     }
 
     /// The checks a queued deploy passes again when its turn comes: target, policy,
@@ -377,12 +412,14 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                 .or_else(|| Caller::parse(&name).ok())
                 .filter(|c| !c.as_str().is_empty()),
             revision,
+            mode: ask.mode,
         };
         let workflow = &self.ports.workflow;
         let dispatched =
             dispatch_once(workflow, &request, &self.deploy_timing, self.ports.sleep).await?;
         Ok(DeployOutcome {
             request_id: request.request_id,
+            mode: request.mode,
             target: request.target,
             ami_override: request.ami_override,
             caller: request.caller,
@@ -492,7 +529,11 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
 fn fingerprint(principal: &str, ask: &Ask<'_>) -> String {
     idempotency::sha256_hex(&[
         principal,
-        if ask.rollback { "rollback" } else { "deploy" },
+        match (ask.rollback, ask.mode) {
+            (true, _) => "rollback",
+            (false, RollMode::Apply) => "deploy",
+            (false, RollMode::Plan) => "plan",
+        },
         ask.target.as_str(),
         ask.ami_override.as_ref().map_or("", AmiId::as_str),
         ask.caller.as_ref().map_or("", Caller::as_str),

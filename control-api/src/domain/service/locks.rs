@@ -128,6 +128,19 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         }
     }
 
+    /// A plan touching a locked host runs anyway (it changes nothing); its answer says
+    /// whose lock, why and until when.
+    pub(super) async fn lock_warning(&self, target: &Target) -> Result<Option<String>, ApiError> {
+        let Some(store) = &self.ports.state else {
+            return Ok(None);
+        };
+        let locks = self.live_locks(store).await?;
+        Ok(locks
+            .into_iter()
+            .find(|l| l.covers(target))
+            .map(|l| format!("{}; the plan runs anyway: it changes nothing", l.sentence())))
+    }
+
     /// The `lock_expired` record of a lock that ran out (or could not be read).
     async fn note_expired(&self, old: Option<&Lock>, key: &str) {
         let target = old.map_or_else(

@@ -1,5 +1,5 @@
 //! The control API's router: authenticate, parse, find the effective caller, then hand the
-//! command to its flow (`deploy` for deploy and rollback, `queries` for the reads). Each
+//! command to its flow (`deploy` for deploy, rollback and plan, `queries` for the reads). Each
 //! flow returns a typed [`Outcome`]; the transport turns it into an answer and then asks
 //! [`ControlApi::record`] to write the audit line and record of the decision.
 
@@ -32,7 +32,7 @@ use super::readiness::ReadinessTiming;
 use super::refusal_budget::RefusalBudget;
 use super::registry::InstanceId;
 use super::registry::Registry;
-use super::report::RollReport;
+use super::report::{RollMode, RollReport};
 use super::request::{parse_command, Caller, Command};
 
 pub use deploy::{
@@ -58,7 +58,7 @@ pub struct Call<'a> {
 /// What a request came to, for the transport to answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// A deploy or rollback was dispatched (or dry-run).
+    /// A deploy, rollback or plan was dispatched (or dry-run).
     Deployed(DeployOutcome),
     /// A repeat of an earlier request with the same key: its kept answer, nothing done.
     Replayed {
@@ -371,6 +371,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                     queue,
                     revision,
                     is_bot,
+                    mode: RollMode::Apply,
                 };
                 self.deploy(ask, key, request_id).await
             }
@@ -389,6 +390,26 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                     queue,
                     revision,
                     is_bot,
+                    mode: RollMode::Apply,
+                };
+                self.deploy(ask, key, request_id).await
+            }
+            Command::Plan {
+                target,
+                ami_override,
+                revision,
+                ..
+            } => {
+                let ask = deploy::Ask {
+                    principal: &principal,
+                    caller,
+                    target,
+                    ami_override,
+                    rollback: false,
+                    queue: false,
+                    revision,
+                    is_bot,
+                    mode: RollMode::Plan,
                 };
                 self.deploy(ask, key, request_id).await
             }

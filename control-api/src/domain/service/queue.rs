@@ -15,6 +15,7 @@ use crate::domain::error::ApiError;
 use crate::domain::lease::Lease;
 use crate::domain::ports::{BootstrapStore, FleetReader, StateStore, Workflow, Written};
 use crate::domain::queue::{claim_key, entry_key, request_id_of_key, QueueEntry, QUEUE_PREFIX};
+use crate::domain::report::RollMode;
 use crate::domain::request::Target;
 
 /// A deploy put in the queue.
@@ -283,6 +284,8 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             queue: true,
             revision: entry.revision.clone(),
             is_bot: false,
+            // Plans are never queued.
+            mode: RollMode::Apply,
         };
         let prepared = match self.prepare(&ask).await {
             Ok(prepared) => prepared,

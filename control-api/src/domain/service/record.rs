@@ -34,6 +34,11 @@ impl Facts {
                 target,
                 ami_override,
                 ..
+            }
+            | Command::Plan {
+                target,
+                ami_override,
+                ..
             } => (Some(target), ami_override.as_ref()),
             Command::Rollback { target, .. }
             | Command::Lock { target, .. }
@@ -153,7 +158,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         // reads get the log line only.
         let durable = matches!(
             decision.facts.action,
-            Some("deploy" | "rollback" | "lock" | "unlock" | "cancel")
+            Some("deploy" | "rollback" | "plan" | "lock" | "unlock" | "cancel")
         ) || refused;
         let (true, Some(store)) = (durable, &self.ports.state) else {
             return;
