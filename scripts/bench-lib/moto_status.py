@@ -172,9 +172,12 @@ def recorded_calls(recording):
 
 
 def access_log_counts(text):
-    """Lines of moto's access log (one per answered request): EC2 calls, state-bucket calls."""
-    s3 = len(re.findall(rf'"(?:GET|PUT|HEAD|DELETE|POST) /{STATE_BUCKET}[/? ]', text))
-    return text.count('"POST / HTTP'), s3
+    """Lines of moto's access log (one per answered request): EC2 calls, state-bucket calls.
+    werkzeug colours the request of a 4xx/5xx answer (a missing heartbeat's 404)."""
+    colour = r"(?:\x1b\[[0-9;]*m)?"
+    ec2 = len(re.findall(rf'"{colour}POST / HTTP', text))
+    s3 = len(re.findall(rf'"{colour}(?:GET|PUT|HEAD|DELETE|POST) /{STATE_BUCKET}[/? ]', text))
+    return ec2, s3
 
 
 def readiness_of(answer, heartbeats):
@@ -379,7 +382,8 @@ def main():
             state["server"].terminate()
             state["server"].wait(10)
         print(json.dumps({"moto_port": moto_port, "work_dir": work, "page_size": args.page_size,
-                          "per_reservation": args.per_reservation, "cases": results,
+                          "per_reservation": args.per_reservation,
+                          "registry_max": args.registry_max, "cases": results,
                           "fleet_status": fleet}, indent=1))
     finally:
         for p in servers + [moto]:

@@ -387,21 +387,31 @@ def main():
     # ------------------------------------------------------------- 4
     w("## 4. Status at scale (moto)")
     w("")
+    registry_max = (status or {}).get("registry_max", 100)
     w("`scripts/bench-lib/moto_status.py`, run with the moto venv's Python (boto3): starts moto "
       "5.2.5 (the version `scripts/with-moto` installs) on a free loopback port, as "
       "`with-moto` does, but keeps moto's access log (which `with-moto` deletes and does not "
       "expose) and turns on moto's request recorder around each status call to name the "
-      "Actions. For each size it resets moto, registers a fleet image (tag "
+      "calls. For each size it resets moto, registers a fleet image (tag "
       "`clawdinator=true`), and launches the instances tagged `app=clawdinator` in reservations "
-      f"of {(status or {}).get('per_reservation', 10)} (the three registry hosts among them, the "
-      "rest unmanaged, half on the fleet image). First moto alone answers the product's "
+      f"of {(status or {}).get('per_reservation', 10)}, half on the fleet image. The first "
+      f"{registry_max} of them at most are the registry's hosts (a generated `FLEET_REGISTRY` "
+      "file, `t3.large` like the instances), the rest unmanaged. It creates the state bucket "
+      "(`FLEET_STATE_BUCKET`) and writes a heartbeat from its current instance for every "
+      "registry host but the last (`heartbeats/<id>.json`, shaped as the API stores one, "
+      "`service: active`, received at seeding time), so status judges readiness for every "
+      "host: the seeded ones `ready`, the last one `booting` (just launched, no heartbeat yet). "
+      "First moto alone answers the product's "
       f"DescribeInstances (same filters, `MaxResults={(status or {}).get('page_size', 1000)}`, "
       "every page) through boto3, untimed-out, for scale. Then a fresh `control-api serve` "
       "(release, `RUST_LOG=warn`, `AWS_ENDPOINT_URL` = moto, "
-      f"`FLEET_EC2_PAGE_SIZE={(status or {}).get('page_size', 1000)}`) answers "
-      "`{\"action\":\"status\"}`: one warm-up, then the timed requests. EC2 calls per request "
-      "are counted and named by moto's request recorder (switched on only around each status "
-      "request) and cross-checked against moto's access log; after a request the harness "
+      f"`FLEET_EC2_PAGE_SIZE={(status or {}).get('page_size', 1000)}`, "
+      "`FLEET_HEARTBEAT_STALE_SECS=3600` so that no seeded heartbeat ages into `stale` during "
+      "the slow 1,000-instance case) answers "
+      "`{\"action\":\"status\"}`: one warm-up, then the timed requests. EC2 and S3 calls per "
+      "request are counted and named by moto's request recorder (switched on only around each "
+      "status request) and cross-checked against moto's access log; every answer's readiness "
+      "is checked against what was seeded; after a request the harness "
       "waits until moto has answered every call it received, so an abandoned (timed-out) call "
       "does not slow the next request.")
     w("")
@@ -415,27 +425,40 @@ def main():
       "that is what `FLEET_EC2_PAGE_SIZE` is for.")
     w("")
     if status:
-        w("| instances | reservations | pages (moto) | EC2 calls per status | Actions | moto alone: DescribeInstances | status wall time (moto), median (min–max) | answer |")
-        w("|---|---|---|---|---|---|---|---|")
+        w("| instances | registry hosts (heartbeats) | reservations | pages (moto) | EC2 calls per status | EC2 Actions | S3 calls per status | S3 operations | readiness | moto alone: DescribeInstances | status wall time (moto), median (min–max) | answer |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for c in status["cases"]:
             acts = ", ".join(c["ec2_actions"])
             ans = "200 ok, all instances listed" if c["all_ok"] else "**" + "; ".join(c["errors"]) + "**"
             seen = {x.get("instances_seen") for x in c["runs"] if x.get("ok")}
             if c["all_ok"] and seen != {c["instances"]}:
                 ans = f"200 ok, {sorted(seen)} listed"
-            w(f"| {c['instances']:,} | {c['reservations']:,} | {pages(c, status)} | {'/'.join(str(x) for x in c['ec2_calls'])} | "
-              f"{acts} | {c['moto_describe_instances_ms']:,.0f} ms, {c['moto_describe_instances_pages']} page(s) | "
+            s3_calls = "/".join(str(x) for x in c.get("s3_calls", [])) or "—"
+            s3_ops = ", ".join(f"{k} ×{v}" for k, v in (c.get("s3_actions") or {}).items()) or "—"
+            ready = ", ".join(f"{k} {v}" for k, v in (c.get("readiness") or {}).items() if v) or "—"
+            if "readiness_ok" in c:
+                ready += " (as seeded)" if c["readiness_ok"] else " (**not as seeded**)"
+            hosts = (f"{c['registry_hosts']:,} ({c['heartbeats']:,})" if "registry_hosts" in c
+                     else "3 (none)")
+            w(f"| {c['instances']:,} | {hosts} | {c['reservations']:,} | {pages(c, status)} | "
+              f"{'/'.join(str(x) for x in c['ec2_calls'])} | {acts} | {s3_calls} | {s3_ops} | {ready} | "
+              f"{c['moto_describe_instances_ms']:,.0f} ms, {c['moto_describe_instances_pages']} page(s) | "
               f"{c['median_wall_ms']:,.0f} ms ({c['min_wall_ms']:,.0f}–{c['max_wall_ms']:,.0f}) | {ans} |")
         w("")
         w("Calls: one DescribeInstances per page plus two DescribeImages (the newest fleet image; "
           "the details of the images in use): 100 times the instances cost five pages, not 100 "
-          "times the calls. The wall time is "
+          "times the calls. S3: one GetObject per registry host (its `heartbeats/<id>.json`, a "
+          "missing one a 404, all at once) plus one ListObjectsV2 of `locks/` (the locks in "
+          "force); S3 calls grow with the registry, not with the instances, and with "
+          f"{registry_max} registry hosts at most the 1,000-instance case reads as many as the "
+          "100-instance one. The readiness column is the answer's `summary` of the last timed "
+          "request (zero counts left out). The wall time is "
           "moto's: it builds every EC2 XML answer in Python and is one to two orders of magnitude "
           "slower than EC2 for large answers; it is not a prediction of production latency. The "
           "product's bounds are 2 s connect, 4 s per attempt, 3 attempts within 8 s per call, and "
           "a 20 s deadline per whole answer.")
         w("")
-    w("Not emulated: EC2's own latency, throttling and instance-count paging; IAM.")
+    w("Not emulated: EC2's and S3's own latency, throttling and EC2's instance-count paging; IAM.")
     w("")
 
     # ------------------------------------------------------------- 5
