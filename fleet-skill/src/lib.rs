@@ -71,6 +71,7 @@ enum View {
 }
 
 impl View {
+    /// Sends `request` and shows its answer.
     fn show(
         self,
         endpoint: &Endpoint,
