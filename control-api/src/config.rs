@@ -165,31 +165,8 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
         let github = github_settings(&get)?;
-        let deploy_rate_limit = match get("FLEET_DEPLOY_RATE_LIMIT") {
-            None => (10, 600),
-            Some(v) => v
-                .split_once('/')
-                .and_then(|(n, s)| Some((n.trim().parse().ok()?, s.trim().parse().ok()?)))
-                .filter(|&(n, s): &(usize, u64)| n > 0 && s > 0)
-                .ok_or(ConfigError::Invalid {
-                    name: "FLEET_DEPLOY_RATE_LIMIT",
-                    what: "<count>/<seconds>, both above zero",
-                    value: v,
-                })?,
-        };
-        let ec2_page_size = match get("FLEET_EC2_PAGE_SIZE") {
-            None => 1000,
-            Some(v) => v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| (5..=1000).contains(n))
-                .ok_or(ConfigError::Invalid {
-                    name: "FLEET_EC2_PAGE_SIZE",
-                    what: "a number from 5 to 1000",
-                    value: v,
-                })?,
-        };
+        let deploy_rate_limit = deploy_rate_limit(&get)?;
+        let aws = aws_settings(&get)?;
         let (registry, registry_source) = registry(get("FLEET_REGISTRY"))?;
         let defaults = ReadinessTiming::default();
         let readiness = ReadinessTiming {
@@ -211,21 +188,54 @@ impl Settings {
             lease_lifetime: seconds(&get, "FLEET_LEASE_SECS", DEFAULT_LEASE)?,
             queue_drain: seconds(&get, "FLEET_QUEUE_DRAIN_SECS", Duration::from_secs(30))?,
             github,
-            aws: AwsSettings {
-                fleet_tag_key: get("FLEET_TAG_KEY").unwrap_or_else(|| "app".to_owned()),
-                fleet_tag_value: get("FLEET_TAG_VALUE").unwrap_or_else(|| "clawdinator".to_owned()),
-                image_tag_key: get("FLEET_IMAGE_TAG_KEY")
-                    .unwrap_or_else(|| "clawdinator".to_owned()),
-                image_tag_value: get("FLEET_IMAGE_TAG_VALUE").unwrap_or_else(|| "true".to_owned()),
-                bootstrap_bucket: get("FLEET_BOOTSTRAP_BUCKET"),
-                state_bucket: get("FLEET_STATE_BUCKET"),
-                ec2_page_size,
-            },
+            aws,
             timing: Timing::default(),
             registry,
             registry_source,
         })
     }
+}
+
+/// `FLEET_DEPLOY_RATE_LIMIT`: `<count>/<seconds>`, default 10 per 10 minutes.
+fn deploy_rate_limit(get: &dyn Fn(&str) -> Option<String>) -> Result<(usize, u64), ConfigError> {
+    match get("FLEET_DEPLOY_RATE_LIMIT") {
+        None => Ok((10, 600)),
+        Some(v) => v
+            .split_once('/')
+            .and_then(|(n, s)| Some((n.trim().parse().ok()?, s.trim().parse().ok()?)))
+            .filter(|&(n, s): &(usize, u64)| n > 0 && s > 0)
+            .ok_or(ConfigError::Invalid {
+                name: "FLEET_DEPLOY_RATE_LIMIT",
+                what: "<count>/<seconds>, both above zero",
+                value: v,
+            }),
+    }
+}
+
+/// The fleet's tags, buckets and EC2 page size.
+fn aws_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<AwsSettings, ConfigError> {
+    let ec2_page_size = match get("FLEET_EC2_PAGE_SIZE") {
+        None => 1000,
+        Some(v) => v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (5..=1000).contains(n))
+            .ok_or(ConfigError::Invalid {
+                name: "FLEET_EC2_PAGE_SIZE",
+                what: "a number from 5 to 1000",
+                value: v,
+            })?,
+    };
+    Ok(AwsSettings {
+        fleet_tag_key: get("FLEET_TAG_KEY").unwrap_or_else(|| "app".to_owned()),
+        fleet_tag_value: get("FLEET_TAG_VALUE").unwrap_or_else(|| "clawdinator".to_owned()),
+        image_tag_key: get("FLEET_IMAGE_TAG_KEY").unwrap_or_else(|| "clawdinator".to_owned()),
+        image_tag_value: get("FLEET_IMAGE_TAG_VALUE").unwrap_or_else(|| "true".to_owned()),
+        bootstrap_bucket: get("FLEET_BOOTSTRAP_BUCKET"),
+        state_bucket: get("FLEET_STATE_BUCKET"),
+        ec2_page_size,
+    })
 }
 
 /// A whole number of seconds above zero, or `default` when unset.

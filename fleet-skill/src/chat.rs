@@ -186,6 +186,21 @@ fn deploy_options<'a>(
 /// Parses one chat message. Command words (`/fleet`, `status`, `deploy`, …) are ASCII
 /// case-insensitive; targets and AMI ids are exact, as the API wants them.
 pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
+    let mut words = fleet_words(text)?;
+    let sub = words.next().ok_or(ChatError::MissingCommand)?;
+    for family in [deploy_command, read_command, queue_command] {
+        if let Some(command) = family(sub, &mut words)? {
+            return Ok(command);
+        }
+    }
+    Err(ChatError::UnknownCommand {
+        closest: closest(sub),
+    })
+}
+
+/// The words after `/fleet` (or `/fleet@bot`), once the message is known to be one line
+/// addressed to the fleet.
+fn fleet_words(text: &str) -> Result<impl Iterator<Item = &str> + '_, ChatError> {
     if text.len() > MAX_CHAT_BYTES {
         return Err(ChatError::TooLong);
     }
@@ -211,29 +226,30 @@ pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
     if mention.is_some_and(|m| !is_bot_name(m)) {
         return Err(ChatError::BadMention);
     }
-    let sub = words.next().ok_or(ChatError::MissingCommand)?;
-    if sub.eq_ignore_ascii_case("status") {
-        no_more(words, "status")?;
-        Ok(ChatCommand::Status)
-    } else if sub.eq_ignore_ascii_case("help") {
-        no_more(words, "help")?;
-        Ok(ChatCommand::Help)
-    } else if sub.eq_ignore_ascii_case("deploy") {
+    Ok(words)
+}
+
+/// `deploy`, `plan` and `rollback`; `None` for any other command word.
+fn deploy_command(
+    sub: &str,
+    words: &mut dyn Iterator<Item = &str>,
+) -> Result<Option<ChatCommand>, ChatError> {
+    let command = if sub.eq_ignore_ascii_case("deploy") {
         let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("deploy"))?)?;
         let (ami_override, revision) = deploy_options("deploy", words)?;
-        Ok(ChatCommand::Deploy {
+        ChatCommand::Deploy {
             target,
             ami_override,
             revision,
-        })
+        }
     } else if sub.eq_ignore_ascii_case("plan") {
         let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("plan"))?)?;
         let (ami_override, revision) = deploy_options("plan", words)?;
-        Ok(ChatCommand::Plan {
+        ChatCommand::Plan {
             target,
             ami_override,
             revision,
-        })
+        }
     } else if sub.eq_ignore_ascii_case("rollback") {
         let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("rollback"))?)?;
         if words.next().is_some() {
@@ -242,10 +258,27 @@ pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
                 takes: "exactly one target",
             });
         }
-        Ok(ChatCommand::Rollback { target })
+        ChatCommand::Rollback { target }
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(command))
+}
+
+/// `status`, `help`, `runs`, `wait` and `audit`; `None` for any other command word.
+fn read_command(
+    sub: &str,
+    words: &mut dyn Iterator<Item = &str>,
+) -> Result<Option<ChatCommand>, ChatError> {
+    let command = if sub.eq_ignore_ascii_case("status") {
+        no_more(words, "status")?;
+        ChatCommand::Status
+    } else if sub.eq_ignore_ascii_case("help") {
+        no_more(words, "help")?;
+        ChatCommand::Help
     } else if sub.eq_ignore_ascii_case("runs") {
         no_more(words, "runs")?;
-        Ok(ChatCommand::Runs)
+        ChatCommand::Runs
     } else if sub.eq_ignore_ascii_case("wait") {
         let run = RunRef::parse(words.next().ok_or(ChatError::MissingRun)?)?;
         if words.next().is_some() {
@@ -254,23 +287,20 @@ pub fn parse_chat(text: &str) -> Result<ChatCommand, ChatError> {
                 takes: "exactly one request id or run id",
             });
         }
-        Ok(ChatCommand::Wait { run })
+        ChatCommand::Wait { run }
     } else if sub.eq_ignore_ascii_case("audit") {
         no_more(words, "audit")?;
-        Ok(ChatCommand::Audit)
-    } else if let Some(command) = queue_command(sub, &mut words)? {
-        Ok(command)
+        ChatCommand::Audit
     } else {
-        Err(ChatError::UnknownCommand {
-            closest: closest(sub),
-        })
-    }
+        return Ok(None);
+    };
+    Ok(Some(command))
 }
 
 /// `lock`, `unlock`, `queue` and `cancel`; `None` for any other command word.
-fn queue_command<'a>(
+fn queue_command(
     sub: &str,
-    words: &mut impl Iterator<Item = &'a str>,
+    words: &mut dyn Iterator<Item = &str>,
 ) -> Result<Option<ChatCommand>, ChatError> {
     let command = if sub.eq_ignore_ascii_case("lock") {
         let target = Target::parse(words.next().ok_or(ChatError::MissingTarget("lock"))?)?;

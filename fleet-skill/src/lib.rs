@@ -35,37 +35,20 @@ use client::Reply;
 use config::{Endpoint, Lookup};
 use wait::{Progress, RunRef, WaitOptions};
 
-/// What a run asks of the API, whichever way it was typed.
+/// What a run asks of the API, whichever way it was typed. Requests are built once, when
+/// the command is read, without a caller: [`perform`] sets the caller it finds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
-    Status {
-        json: bool,
-    },
-    Deploy {
-        target: Target,
-        ami_override: Option<AmiId>,
-        revision: Option<Revision>,
-        queue: bool,
+    /// A deploy, rollback or plan: sent once with an idempotency key, its receipt shown,
+    /// then with `wait` its run followed.
+    Dispatch {
+        request: Request,
         wait: Option<WaitOptions>,
     },
-    Rollback {
-        target: Target,
-        revision: Option<Revision>,
-        queue: bool,
-        wait: Option<WaitOptions>,
-    },
-    Plan {
-        target: Target,
-        ami_override: Option<AmiId>,
-        revision: Option<Revision>,
-        wait: Option<WaitOptions>,
-    },
-    Runs {
-        limit: u8,
-        json: bool,
-    },
-    Audit {
-        limit: u8,
+    /// A request whose answer is shown as `view` draws it, or with `json` as it came.
+    Show {
+        request: Request,
+        view: View,
         json: bool,
     },
     Wait {
@@ -73,20 +56,177 @@ enum Action {
         options: WaitOptions,
     },
     Heartbeat,
-    Lock {
-        target: Target,
-        reason: String,
-        ttl_secs: u32,
-    },
-    Unlock {
-        target: Target,
-    },
-    Queue {
+}
+
+/// How a shown answer reads and is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    Status,
+    Runs,
+    Audit,
+    /// A lock taken or released.
+    Lock,
+    Queue,
+    Cancel,
+}
+
+impl View {
+    /// Sends `request` and shows its answer.
+    fn show(
+        self,
+        endpoint: &Endpoint,
+        request: &Request,
         json: bool,
-    },
-    Cancel {
-        request_id: String,
-    },
+        out: &mut dyn Write,
+    ) -> Result<(), FleetError> {
+        match self {
+            Self::Status => {
+                read::<StatusAnswer>(endpoint, request, json, render::render_status, out)
+            }
+            Self::Runs => read::<RunsAnswer>(endpoint, request, json, render::render_runs, out),
+            Self::Audit => read::<AuditAnswer>(endpoint, request, json, render::render_audit, out),
+            Self::Lock => read::<LockAnswer>(endpoint, request, json, render::render_lock, out),
+            Self::Queue => read::<QueueAnswer>(endpoint, request, json, render::render_queue, out),
+            Self::Cancel => {
+                read::<CancelAnswer>(endpoint, request, json, render::render_cancel, out)
+            }
+        }
+    }
+}
+
+/// One constructor per kind of request, shared by the command line and chat.
+impl Action {
+    fn deploy(
+        target: Target,
+        ami_override: Option<AmiId>,
+        revision: Option<Revision>,
+        queue: bool,
+        wait: Option<WaitOptions>,
+    ) -> Self {
+        let request = Request::Deploy {
+            target,
+            caller: None,
+            ami_override,
+            queue,
+            revision,
+        };
+        Self::Dispatch { request, wait }
+    }
+
+    fn rollback(
+        target: Target,
+        revision: Option<Revision>,
+        queue: bool,
+        wait: Option<WaitOptions>,
+    ) -> Self {
+        let request = Request::Rollback {
+            target,
+            caller: None,
+            queue,
+            revision,
+        };
+        Self::Dispatch { request, wait }
+    }
+
+    /// No local policy for a plan: it changes nothing, so any caller may plan any target.
+    fn plan(
+        target: Target,
+        ami_override: Option<AmiId>,
+        revision: Option<Revision>,
+        wait: Option<WaitOptions>,
+    ) -> Self {
+        let request = Request::Plan {
+            target,
+            caller: None,
+            ami_override,
+            revision,
+        };
+        Self::Dispatch { request, wait }
+    }
+
+    fn status(json: bool) -> Self {
+        let request = Request::Status {
+            caller: None,
+            include_terminated: false,
+        };
+        Self::show(request, View::Status, json)
+    }
+
+    fn runs(limit: u8, json: bool) -> Self {
+        Self::show(
+            Request::Runs {
+                caller: None,
+                limit,
+            },
+            View::Runs,
+            json,
+        )
+    }
+
+    fn audit(limit: u8, json: bool) -> Self {
+        Self::show(
+            Request::Audit {
+                caller: None,
+                limit,
+            },
+            View::Audit,
+            json,
+        )
+    }
+
+    fn lock(target: Target, reason: String, ttl_secs: u32) -> Self {
+        let request = Request::Lock {
+            target,
+            caller: None,
+            reason,
+            ttl_secs,
+        };
+        Self::show(request, View::Lock, false)
+    }
+
+    fn unlock(target: Target) -> Self {
+        let request = Request::Unlock {
+            target,
+            caller: None,
+        };
+        Self::show(request, View::Lock, false)
+    }
+
+    fn queue(json: bool) -> Self {
+        Self::show(Request::Queue { caller: None }, View::Queue, json)
+    }
+
+    fn cancel(request_id: String) -> Self {
+        let request = Request::Cancel {
+            caller: None,
+            request_id,
+        };
+        Self::show(request, View::Cancel, false)
+    }
+
+    fn show(request: Request, view: View, json: bool) -> Self {
+        Self::Show {
+            request,
+            view,
+            json,
+        }
+    }
+
+    /// The local checks before sending: a deploy or rollback meets the API's deploy
+    /// policy, and only a human queues.
+    fn check(&self, caller: Option<&Caller>) -> Result<(), FleetError> {
+        if let Self::Dispatch {
+            request: Request::Deploy { target, queue, .. } | Request::Rollback { target, queue, .. },
+            ..
+        } = self
+        {
+            check_policy(caller, target)?;
+            if *queue {
+                check_queue(caller)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where a run writes: results to `out`, a wait's progress to `err` (redrawn in place
@@ -116,59 +256,38 @@ pub fn run(
         Some(caller) => Some(caller),
         None => config::default_caller(lookup)?,
     };
-    if let Action::Deploy { target, queue, .. } | Action::Rollback { target, queue, .. } = &action {
-        check_policy(caller.as_ref(), target)?;
-        if *queue {
-            check_queue(caller.as_ref())?;
-        }
-    }
+    action.check(caller.as_ref())?;
     let endpoint = Endpoint::from_env(lookup)?;
     let mut output = Output { out, err, terminal };
     perform(&endpoint, caller.as_ref(), lookup, action, &mut output)
 }
 
 /// The action the command line asks for; `None` when it was answered without a call
-/// (chat help). Bad chat text prints the usage to stdout, which the bot relays.
+/// (chat help).
 fn action_of(command: Command, out: &mut dyn Write) -> Result<Option<Action>, FleetError> {
     Ok(Some(match command {
-        Command::Status { json } => Action::Status { json },
+        Command::Status { json } => Action::status(json),
         Command::Deploy {
             target,
             ami_override,
             revision,
             queue,
             wait,
-        } => Action::Deploy {
-            target,
-            ami_override,
-            revision,
-            queue: queue.queue,
-            wait: wait.options(),
-        },
+        } => Action::deploy(target, ami_override, revision, queue.queue, wait.options()),
         Command::Rollback {
             target,
             revision,
             queue,
             wait,
-        } => Action::Rollback {
-            target,
-            revision,
-            queue: queue.queue,
-            wait: wait.options(),
-        },
+        } => Action::rollback(target, revision, queue.queue, wait.options()),
         Command::Plan {
             target,
             ami_override,
             revision,
             wait,
-        } => Action::Plan {
-            target,
-            ami_override,
-            revision,
-            wait: wait.options(),
-        },
-        Command::Runs { limit, json } => Action::Runs { limit, json },
-        Command::Audit { limit, json } => Action::Audit { limit, json },
+        } => Action::plan(target, ami_override, revision, wait.options()),
+        Command::Runs { limit, json } => Action::runs(limit, json),
+        Command::Audit { limit, json } => Action::audit(limit, json),
         Command::Wait { run, timing } => Action::Wait {
             run,
             options: timing.options(),
@@ -178,30 +297,34 @@ fn action_of(command: Command, out: &mut dyn Write) -> Result<Option<Action>, Fl
             target,
             reason,
             ttl_secs,
-        } => Action::Lock {
-            target,
-            reason,
-            ttl_secs,
-        },
-        Command::Unlock { target } => Action::Unlock { target },
-        Command::Queue { json } => Action::Queue { json },
-        Command::Cancel { request_id } => Action::Cancel { request_id },
-        Command::Chat { text, stdin } => {
-            match chat_text(text, stdin).and_then(|t| parse_chat(&t)) {
-                Ok(command) => {
-                    let action = from_chat(command);
-                    if action.is_none() {
-                        writeln!(out, "{HELP}")?;
-                    }
-                    return Ok(action);
-                }
-                Err(e) => {
-                    writeln!(out, "{USAGE}")?;
-                    return Err(e.into());
-                }
-            }
-        }
+        } => Action::lock(target, reason, ttl_secs),
+        Command::Unlock { target } => Action::unlock(target),
+        Command::Queue { json } => Action::queue(json),
+        Command::Cancel { request_id } => Action::cancel(request_id),
+        Command::Chat { text, stdin } => return chat_action(text, stdin, out),
     }))
+}
+
+/// The action a chat message asks for; `None` for help, which is printed here. Bad chat
+/// text prints the usage to stdout, which the bot relays.
+fn chat_action(
+    text: Option<String>,
+    stdin: bool,
+    out: &mut dyn Write,
+) -> Result<Option<Action>, FleetError> {
+    match chat_text(text, stdin).and_then(|t| parse_chat(&t)) {
+        Ok(command) => {
+            let action = from_chat(command);
+            if action.is_none() {
+                writeln!(out, "{HELP}")?;
+            }
+            Ok(action)
+        }
+        Err(e) => {
+            writeln!(out, "{USAGE}")?;
+            Err(e.into())
+        }
+    }
 }
 
 /// The chat message: the argument, or with `--stdin` standard input, so that a bot never
@@ -214,7 +337,7 @@ fn chat_text(text: Option<String>, stdin: bool) -> Result<String, ChatError> {
     }
 }
 
-/// Sends the action's request and shows its answer.
+/// Sends the action's request, as `caller`, and shows its answer.
 fn perform(
     endpoint: &Endpoint,
     caller: Option<&Caller>,
@@ -222,115 +345,25 @@ fn perform(
     action: Action,
     output: &mut Output<'_>,
 ) -> Result<(), FleetError> {
-    let caller_owned = caller.cloned();
     match action {
-        Action::Status { json } => {
-            let request = Request::Status {
-                caller: caller_owned,
-                include_terminated: false,
-            };
-            read::<StatusAnswer>(endpoint, &request, json, render::render_status, output.out)
+        Action::Dispatch { mut request, wait } => {
+            *request.caller_mut() = caller.cloned();
+            let receipt = deploy(endpoint, &request, output.out)?;
+            follow(endpoint, caller, &receipt, wait, output)
         }
-        Action::Deploy {
-            target,
-            ami_override,
-            revision,
-            queue,
-            wait,
+        Action::Show {
+            mut request,
+            view,
+            json,
         } => {
-            let request = Request::Deploy {
-                target,
-                caller: caller_owned,
-                ami_override,
-                queue,
-                revision,
-            };
-            let answer = deploy(endpoint, &request, output.out)?;
-            follow(endpoint, caller, &answer, wait, output)
-        }
-        Action::Rollback {
-            target,
-            revision,
-            queue,
-            wait,
-        } => {
-            let request = Request::Rollback {
-                target,
-                caller: caller_owned,
-                queue,
-                revision,
-            };
-            let answer = deploy(endpoint, &request, output.out)?;
-            follow(endpoint, caller, &answer, wait, output)
-        }
-        Action::Plan {
-            target,
-            ami_override,
-            revision,
-            wait,
-        } => {
-            // No local policy: a plan changes nothing, so any caller may plan any target.
-            let request = Request::Plan {
-                target,
-                caller: caller_owned,
-                ami_override,
-                revision,
-            };
-            let answer = deploy(endpoint, &request, output.out)?;
-            follow(endpoint, caller, &answer, wait, output)
-        }
-        Action::Runs { limit, json } => {
-            let request = Request::Runs {
-                caller: caller_owned,
-                limit,
-            };
-            read::<RunsAnswer>(endpoint, &request, json, render::render_runs, output.out)
-        }
-        Action::Audit { limit, json } => {
-            let request = Request::Audit {
-                caller: caller_owned,
-                limit,
-            };
-            read::<AuditAnswer>(endpoint, &request, json, render::render_audit, output.out)
+            *request.caller_mut() = caller.cloned();
+            view.show(endpoint, &request, json, output.out)
         }
         Action::Wait { run, options } => {
             let mut progress = Progress::start(output.err, output.terminal);
             wait::wait(endpoint, caller, run, &options, &mut progress, output.out)
         }
-        Action::Heartbeat => report(endpoint, caller_owned, lookup, output.out),
-        Action::Lock {
-            target,
-            reason,
-            ttl_secs,
-        } => {
-            let request = Request::Lock {
-                target,
-                caller: caller_owned,
-                reason,
-                ttl_secs,
-            };
-            read::<LockAnswer>(endpoint, &request, false, render::render_lock, output.out)
-        }
-        Action::Unlock { target } => {
-            let request = Request::Unlock {
-                target,
-                caller: caller_owned,
-            };
-            read::<LockAnswer>(endpoint, &request, false, render::render_lock, output.out)
-        }
-        Action::Queue { json } => {
-            let request = Request::Queue {
-                caller: caller_owned,
-            };
-            read::<QueueAnswer>(endpoint, &request, json, render::render_queue, output.out)
-        }
-        Action::Cancel { request_id } => {
-            let request = Request::Cancel {
-                caller: caller_owned,
-                request_id,
-            };
-            read::<CancelAnswer>(endpoint, &request, false, render::render_cancel, output.out)
-        }
+        Action::Heartbeat => report(endpoint, caller.cloned(), lookup, output.out),
     }
 }
 
@@ -349,57 +382,33 @@ fn report(
     Ok(())
 }
 
-/// The action a chat command stands for; `None` for help, which needs no call.
+/// The action a chat command stands for; `None` for help, which needs no call. Nothing
+/// from chat queues or follows its run (`/fleet wait` does that), and limits are the
+/// defaults.
 fn from_chat(command: ChatCommand) -> Option<Action> {
     Some(match command {
-        ChatCommand::Status => Action::Status { json: false },
+        ChatCommand::Status => Action::status(false),
         ChatCommand::Deploy {
             target,
             ami_override,
             revision,
-        } => Action::Deploy {
-            target,
-            ami_override,
-            revision,
-            queue: false,
-            wait: None,
-        },
-        ChatCommand::Rollback { target } => Action::Rollback {
-            target,
-            revision: None,
-            queue: false,
-            wait: None,
-        },
+        } => Action::deploy(target, ami_override, revision, false, None),
+        ChatCommand::Rollback { target } => Action::rollback(target, None, false, None),
         ChatCommand::Plan {
             target,
             ami_override,
             revision,
-        } => Action::Plan {
-            target,
-            ami_override,
-            revision,
-            wait: None,
-        },
-        ChatCommand::Runs => Action::Runs {
-            limit: RUNS_LIMIT.default,
-            json: false,
-        },
+        } => Action::plan(target, ami_override, revision, None),
+        ChatCommand::Runs => Action::runs(RUNS_LIMIT.default, false),
         ChatCommand::Wait { run } => Action::Wait {
             run,
             options: WaitOptions::default(),
         },
-        ChatCommand::Audit => Action::Audit {
-            limit: AUDIT_LIMIT.default,
-            json: false,
-        },
-        ChatCommand::Lock { target, reason } => Action::Lock {
-            target,
-            reason,
-            ttl_secs: DEFAULT_TTL_SECS,
-        },
-        ChatCommand::Unlock { target } => Action::Unlock { target },
-        ChatCommand::Queue => Action::Queue { json: false },
-        ChatCommand::Cancel { request_id } => Action::Cancel { request_id },
+        ChatCommand::Audit => Action::audit(AUDIT_LIMIT.default, false),
+        ChatCommand::Lock { target, reason } => Action::lock(target, reason, DEFAULT_TTL_SECS),
+        ChatCommand::Unlock { target } => Action::unlock(target),
+        ChatCommand::Queue => Action::queue(false),
+        ChatCommand::Cancel { request_id } => Action::cancel(request_id),
         ChatCommand::Help => return None,
     })
 }

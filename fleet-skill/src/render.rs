@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use control_api::contract::{
-    AuditAnswer, CancelAnswer, DeployAnswer, Flag, InstanceStatus, LockAnswer, QueueAnswer,
-    QueuedAnswer, RollReport, RunsAnswer, StatusAnswer, UnmanagedReason, WorkflowRun,
+    AuditAnswer, CancelAnswer, DeployAnswer, Flag, FleetImage, InstanceStatus, LockAnswer,
+    QueueAnswer, QueuedAnswer, RollReport, RunsAnswer, StatusAnswer, UnmanagedReason, WorkflowRun,
 };
 
 use crate::error::one_line;
@@ -279,23 +279,7 @@ fn render_fleet(answer: &StatusAnswer) -> String {
             out.push_str(&format!("{}: {}\n", cut_or_dash(&i.id), one_line(why, 300)));
         }
     }
-    match &fleet.latest_ami {
-        Some(ami) => {
-            let mut details = Vec::new();
-            if let Some(name) = ami.name.as_deref().and_then(text) {
-                details.push(cut(name));
-            }
-            if let Some(created) = ami.created.as_deref().and_then(text) {
-                details.push(format!("created {}", cut(created)));
-            }
-            out.push_str(&format!("latest AMI: {}", cut_or_dash(&ami.id)));
-            if !details.is_empty() {
-                out.push_str(&format!(" ({})", details.join(", ")));
-            }
-            out.push('\n');
-        }
-        None => out.push_str("latest AMI: unknown\n"),
-    }
+    out.push_str(&latest_ami(fleet.latest_ami.as_ref()));
     out.push_str(&summary(
         &fleet.summary,
         &fleet.instances,
@@ -303,6 +287,26 @@ fn render_fleet(answer: &StatusAnswer) -> String {
     ));
     out.push('\n');
     out
+}
+
+/// `latest AMI: ami-… (name, created …)`, or `unknown`.
+fn latest_ami(ami: Option<&FleetImage>) -> String {
+    let Some(ami) = ami else {
+        return "latest AMI: unknown\n".to_owned();
+    };
+    let mut details = Vec::new();
+    if let Some(name) = ami.name.as_deref().and_then(text) {
+        details.push(cut(name));
+    }
+    if let Some(created) = ami.created.as_deref().and_then(text) {
+        details.push(format!("created {}", cut(created)));
+    }
+    let mut line = format!("latest AMI: {}", cut_or_dash(&ami.id));
+    if !details.is_empty() {
+        line.push_str(&format!(" ({})", details.join(", ")));
+    }
+    line.push('\n');
+    line
 }
 
 /// `summary: 3 total, 2 running, …` from the API's counters, or counted from the rows

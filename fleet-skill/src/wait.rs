@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::client;
 use crate::config::Endpoint;
-use crate::error::{one_line, FleetError};
+use crate::error::{one_line, ApiFailure, FleetError};
 use crate::render;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -267,77 +267,130 @@ pub fn wait(
 fn follow(
     endpoint: &Endpoint,
     caller: Option<&Caller>,
-    mut run: RunRef,
+    run: RunRef,
     options: &WaitOptions,
     progress: &mut Progress<'_>,
 ) -> Result<(RunRef, RunAnswer), FleetError> {
-    let mut failures = 0;
-    let mut last_seen: Option<String> = None;
-    // When the grace for a run to show up began: the start, or the last look that found
-    // the request still queued.
-    let mut visible_from = Duration::ZERO;
+    let mut follow = Follow {
+        run,
+        failures: 0,
+        last_seen: None,
+        visible_from: Duration::ZERO,
+    };
     loop {
-        match poll(endpoint, caller, &run) {
+        if let Some(answer) = follow.poll(endpoint, caller, progress)? {
+            return Ok((follow.run, answer));
+        }
+        let left = options.timeout.saturating_sub(progress.elapsed());
+        if left.is_zero() {
+            return Err(follow.timed_out(progress));
+        }
+        progress.pause(options.interval.min(left))?;
+    }
+}
+
+/// Where a wait stands between polls.
+struct Follow {
+    /// What is asked for: the request id until the run's own id is known.
+    run: RunRef,
+    /// Failed polls in a row.
+    failures: u32,
+    /// The last state shown, for the message of a wait that times out.
+    last_seen: Option<String>,
+    /// When the grace for a run to show up began: the start, or the last look that found
+    /// the request still queued.
+    visible_from: Duration,
+}
+
+impl Follow {
+    /// Asks once: the completed run's answer, `None` to ask again, or why the wait ends.
+    fn poll(
+        &mut self,
+        endpoint: &Endpoint,
+        caller: Option<&Caller>,
+        progress: &mut Progress<'_>,
+    ) -> Result<Option<RunAnswer>, FleetError> {
+        match poll(endpoint, caller, &self.run) {
             Ok(answer) => {
                 let found = &answer.run;
-                failures = 0;
+                self.failures = 0;
                 // Once the run is known, ask for it by its id: a lookup, not a search.
                 if found.run_id > 0 {
-                    run = RunRef::RunId(found.run_id);
+                    self.run = RunRef::RunId(found.run_id);
                 }
                 if found.status == "completed" {
-                    return Ok((run, answer));
+                    return Ok(Some(answer));
                 }
-                let state = run_state(&run, found);
-                progress.show(state.clone())?;
-                last_seen = Some(state);
+                let state = run_state(&self.run, found);
+                self.show(progress, state)?;
             }
             Err(FleetError::Refused(f)) if f.code.as_deref() == Some(NOTHING_DISPATCHED) => {
                 return Err(FleetError::NothingDispatched(f));
             }
             Err(FleetError::Refused(f))
                 if f.code.as_deref() == Some(RUN_NOT_FOUND)
-                    && matches!(run, RunRef::RequestId(_)) =>
+                    && matches!(self.run, RunRef::RequestId(_)) =>
             {
-                // A queued request has no run until its turn: say where it stands, and
-                // count the grace for a run to show up from its dispatch.
-                let state = match queue_position(endpoint, caller, &run) {
-                    Some(position) => {
-                        visible_from = progress.elapsed();
-                        format!("{}: queued, position {position}", run.label())
-                    }
-                    None if progress.elapsed() - visible_from < NOT_VISIBLE_GRACE => {
-                        format!("{}: not visible yet", run.label())
-                    }
-                    None => return Err(FleetError::Refused(f)),
-                };
-                progress.show(state.clone())?;
-                last_seen = Some(state);
+                let state = self.not_found(endpoint, caller, progress, f)?;
+                self.show(progress, state)?;
             }
-            Err(e) => {
-                let Some(reason) = passing_failure(&e) else {
-                    return Err(e);
-                };
-                failures += 1;
-                if failures >= MAX_FAILED_POLLS {
-                    return Err(FleetError::PollsFailed {
-                        failures,
-                        last: reason,
-                        follow: run.to_string(),
-                    });
-                }
-                progress.remark(format!("poll failed, retrying: {reason}"))?;
-            }
+            Err(e) => self.failed(e, progress)?,
         }
-        let left = options.timeout.saturating_sub(progress.elapsed());
-        if left.is_zero() {
-            return Err(FleetError::WaitTimedOut {
-                after: render::duration(progress.elapsed().as_secs()),
-                state: last_seen.unwrap_or_else(|| format!("{}: no answer yet", run.label())),
-                follow: run.to_string(),
+        Ok(None)
+    }
+
+    /// A queued request has no run until its turn: say where it stands, and count the
+    /// grace for a run to show up from its dispatch.
+    fn not_found(
+        &mut self,
+        endpoint: &Endpoint,
+        caller: Option<&Caller>,
+        progress: &Progress<'_>,
+        refusal: ApiFailure,
+    ) -> Result<String, FleetError> {
+        match queue_position(endpoint, caller, &self.run) {
+            Some(position) => {
+                self.visible_from = progress.elapsed();
+                Ok(format!("{}: queued, position {position}", self.run.label()))
+            }
+            None if progress.elapsed() - self.visible_from < NOT_VISIBLE_GRACE => {
+                Ok(format!("{}: not visible yet", self.run.label()))
+            }
+            None => Err(FleetError::Refused(refusal)),
+        }
+    }
+
+    /// A failed poll: passed over, unless it is a refusal or one too many in a row.
+    fn failed(&mut self, e: FleetError, progress: &mut Progress<'_>) -> Result<(), FleetError> {
+        let Some(reason) = passing_failure(&e) else {
+            return Err(e);
+        };
+        self.failures += 1;
+        if self.failures >= MAX_FAILED_POLLS {
+            return Err(FleetError::PollsFailed {
+                failures: self.failures,
+                last: reason,
+                follow: self.run.to_string(),
             });
         }
-        progress.pause(options.interval.min(left))?;
+        progress.remark(format!("poll failed, retrying: {reason}"))?;
+        Ok(())
+    }
+
+    fn show(&mut self, progress: &mut Progress<'_>, state: String) -> Result<(), FleetError> {
+        progress.show(state.clone())?;
+        self.last_seen = Some(state);
+        Ok(())
+    }
+
+    fn timed_out(self, progress: &Progress<'_>) -> FleetError {
+        FleetError::WaitTimedOut {
+            after: render::duration(progress.elapsed().as_secs()),
+            state: self
+                .last_seen
+                .unwrap_or_else(|| format!("{}: no answer yet", self.run.label())),
+            follow: self.run.to_string(),
+        }
     }
 }
 

@@ -73,6 +73,57 @@ pub struct Registry {
     entries: BTreeMap<InstanceId, RegistryEntry>,
 }
 
+/// The hosts and token secrets of the entries checked so far: each belongs to one instance.
+#[derive(Default)]
+struct Seen {
+    hosts: HashSet<String>,
+    secrets: HashSet<String>,
+}
+
+impl Seen {
+    /// What is wrong with one entry, in the order the checks run.
+    fn problems(&mut self, id: &InstanceId, entry: &RegistryEntry) -> Vec<String> {
+        let mut problems = Vec::new();
+        if id.as_str() == "all" {
+            problems.push("\"all\": reserved as the deploy target for every instance".to_owned());
+        }
+        if InstanceId::parse(&entry.host).is_err() {
+            problems.push(format!(
+                "{id}: host {:?} must match ^[a-z0-9][a-z0-9-]{{0,62}}$",
+                entry.host
+            ));
+        }
+        if !self.hosts.insert(entry.host.clone()) {
+            problems.push(format!(
+                "{id}: host {:?} is used by another instance",
+                entry.host
+            ));
+        }
+        let expected_prefix = format!("bootstrap/{id}");
+        if entry.bootstrap_prefix != expected_prefix {
+            problems.push(format!(
+                "{id}: bootstrapPrefix is {:?}, must be {expected_prefix:?}",
+                entry.bootstrap_prefix
+            ));
+        }
+        if entry.discord_token_secret.trim().is_empty() {
+            problems.push(format!("{id}: discordTokenSecret is empty"));
+        } else if !self.secrets.insert(entry.discord_token_secret.clone()) {
+            problems.push(format!(
+                "{id}: discordTokenSecret {:?} is shared with another instance (one Discord token per instance)",
+                entry.discord_token_secret
+            ));
+        }
+        if !is_instance_type(&entry.instance_type) {
+            problems.push(format!(
+                "{id}: instanceType {:?} is not an EC2 instance type like t3.large",
+                entry.instance_type
+            ));
+        }
+        problems
+    }
+}
+
 /// Why a registry was refused. `Invalid` carries one line per problem.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -91,8 +142,7 @@ impl Registry {
             serde_json::from_str(json).map_err(|e| RegistryError::Parse(e.to_string()))?;
         let mut problems = Vec::new();
         let mut entries = BTreeMap::new();
-        let mut hosts = HashSet::new();
-        let mut secrets = HashSet::new();
+        let mut seen = Seen::default();
         if raw.is_empty() {
             problems.push("registry has no instances".to_owned());
         }
@@ -103,43 +153,7 @@ impl Registry {
                 ));
                 continue;
             };
-            if id.as_str() == "all" {
-                problems
-                    .push("\"all\": reserved as the deploy target for every instance".to_owned());
-            }
-            if InstanceId::parse(&entry.host).is_err() {
-                problems.push(format!(
-                    "{id}: host {:?} must match ^[a-z0-9][a-z0-9-]{{0,62}}$",
-                    entry.host
-                ));
-            }
-            if !hosts.insert(entry.host.clone()) {
-                problems.push(format!(
-                    "{id}: host {:?} is used by another instance",
-                    entry.host
-                ));
-            }
-            let expected_prefix = format!("bootstrap/{id}");
-            if entry.bootstrap_prefix != expected_prefix {
-                problems.push(format!(
-                    "{id}: bootstrapPrefix is {:?}, must be {expected_prefix:?}",
-                    entry.bootstrap_prefix
-                ));
-            }
-            if entry.discord_token_secret.trim().is_empty() {
-                problems.push(format!("{id}: discordTokenSecret is empty"));
-            } else if !secrets.insert(entry.discord_token_secret.clone()) {
-                problems.push(format!(
-                    "{id}: discordTokenSecret {:?} is shared with another instance (one Discord token per instance)",
-                    entry.discord_token_secret
-                ));
-            }
-            if !is_instance_type(&entry.instance_type) {
-                problems.push(format!(
-                    "{id}: instanceType {:?} is not an EC2 instance type like t3.large",
-                    entry.instance_type
-                ));
-            }
+            problems.extend(seen.problems(&id, &entry));
             entries.insert(id, entry);
         }
         if problems.is_empty() {

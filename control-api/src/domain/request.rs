@@ -338,6 +338,24 @@ impl Command {
         }
     }
 
+    /// The caller field, for a client that builds a command before it knows who asks.
+    pub fn caller_mut(&mut self) -> &mut Option<Caller> {
+        match self {
+            Self::Deploy { caller, .. }
+            | Self::Rollback { caller, .. }
+            | Self::Plan { caller, .. }
+            | Self::Status { caller, .. }
+            | Self::Runs { caller, .. }
+            | Self::Run { caller, .. }
+            | Self::Audit { caller, .. }
+            | Self::Heartbeat { caller, .. }
+            | Self::Lock { caller, .. }
+            | Self::Unlock { caller, .. }
+            | Self::Queue { caller }
+            | Self::Cancel { caller, .. } => caller,
+        }
+    }
+
     /// The revision a deploy, rollback or plan asks for.
     pub fn revision(&self) -> Option<&Revision> {
         match self {
@@ -441,76 +459,120 @@ pub fn parse_command(body: &[u8]) -> Result<Command, RequestError> {
         .filter(|s| !s.is_empty())
         .map(Caller::parse)
         .transpose()?;
-    let target = || match optional_str(&obj, "target")? {
-        None | Some("") => Err(RequestError::MissingTarget),
-        Some(t) => Target::parse(t),
-    };
-    let revision = || {
-        optional_str(&obj, "revision")?
+    let fields = Fields { obj: &obj, caller };
+    // The seed lowercased the action; keep accepting "Deploy" from old clients.
+    let name = action.to_ascii_lowercase();
+    for family in [Fields::dispatch, Fields::read, Fields::hold] {
+        if let Some(command) = family(&fields, &name)? {
+            return Ok(command);
+        }
+    }
+    Err(RequestError::UnknownAction(truncate(action, 64)))
+}
+
+/// A body's fields once its caller is read. Each family of actions reads the rest of its
+/// own, field by field in a fixed order, so the first bad field is the one refused.
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    caller: Option<Caller>,
+}
+
+impl Fields<'_> {
+    /// `deploy`, `plan` and `rollback`; `None` for any other action.
+    fn dispatch(&self, action: &str) -> Result<Option<Command>, RequestError> {
+        let (obj, caller) = (self.obj, self.caller.clone());
+        Ok(Some(match action {
+            "deploy" => Command::Deploy {
+                target: self.target()?,
+                caller,
+                ami_override: ami_override(obj)?,
+                queue: optional_bool(obj, "queue")?,
+                revision: self.revision()?,
+            },
+            "plan" => Command::Plan {
+                target: self.target()?,
+                caller,
+                ami_override: ami_override(obj)?,
+                revision: self.revision()?,
+            },
+            "rollback" => Command::Rollback {
+                target: self.target()?,
+                caller,
+                queue: optional_bool(obj, "queue")?,
+                revision: self.revision()?,
+            },
+            _ => return Ok(None),
+        }))
+    }
+
+    /// `status`, `runs`, `audit`, `run` and `heartbeat`; `None` for any other action.
+    fn read(&self, action: &str) -> Result<Option<Command>, RequestError> {
+        let (obj, caller) = (self.obj, self.caller.clone());
+        Ok(Some(match action {
+            "status" => Command::Status {
+                caller,
+                include_terminated: optional_bool(obj, "include_terminated")?,
+            },
+            "runs" => Command::Runs {
+                caller,
+                limit: limit(obj, RUNS_LIMIT)?,
+            },
+            "audit" => Command::Audit {
+                caller,
+                limit: limit(obj, AUDIT_LIMIT)?,
+            },
+            "run" => Command::Run {
+                caller,
+                run: run_ref(obj)?,
+            },
+            "heartbeat" => Command::Heartbeat {
+                caller,
+                report: HeartbeatReport::from_body(obj)?,
+            },
+            _ => return Ok(None),
+        }))
+    }
+
+    /// `lock`, `unlock`, `queue` and `cancel`; `None` for any other action.
+    fn hold(&self, action: &str) -> Result<Option<Command>, RequestError> {
+        let (obj, caller) = (self.obj, self.caller.clone());
+        Ok(Some(match action {
+            "lock" => Command::Lock {
+                target: self.target()?,
+                caller,
+                reason: reason(obj)?,
+                ttl_secs: ttl_secs(obj)?,
+            },
+            "unlock" => Command::Unlock {
+                target: self.target()?,
+                caller,
+            },
+            "queue" => Command::Queue { caller },
+            "cancel" => Command::Cancel {
+                caller,
+                request_id: match optional_str(obj, "request_id")? {
+                    Some(id) => request_id(id)?,
+                    None => return Err(RequestError::InvalidRequestId),
+                },
+            },
+            _ => return Ok(None),
+        }))
+    }
+
+    /// `target`: required where an action takes one.
+    fn target(&self) -> Result<Target, RequestError> {
+        match optional_str(self.obj, "target")? {
+            None | Some("") => Err(RequestError::MissingTarget),
+            Some(t) => Target::parse(t),
+        }
+    }
+
+    /// `revision`: empty or absent is none.
+    fn revision(&self) -> Result<Option<Revision>, RequestError> {
+        optional_str(self.obj, "revision")?
             .filter(|s| !s.is_empty())
             .map(Revision::parse)
             .transpose()
-    };
-    // The seed lowercased the action; keep accepting "Deploy" from old clients.
-    match action.to_ascii_lowercase().as_str() {
-        "deploy" => Ok(Command::Deploy {
-            target: target()?,
-            caller,
-            ami_override: ami_override(&obj)?,
-            queue: optional_bool(&obj, "queue")?,
-            revision: revision()?,
-        }),
-        "plan" => Ok(Command::Plan {
-            target: target()?,
-            caller,
-            ami_override: ami_override(&obj)?,
-            revision: revision()?,
-        }),
-        "rollback" => Ok(Command::Rollback {
-            target: target()?,
-            caller,
-            queue: optional_bool(&obj, "queue")?,
-            revision: revision()?,
-        }),
-        "status" => Ok(Command::Status {
-            caller,
-            include_terminated: optional_bool(&obj, "include_terminated")?,
-        }),
-        "runs" => Ok(Command::Runs {
-            caller,
-            limit: limit(&obj, RUNS_LIMIT)?,
-        }),
-        "audit" => Ok(Command::Audit {
-            caller,
-            limit: limit(&obj, AUDIT_LIMIT)?,
-        }),
-        "run" => Ok(Command::Run {
-            caller,
-            run: run_ref(&obj)?,
-        }),
-        "heartbeat" => Ok(Command::Heartbeat {
-            caller,
-            report: HeartbeatReport::from_body(&obj)?,
-        }),
-        "lock" => Ok(Command::Lock {
-            target: target()?,
-            caller,
-            reason: reason(&obj)?,
-            ttl_secs: ttl_secs(&obj)?,
-        }),
-        "unlock" => Ok(Command::Unlock {
-            target: target()?,
-            caller,
-        }),
-        "queue" => Ok(Command::Queue { caller }),
-        "cancel" => Ok(Command::Cancel {
-            caller,
-            request_id: match optional_str(&obj, "request_id")? {
-                Some(id) => request_id(id)?,
-                None => return Err(RequestError::InvalidRequestId),
-            },
-        }),
-        _ => Err(RequestError::UnknownAction(truncate(action, 64))),
     }
 }
 
@@ -655,6 +717,29 @@ mod tests {
 
     fn parse(s: &str) -> Result<Command, RequestError> {
         parse_command(s.as_bytes())
+    }
+
+    #[test]
+    fn a_caller_set_after_building_is_sent() {
+        let target = Target::Instance(InstanceId::parse("clawdinator-2").unwrap());
+        for mut command in [
+            Command::Queue { caller: None },
+            Command::Rollback {
+                target: target.clone(),
+                caller: None,
+                queue: true,
+                revision: None,
+            },
+            Command::Unlock {
+                target,
+                caller: None,
+            },
+        ] {
+            *command.caller_mut() = Some(Caller::parse("human:ops").unwrap());
+            assert_eq!(command.caller().map(Caller::as_str), Some("human:ops"));
+            let body = serde_json::to_vec(&command).unwrap();
+            assert_eq!(parse_command(&body).unwrap(), command);
+        }
     }
 
     #[test]

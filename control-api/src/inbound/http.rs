@@ -7,8 +7,9 @@ use std::future::Future;
 use serde::Serialize;
 
 use crate::contract::{
-    AuditAnswer, BucketSetting, CancelAnswer, DeployAnswer, ErrorBody, HeartbeatAnswer, LockAnswer,
-    QueueAnswer, QueuedAnswer, RunAnswer, RunsAnswer, StatusAnswer, StatusChecks, MAX_BODY_BYTES,
+    AuditAnswer, AuditRecord, BucketSetting, CancelAnswer, DeployAnswer, ErrorBody,
+    HeartbeatAnswer, Lock, LockAnswer, QueueAnswer, QueueEntry, QueuedAnswer, RunAnswer,
+    RunsAnswer, StatusAnswer, StatusChecks, MAX_BODY_BYTES,
 };
 use crate::domain::auth::{AuthError, Credentials};
 use crate::domain::dispatch::DeployError;
@@ -17,7 +18,8 @@ use crate::domain::idempotency::IdempotencyError;
 use crate::domain::ports::{BootstrapStore, FleetReader, StateStore, Workflow, WorkflowError};
 use crate::domain::request::RequestError;
 use crate::domain::service::{
-    self, Call, ControlApi, DeployOutcome, Kept, Outcome, QueuedOutcome, RunsReport, StatusReport,
+    self, Call, ControlApi, DeployOutcome, HeartbeatAck, Kept, Outcome, QueueReport, QueuedOutcome,
+    RunDetail, RunsReport, StatusReport,
 };
 
 /// The HTTP method, reduced to what the contract distinguishes.
@@ -165,87 +167,97 @@ pub fn answer_unready(error: ApiError) -> Reply {
 fn outcome_reply(outcome: &Outcome, request_id: &str) -> (Reply, Option<&'static str>) {
     let reply = match outcome {
         Outcome::Deployed(o) => Reply::json(200, &deploy_answer(o, false)),
-        Outcome::Replayed { kept, .. } => match kept {
-            Kept::Dispatched(o) => Reply::json(200, &deploy_answer(o, true)),
-            Kept::Unknown { request_id: first } => {
-                let e = ApiError::Deploy(DeployError::Unknown {
-                    request_id: first.clone(),
-                });
-                return (error_reply(&e, first, true), Some(e.code()));
-            }
-            Kept::Queued(q) => Reply::json(202, &queued_answer(q, true)),
-        },
         Outcome::Queued(q) => Reply::json(202, &queued_answer(q, false)),
-        Outcome::Lock(lock) => Reply::json(
-            200,
-            &LockAnswer {
-                ok: true,
-                message: format!("locked {} until {}", lock.target, lock.expires),
-                lock: lock.clone(),
-                request_id: request_id.to_owned(),
-            },
-        ),
-        Outcome::Unlock(lock) => Reply::json(
-            200,
-            &LockAnswer {
-                ok: true,
-                message: format!("unlocked {} (held by {})", lock.target, lock.holder),
-                lock: lock.clone(),
-                request_id: request_id.to_owned(),
-            },
-        ),
-        Outcome::Queue(report) => Reply::json(
-            200,
-            &QueueAnswer {
-                ok: true,
-                queue: report.entries.clone(),
-                lease: report.lease.clone(),
-                request_id: request_id.to_owned(),
-            },
-        ),
-        Outcome::Cancelled(entry) => Reply::json(
-            200,
-            &CancelAnswer {
-                ok: true,
-                message: format!(
-                    "cancelled the queued {} of {} ({})",
-                    entry.action, entry.target, entry.request_id
-                ),
-                cancelled: entry.clone(),
-                request_id: request_id.to_owned(),
-            },
-        ),
+        Outcome::Replayed { kept, .. } => return replay_reply(kept),
+        Outcome::Lock(lock) => {
+            let message = format!("locked {} until {}", lock.target, lock.expires);
+            Reply::json(200, &lock_answer(lock, message, request_id))
+        }
+        Outcome::Unlock(lock) => {
+            let message = format!("unlocked {} (held by {})", lock.target, lock.holder);
+            Reply::json(200, &lock_answer(lock, message, request_id))
+        }
+        Outcome::Queue(report) => Reply::json(200, &queue_answer(report, request_id)),
+        Outcome::Cancelled(entry) => Reply::json(200, &cancel_answer(entry, request_id)),
         Outcome::Status(report) => Reply::json(200, &status_answer(report, request_id)),
         Outcome::Runs(report) => Reply::json(200, &runs_answer(report, request_id)),
-        Outcome::Run(detail) => Reply::json(
-            200,
-            &RunAnswer {
-                ok: true,
-                run: detail.run.clone(),
-                report: detail.report.clone(),
-                request_id: request_id.to_owned(),
-            },
-        ),
-        Outcome::Audit(records) => Reply::json(
-            200,
-            &AuditAnswer {
-                ok: true,
-                records: records.clone(),
-                request_id: request_id.to_owned(),
-            },
-        ),
-        Outcome::Heartbeat(ack) => Reply::json(
-            200,
-            &HeartbeatAnswer {
-                ok: true,
-                message: format!("heartbeat of {} recorded", ack.id),
-                id: ack.id.clone(),
-                received_at: ack.received_at.clone(),
-                request_id: request_id.to_owned(),
-            },
-        ),
+        Outcome::Run(detail) => Reply::json(200, &run_answer(detail, request_id)),
+        Outcome::Audit(records) => Reply::json(200, &audit_answer(records, request_id)),
+        Outcome::Heartbeat(ack) => Reply::json(200, &heartbeat_answer(ack, request_id)),
     };
     (reply, None)
+}
+
+/// A repeated deploy's kept answer, marked replayed; a first attempt whose fate is
+/// unknown replays as its error.
+fn replay_reply(kept: &Kept) -> (Reply, Option<&'static str>) {
+    match kept {
+        Kept::Dispatched(o) => (Reply::json(200, &deploy_answer(o, true)), None),
+        Kept::Queued(q) => (Reply::json(202, &queued_answer(q, true)), None),
+        Kept::Unknown { request_id: first } => {
+            let e = ApiError::Deploy(DeployError::Unknown {
+                request_id: first.clone(),
+            });
+            (error_reply(&e, first, true), Some(e.code()))
+        }
+    }
+}
+
+fn lock_answer(lock: &Lock, message: String, request_id: &str) -> LockAnswer {
+    LockAnswer {
+        ok: true,
+        message,
+        lock: lock.clone(),
+        request_id: request_id.to_owned(),
+    }
+}
+
+fn queue_answer(report: &QueueReport, request_id: &str) -> QueueAnswer {
+    QueueAnswer {
+        ok: true,
+        queue: report.entries.clone(),
+        lease: report.lease.clone(),
+        request_id: request_id.to_owned(),
+    }
+}
+
+fn cancel_answer(entry: &QueueEntry, request_id: &str) -> CancelAnswer {
+    CancelAnswer {
+        ok: true,
+        message: format!(
+            "cancelled the queued {} of {} ({})",
+            entry.action, entry.target, entry.request_id
+        ),
+        cancelled: entry.clone(),
+        request_id: request_id.to_owned(),
+    }
+}
+
+fn run_answer(detail: &RunDetail, request_id: &str) -> RunAnswer {
+    RunAnswer {
+        ok: true,
+        run: detail.run.clone(),
+        report: detail.report.clone(),
+        request_id: request_id.to_owned(),
+    }
+}
+
+fn audit_answer(records: &[AuditRecord], request_id: &str) -> AuditAnswer {
+    AuditAnswer {
+        ok: true,
+        records: records.to_vec(),
+        request_id: request_id.to_owned(),
+    }
+}
+
+fn heartbeat_answer(ack: &HeartbeatAck, request_id: &str) -> HeartbeatAnswer {
+    HeartbeatAnswer {
+        ok: true,
+        message: format!("heartbeat of {} recorded", ack.id),
+        id: ack.id.clone(),
+        received_at: ack.received_at.clone(),
+        request_id: request_id.to_owned(),
+    }
 }
 
 fn deploy_answer(o: &DeployOutcome, replayed: bool) -> DeployAnswer {

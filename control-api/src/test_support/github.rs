@@ -114,50 +114,13 @@ impl Respond for Dispatches {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
         let mut state = self.0.lock().unwrap();
-        let answer = state.script.pop_front().unwrap_or_else(Answer::accepted);
-        let inputs = &body["inputs"];
-        let wellformed = body["ref"].is_string()
-            && body["return_run_details"] == Value::Bool(true)
-            && ["target", "ami_override", "request_id", "caller"]
-                .iter()
-                .all(|k| inputs[k].is_string())
-            && inputs["revision"].as_str().is_some_and(is_full_sha)
-            && matches!(inputs["mode"].as_str(), Some("apply" | "plan"));
-        if !wellformed {
+        let mut answer = state.script.pop_front().unwrap_or_else(Answer::accepted);
+        if !well_formed(&body) {
             return ResponseTemplate::new(422)
                 .set_body_json(json!({"message": "Invalid request: inputs must be strings"}));
         }
-        let mut answer = answer;
         if answer.creates_run {
-            state.next_id += 1;
-            let id = 9000 + state.next_id;
-            let caller = inputs["caller"].as_str().unwrap();
-            // The workflow's run-name: fleet-deploy <target> by <caller> [<request_id>],
-            // fleet-plan … for the mode plan.
-            let name = match inputs["mode"].as_str() {
-                Some("plan") => "fleet-plan",
-                _ => "fleet-deploy",
-            };
-            let title = format!(
-                "{name} {} by {} [{}]",
-                inputs["target"].as_str().unwrap(),
-                caller,
-                inputs["request_id"].as_str().unwrap()
-            );
-            let done = state.instant_runs;
-            let git_ref = body["ref"].as_str().unwrap();
-            state.runs.push(Run {
-                id,
-                display_title: title,
-                status: if done { "completed" } else { "queued" }.into(),
-                conclusion: done.then(|| "success".into()),
-                step: None,
-                head_branch: git_ref
-                    .strip_prefix("refs/heads/")
-                    .unwrap_or(git_ref)
-                    .to_owned(),
-                created: std::time::Instant::now(),
-            });
+            let id = state.create_run(&body);
             if answer.status == 200 && answer.body.is_null() {
                 if state.legacy_204 {
                     answer.status = 204;
@@ -178,6 +141,53 @@ impl Respond for Dispatches {
             t = t.insert_header(*k, v.as_str());
         }
         t
+    }
+}
+
+/// A dispatch as GitHub takes it: string inputs, a full SHA, a known mode.
+fn well_formed(body: &Value) -> bool {
+    let inputs = &body["inputs"];
+    body["ref"].is_string()
+        && body["return_run_details"] == Value::Bool(true)
+        && ["target", "ami_override", "request_id", "caller"]
+            .iter()
+            .all(|k| inputs[k].is_string())
+        && inputs["revision"].as_str().is_some_and(is_full_sha)
+        && matches!(inputs["mode"].as_str(), Some("apply" | "plan"))
+}
+
+impl State {
+    /// The run a well-formed dispatch starts, named as the workflow's run-name does; its id.
+    fn create_run(&mut self, body: &Value) -> u64 {
+        let inputs = &body["inputs"];
+        self.next_id += 1;
+        let id = 9000 + self.next_id;
+        // fleet-deploy <target> by <caller> [<request_id>], fleet-plan … for the mode plan.
+        let name = match inputs["mode"].as_str() {
+            Some("plan") => "fleet-plan",
+            _ => "fleet-deploy",
+        };
+        let title = format!(
+            "{name} {} by {} [{}]",
+            inputs["target"].as_str().unwrap(),
+            inputs["caller"].as_str().unwrap(),
+            inputs["request_id"].as_str().unwrap()
+        );
+        let done = self.instant_runs;
+        let git_ref = body["ref"].as_str().unwrap();
+        self.runs.push(Run {
+            id,
+            display_title: title,
+            status: if done { "completed" } else { "queued" }.into(),
+            conclusion: done.then(|| "success".into()),
+            step: None,
+            head_branch: git_ref
+                .strip_prefix("refs/heads/")
+                .unwrap_or(git_ref)
+                .to_owned(),
+            created: std::time::Instant::now(),
+        });
+        id
     }
 }
 

@@ -23,7 +23,7 @@ use crate::domain::ports::{
     BootstrapStore, DeployRequest, DryRunDispatch, FleetReader, StateStore, Workflow,
 };
 use crate::domain::report::RollMode;
-use crate::domain::request::{AmiId, Caller, RequestError, Revision, Target};
+use crate::domain::request::{AmiId, Caller, Command, RequestError, Revision, Target};
 
 /// A deploy, rollback or plan as asked, with who asks.
 pub(super) struct Ask<'a> {
@@ -38,6 +38,58 @@ pub(super) struct Ask<'a> {
     pub is_bot: bool,
     /// `plan`: the workflow plans and applies nothing.
     pub mode: RollMode,
+}
+
+impl<'a> Ask<'a> {
+    /// The ask of a deploy, rollback or plan; any other command is handed back (boxed: a
+    /// heartbeat's is large).
+    pub(super) fn of(
+        command: Command,
+        principal: &'a Principal,
+        caller: Option<Caller>,
+        is_bot: bool,
+    ) -> Result<Self, Box<Command>> {
+        let (target, ami_override, queue, revision, rollback, mode) = match command {
+            Command::Deploy {
+                target,
+                ami_override,
+                queue,
+                revision,
+                ..
+            } => (
+                target,
+                ami_override,
+                queue,
+                revision,
+                false,
+                RollMode::Apply,
+            ),
+            Command::Rollback {
+                target,
+                queue,
+                revision,
+                ..
+            } => (target, None, queue, revision, true, RollMode::Apply),
+            Command::Plan {
+                target,
+                ami_override,
+                revision,
+                ..
+            } => (target, ami_override, false, revision, false, RollMode::Plan),
+            other => return Err(Box::new(other)),
+        };
+        Ok(Self {
+            principal,
+            caller,
+            target,
+            ami_override,
+            rollback,
+            queue,
+            revision,
+            is_bot,
+            mode,
+        })
+    }
 }
 
 /// What the bootstrap check did.

@@ -32,7 +32,7 @@ use super::readiness::ReadinessTiming;
 use super::refusal_budget::RefusalBudget;
 use super::registry::InstanceId;
 use super::registry::Registry;
-use super::report::{RollMode, RollReport};
+use super::report::RollReport;
 use super::request::{parse_command, Caller, Command};
 
 pub use deploy::{
@@ -295,33 +295,25 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         })
     }
 
-    /// One flow per action.
+    /// One flow per action: `deploy` for deploy, rollback and plan, the others by name.
     async fn route(
         &self,
         admitted: Admitted,
         key: Option<&str>,
         request_id: &str,
     ) -> Result<Outcome, ApiError> {
-        let who = Who {
-            name: admitted
-                .caller
-                .as_ref()
-                .map_or_else(|| admitted.principal.to_string(), |c| c.as_str().to_owned()),
-            principal: admitted.principal.to_string(),
-            bot: admitted
-                .caller
-                .as_ref()
-                .filter(|_| admitted.is_bot)
-                .and_then(|c| caller_instance(&self.registry, c))
-                .cloned(),
-        };
+        let who = self.who(&admitted);
         let Admitted {
             principal,
             command,
             caller,
             is_bot,
         } = admitted;
-        match command {
+        let command = match deploy::Ask::of(command, &principal, caller, is_bot) {
+            Ok(ask) => return self.deploy(ask, key, request_id).await,
+            Err(other) => other,
+        };
+        match *command {
             Command::Lock {
                 target,
                 reason,
@@ -345,74 +337,31 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             Command::Audit { limit, .. } => self.audit_records(limit).await.map(Outcome::Audit),
             Command::Heartbeat { report, .. } => {
                 // A bot's caller is itself (the effective caller refused any other).
-                let host = caller
-                    .as_ref()
-                    .filter(|_| is_bot)
-                    .and_then(|c| caller_instance(&self.registry, c))
-                    .ok_or(ApiError::HeartbeatBotsOnly)?
-                    .clone();
+                let host = who.bot.ok_or(ApiError::HeartbeatBotsOnly)?;
                 self.heartbeat(&host, &principal, report)
                     .await
                     .map(Outcome::Heartbeat)
             }
-            Command::Deploy {
-                target,
-                ami_override,
-                queue,
-                revision,
-                ..
-            } => {
-                let ask = deploy::Ask {
-                    principal: &principal,
-                    caller,
-                    target,
-                    ami_override,
-                    rollback: false,
-                    queue,
-                    revision,
-                    is_bot,
-                    mode: RollMode::Apply,
-                };
-                self.deploy(ask, key, request_id).await
+            Command::Deploy { .. } | Command::Rollback { .. } | Command::Plan { .. } => {
+                unreachable!("a deploy, rollback or plan is an Ask, routed above")
             }
-            Command::Rollback {
-                target,
-                queue,
-                revision,
-                ..
-            } => {
-                let ask = deploy::Ask {
-                    principal: &principal,
-                    caller,
-                    target,
-                    ami_override: None,
-                    rollback: true,
-                    queue,
-                    revision,
-                    is_bot,
-                    mode: RollMode::Apply,
-                };
-                self.deploy(ask, key, request_id).await
-            }
-            Command::Plan {
-                target,
-                ami_override,
-                revision,
-                ..
-            } => {
-                let ask = deploy::Ask {
-                    principal: &principal,
-                    caller,
-                    target,
-                    ami_override,
-                    rollback: false,
-                    queue: false,
-                    revision,
-                    is_bot,
-                    mode: RollMode::Plan,
-                };
-                self.deploy(ask, key, request_id).await
-            }
+        }
+    }
+
+    /// Who asks, by the name a lock or queue entry keeps.
+    fn who(&self, admitted: &Admitted) -> Who {
+        Who {
+            name: admitted
+                .caller
+                .as_ref()
+                .map_or_else(|| admitted.principal.to_string(), |c| c.as_str().to_owned()),
+            principal: admitted.principal.to_string(),
+            bot: admitted
+                .caller
+                .as_ref()
+                .filter(|_| admitted.is_bot)
+                .and_then(|c| caller_instance(&self.registry, c))
+                .cloned(),
         }
     }
 }
