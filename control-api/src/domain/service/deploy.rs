@@ -23,7 +23,7 @@ use crate::domain::ports::{
     BootstrapStore, DeployRequest, DryRunDispatch, FleetReader, StateStore, Workflow,
 };
 use crate::domain::report::RollMode;
-use crate::domain::request::{AmiId, Caller, Command, RequestError, Revision, Target};
+use crate::domain::request::{AmiId, Caller, RequestError, Revision, Target};
 
 /// A deploy, rollback or plan as asked, with who asks.
 pub(super) struct Ask<'a> {
@@ -40,55 +40,69 @@ pub(super) struct Ask<'a> {
     pub mode: RollMode,
 }
 
-impl<'a> Ask<'a> {
-    /// The ask of a deploy, rollback or plan; any other command is handed back (boxed: a
-    /// heartbeat's is large).
-    pub(super) fn of(
-        command: Command,
-        principal: &'a Principal,
-        caller: Option<Caller>,
-        is_bot: bool,
-    ) -> Result<Self, Box<Command>> {
-        let (target, ami_override, queue, revision, rollback, mode) = match command {
-            Command::Deploy {
-                target,
-                ami_override,
-                queue,
-                revision,
-                ..
-            } => (
-                target,
-                ami_override,
-                queue,
-                revision,
-                false,
-                RollMode::Apply,
-            ),
-            Command::Rollback {
-                target,
-                queue,
-                revision,
-                ..
-            } => (target, None, queue, revision, true, RollMode::Apply),
-            Command::Plan {
-                target,
-                ami_override,
-                revision,
-                ..
-            } => (target, ami_override, false, revision, false, RollMode::Plan),
-            other => return Err(Box::new(other)),
-        };
-        Ok(Self {
-            principal,
-            caller,
+/// Who asks for a deploy, rollback or plan; each of the three commands' fields then make
+/// its [`Ask`] (the router matches the commands, so no other command can get here).
+pub(super) struct Asker<'a> {
+    pub principal: &'a Principal,
+    pub caller: Option<Caller>,
+    pub is_bot: bool,
+}
+
+impl<'a> Asker<'a> {
+    fn ask(self, target: Target, mode: RollMode) -> Ask<'a> {
+        Ask {
+            principal: self.principal,
+            caller: self.caller,
             target,
+            ami_override: None,
+            rollback: false,
+            queue: false,
+            revision: None,
+            is_bot: self.is_bot,
+            mode,
+        }
+    }
+
+    pub(super) fn deploy(
+        self,
+        target: Target,
+        ami_override: Option<AmiId>,
+        queue: bool,
+        revision: Option<Revision>,
+    ) -> Ask<'a> {
+        Ask {
             ami_override,
-            rollback,
             queue,
             revision,
-            is_bot,
-            mode,
-        })
+            ..self.ask(target, RollMode::Apply)
+        }
+    }
+
+    pub(super) fn rollback(
+        self,
+        target: Target,
+        queue: bool,
+        revision: Option<Revision>,
+    ) -> Ask<'a> {
+        Ask {
+            rollback: true,
+            queue,
+            revision,
+            ..self.ask(target, RollMode::Apply)
+        }
+    }
+
+    pub(super) fn plan(
+        self,
+        target: Target,
+        ami_override: Option<AmiId>,
+        revision: Option<Revision>,
+    ) -> Ask<'a> {
+        Ask {
+            ami_override,
+            revision,
+            ..self.ask(target, RollMode::Plan)
+        }
     }
 }
 

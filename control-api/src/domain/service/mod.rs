@@ -303,17 +303,40 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         request_id: &str,
     ) -> Result<Outcome, ApiError> {
         let who = self.who(&admitted);
-        let Admitted {
-            principal,
-            command,
-            caller,
-            is_bot,
-        } = admitted;
-        let command = match deploy::Ask::of(command, &principal, caller, is_bot) {
-            Ok(ask) => return self.deploy(ask, key, request_id).await,
-            Err(other) => other,
+        let asker = deploy::Asker {
+            principal: &admitted.principal,
+            caller: admitted.caller,
+            is_bot: admitted.is_bot,
         };
-        match *command {
+        match admitted.command {
+            Command::Deploy {
+                target,
+                ami_override,
+                queue,
+                revision,
+                ..
+            } => {
+                let ask = asker.deploy(target, ami_override, queue, revision);
+                self.deploy(ask, key, request_id).await
+            }
+            Command::Rollback {
+                target,
+                queue,
+                revision,
+                ..
+            } => {
+                let ask = asker.rollback(target, queue, revision);
+                self.deploy(ask, key, request_id).await
+            }
+            Command::Plan {
+                target,
+                ami_override,
+                revision,
+                ..
+            } => {
+                let ask = asker.plan(target, ami_override, revision);
+                self.deploy(ask, key, request_id).await
+            }
             Command::Lock {
                 target,
                 reason,
@@ -333,17 +356,14 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             } => self.status(include_terminated).await.map(Outcome::Status),
             Command::Runs { limit, .. } => self.runs(limit).await.map(Outcome::Runs),
             Command::Run { run, .. } => self.run(run).await.map(Outcome::Run),
-            Command::Audit { .. } if is_bot => Err(ApiError::AuditHumansOnly),
+            Command::Audit { .. } if asker.is_bot => Err(ApiError::AuditHumansOnly),
             Command::Audit { limit, .. } => self.audit_records(limit).await.map(Outcome::Audit),
             Command::Heartbeat { report, .. } => {
                 // A bot's caller is itself (the effective caller refused any other).
                 let host = who.bot.ok_or(ApiError::HeartbeatBotsOnly)?;
-                self.heartbeat(&host, &principal, report)
+                self.heartbeat(&host, asker.principal, report)
                     .await
                     .map(Outcome::Heartbeat)
-            }
-            Command::Deploy { .. } | Command::Rollback { .. } | Command::Plan { .. } => {
-                unreachable!("a deploy, rollback or plan is an Ask, routed above")
             }
         }
     }
