@@ -93,7 +93,7 @@ data "aws_iam_policy_document" "control_api_boundary" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["bootstrap/*", "audit/*", "idempotency/*", "heartbeats/*", "reports/*", "chat/*", "locks/*", "leases/*", "queue/*"]
+      values   = ["bootstrap/*", "audit/*", "idempotency/*", "heartbeats/*", "reports/*", "chat/*", "locks/*", "leases/*", "queue/*", "deployed/*"]
     }
   }
 
@@ -121,6 +121,12 @@ data "aws_iam_policy_document" "control_api_boundary" {
       "${local.bucket_arn}/leases/*",
       "${local.bucket_arn}/queue/*",
     ]
+  }
+
+  statement {
+    sid       = "DeployedRevisions"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${local.bucket_arn}/deployed/*"]
   }
 
   statement {

@@ -102,7 +102,8 @@ data "aws_iam_policy_document" "control_api" {
   }
 
   # Bootstrap bundles (pre-deploy check), the audit trail (`action: audit` lists a
-  # day's prefix), idempotency records, heartbeats, reports, chat claims: with
+  # day's prefix), idempotency records, heartbeats, reports, chat claims, deployed
+  # revisions: with
   # ListBucket on a prefix, a GetObject of a missing key there is 404 NoSuchKey, not
   # 403, which the code needs to tell "no record" from "no access".
   statement {
@@ -113,7 +114,7 @@ data "aws_iam_policy_document" "control_api" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["bootstrap/*", "audit/*", "idempotency/*", "heartbeats/*", "reports/*", "chat/*", "locks/*", "leases/*", "queue/*"]
+      values   = ["bootstrap/*", "audit/*", "idempotency/*", "heartbeats/*", "reports/*", "chat/*", "locks/*", "leases/*", "queue/*", "deployed/*"]
     }
   }
 
@@ -152,6 +153,15 @@ data "aws_iam_policy_document" "control_api" {
       "${aws_s3_bucket.fleet.arn}/leases/*",
       "${aws_s3_bucket.fleet.arn}/queue/*",
     ]
+  }
+
+  # Each host's deployed revision, one object (deployed/revisions.json) rewritten when
+  # a report lands, only by conditional writes (If-None-Match: *, If-Match: <etag>);
+  # status reads it. Never deleted: old versions expire (storage.tf).
+  statement {
+    sid       = "DeployedRevisions"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.fleet.arn}/deployed/*"]
   }
 
   statement {

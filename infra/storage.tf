@@ -12,6 +12,8 @@
 #   locks/<target>.json   operators' locks (control API), deleted on unlock/expiry  old versions expire
 #   leases/deploy.json    the one deploy lease (control API), deleted when it ends  old versions expire
 #   queue/<request_id>    queued deploys and their claims (control API)             old versions expire
+#   deployed/revisions.json  each host's deployed revision, rewritten when a report
+#                         lands (control API); status flags revision_drift by it    old versions expire
 #
 # The state of this configuration is NOT in this bucket: the backend bucket and lock
 # table are created outside this configuration and given at `tofu init`.
@@ -224,6 +226,21 @@ resource "aws_s3_bucket_lifecycle_configuration" "fleet" {
 
     noncurrent_version_expiration {
       noncurrent_days = 1
+    }
+  }
+
+  # The bucket is versioned and the deployed revisions are rewritten per report: without this every old version
+  # would be kept for ever.
+  rule {
+    id     = "expire-old-deployed-versions"
+    status = "Enabled"
+
+    filter {
+      prefix = "deployed/"
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 30
     }
   }
 

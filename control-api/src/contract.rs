@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::domain::audit::AuditRecord;
+pub use crate::domain::deployed::{DeployedRevision, DeployedRevisions, DEPLOYED_KEY};
 pub use crate::domain::error::codes;
 pub use crate::domain::fleet::{
     Flag, FleetStatus, InstanceStatus, UnmanagedInstance, UnmanagedReason,

@@ -1,13 +1,18 @@
 //! Host readiness on the in-memory fakes: `action: heartbeat` (who may send one, the
 //! check against EC2, the rate limit, what is stored) and the readiness status derives
-//! from it (ready, unhealthy, booting, stale, missing, unknown, with `why`).
+//! from it (ready, unhealthy, booting, stale, missing, unknown, with `why`), and the
+//! `revision_drift` of a host against the revision its roll's landed report deployed.
 
 use chrono::{SecondsFormat, Utc};
-use control_api::contract::{ErrorBody, HeartbeatAnswer, Readiness, StatusAnswer};
+use control_api::contract::{
+    DeployedRevisions, ErrorBody, Flag, HeartbeatAnswer, HostOutcome, HostReport, Readiness,
+    RollMode, RollOutcome, RollReport, StatusAnswer, DEPLOYED_KEY,
+};
 use control_api::domain::auth::{Authenticator, Credentials, Principal};
 use control_api::domain::ports::{LiveInstance, StateStore};
 use control_api::domain::registry::Registry;
 use control_api::domain::service::{ControlApi, Ports};
+use control_api::inbound::event::{CreatedObject, LambdaEvent, OnEvent};
 use control_api::inbound::http::{answer, HttpCall, Method, Reply};
 use control_api::test_support::fakes::{
     no_wait, FakeBootstrap, FakeFleet, FakeState, FakeWorkflow,
@@ -352,4 +357,110 @@ async fn a_host_with_nothing_live_is_missing() {
         ),
         (1, 1)
     );
+}
+
+/// A roll's report (`apply`, pinned to `revision`) landing in the state store, and its
+/// event handled as the Lambda handles S3's.
+async fn land(api: &Api, revision: &str, hosts: &[(&str, HostOutcome)]) {
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let report = RollReport {
+        request_id: request_id.clone(),
+        target: "all".into(),
+        ami: NEW.into(),
+        mode: RollMode::Apply,
+        revision: Some(revision.into()),
+        outcome: RollOutcome::Stopped,
+        hosts: hosts
+            .iter()
+            .map(|(id, outcome)| HostReport {
+                id: (*id).into(),
+                from_ami: Some(OLD.into()),
+                to_ami: Some(NEW.into()),
+                old_ec2_instance_id: None,
+                new_ec2_instance_id: None,
+                outcome: *outcome,
+                reason: None,
+                ready_after_secs: None,
+                plan: None,
+                put_back_ec2_instance_id: None,
+            })
+            .collect(),
+        run_url: None,
+    };
+    let store = api.ports().state.as_ref().unwrap();
+    let key = format!("reports/{request_id}.json");
+    store
+        .put(&key, serde_json::to_vec(&report).unwrap())
+        .await
+        .unwrap();
+    let object = CreatedObject {
+        bucket: store.bucket().to_owned(),
+        key,
+    };
+    api.on_event(LambdaEvent::ObjectsCreated(vec![object]))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_host_running_another_revision_than_deployed_is_flagged_revision_drift() {
+    const DEPLOYED: &str = "5e1ec7ed0000000000000000000000000000c0de";
+    let api = settled();
+    // Before any roll landed, nothing is known: no drift whatever a host runs.
+    let reply = send(&api, BOT, &beat(None, EC2[0], "active")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let s = status(&api).await;
+    assert!(host(&s, "clawdinator-1").flags.is_empty());
+    assert_eq!(s.fleet.summary["revision_drift"], 0);
+
+    land(
+        &api,
+        DEPLOYED,
+        &[
+            ("clawdinator-1", HostOutcome::Ready),
+            ("clawdinator-2", HostOutcome::RolledBack),
+            ("clawdinator-babelfish", HostOutcome::Skipped),
+        ],
+    )
+    .await;
+    let store = api.ports().state.as_ref().unwrap();
+    let deployed: DeployedRevisions =
+        serde_json::from_slice(&store.body(DEPLOYED_KEY).unwrap()).unwrap();
+    assert_eq!(
+        deployed["clawdinator-1"].revision.as_deref(),
+        Some(DEPLOYED)
+    );
+    assert_eq!(
+        deployed["clawdinator-2"].revision, None,
+        "put back: unknown"
+    );
+    assert!(!deployed.contains_key("clawdinator-babelfish"));
+    let reply = send(&api, SHARED, &beat(Some("clawdinator-2"), EC2[1], "active")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    let s = status(&api).await;
+    let one = host(&s, "clawdinator-1");
+    assert_eq!(one.flags, [Flag::RevisionDrift]);
+    assert_eq!(one.readiness, Readiness::Ready);
+    assert_eq!(
+        one.why.as_deref(),
+        Some("runs revision 0123abc, deployed 5e1ec7e")
+    );
+    assert!(
+        host(&s, "clawdinator-2").flags.is_empty(),
+        "put back: never a drift"
+    );
+    assert_eq!(s.fleet.summary["revision_drift"], 1);
+
+    // The next roll deploys what the host runs: no drift any more.
+    land(
+        &api,
+        "0123abcdef000000000000000000000000000000",
+        &[("clawdinator-1", HostOutcome::Ready)],
+    )
+    .await;
+    let s = status(&api).await;
+    assert!(host(&s, "clawdinator-1").flags.is_empty());
+    assert_eq!(host(&s, "clawdinator-1").why, None);
+    assert_eq!(s.fleet.summary["revision_drift"], 0);
 }

@@ -1,7 +1,9 @@
 //! A run's report back to the operators: S3's notification of `reports/<request_id>.json`
 //! (a saved, real-shaped event) through the Lambda handler, the report read from moto S3,
 //! the webhook URL from moto SSM, and the chat a loopback webhook double; the schedule's
-//! event; and the report in the API's `run` and `runs` answers (moto S3, GitHub double).
+//! event; the report in the API's `run` and `runs` answers (moto S3, GitHub double); and
+//! the revision a report deployed against a host's heartbeats (`revision_drift`, moto S3
+//! and EC2).
 //! Run through `scripts/with-moto` (scripts/test does).
 
 mod support;
@@ -11,8 +13,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use control_api::app::{self, LazyApp};
 use control_api::config::Mode;
 use control_api::contract::{
-    ChatNotice, EventAnswer, EventKind, HostOutcome, HostReport, RollMode, RollOutcome, RollReport,
-    RunAnswer, RunsAnswer,
+    ChatNotice, DeployedRevisions, EventAnswer, EventKind, Flag, HostOutcome, HostReport, RollMode,
+    RollOutcome, RollReport, RunAnswer, RunsAnswer, StatusAnswer, DEPLOYED_KEY,
 };
 use control_api::inbound::lambda::handle;
 use lambda_http::Request;
@@ -473,4 +475,81 @@ async fn a_report_event_ends_the_runs_lease_and_the_next_queued_deploy_goes() {
     );
     let lease = object(&sdk, name, "leases/deploy.json").await.unwrap();
     assert_eq!(lease["request_id"], json!(second), "{lease}");
+}
+
+/// A ready host's roll recorded when its report lands; then its heartbeats through the
+/// Lambda handler, naming another revision, then the deployed one.
+#[tokio::test]
+async fn a_host_running_another_revision_than_its_roll_deployed_is_flagged() {
+    let (fleet, name) = ("report-events-drift", "report-events-drift-state");
+    let ec2 = ec2().await;
+    let ami = "ami-0123456789abcdef0";
+    let one = run(&ec2, fleet, "clawdinator-1", ami, "t3.large", 1).await;
+    let sdk = moto_sdk().await;
+    bucket(&sdk, name).await;
+    let github = github_accepting().await;
+    let extra = [("FLEET_STATE_BUCKET", name), ("FLEET_TAG_VALUE", fleet)];
+    // Each its own Lambda instance: a host's heartbeats are limited to one per 10 s per
+    // instance.
+    let lambda = || app::build_with(settings(&github.uri(), &extra), Mode::Lambda, &sdk).unwrap();
+    let api = lambda();
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let mut rolled = report(&request_id);
+    rolled.hosts.truncate(1);
+    let key = format!("reports/{request_id}.json");
+    put(&sdk, name, &key, serde_json::to_vec(&rolled).unwrap()).await;
+    let resp = handle(&api, s3_event(name, &key)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let deployed: DeployedRevisions =
+        serde_json::from_value(object(&sdk, name, DEPLOYED_KEY).await.unwrap()).unwrap();
+    let entry = &deployed["clawdinator-1"];
+    assert_eq!(
+        (entry.revision.as_deref(), entry.request_id.as_str()),
+        (Some(HEAD_SHA), request_id.as_str())
+    );
+
+    let beat = |revision: &str| {
+        json!({"action": "heartbeat", "caller": "clawdinator-1", "ec2_instance_id": one[0],
+               "ami": ami, "revision": revision, "service": "active",
+               "booted_at": "2026-12-01T10:00:00Z", "agent": "0.1.0"})
+    };
+    let (status, body) = lambda_post(&api, beat("4f1c2d9e0a7b")).await;
+    assert_eq!(status, 200, "{body}");
+    let answer = drift_status(&api).await;
+    let host = answer
+        .fleet
+        .instances
+        .iter()
+        .find(|i| i.id == "clawdinator-1")
+        .unwrap();
+    assert_eq!(host.flags, [Flag::RevisionDrift], "{host:?}");
+    let why = host.why.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("runs revision 4f1c2d9, deployed 5e1ec7e"),
+        "{why}"
+    );
+    assert_eq!(answer.fleet.summary["revision_drift"], 1);
+
+    let api = lambda();
+    let (status, body) = lambda_post(&api, beat(&HEAD_SHA[..12])).await;
+    assert_eq!(status, 200, "{body}");
+    let answer = drift_status(&api).await;
+    let host = answer
+        .fleet
+        .instances
+        .iter()
+        .find(|i| i.id == "clawdinator-1")
+        .unwrap();
+    assert!(!host.flags.contains(&Flag::RevisionDrift), "{host:?}");
+    assert!(
+        !host.why.as_deref().unwrap_or_default().contains("revision"),
+        "{host:?}"
+    );
+    assert_eq!(answer.fleet.summary["revision_drift"], 0);
+}
+
+async fn drift_status(api: &app::App) -> StatusAnswer {
+    let (status, body) = lambda_post(api, json!({"action": "status"})).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_value(body).unwrap()
 }

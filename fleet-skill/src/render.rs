@@ -20,13 +20,14 @@ use crate::wait::RunRef;
 const MAX_CELL_CHARS: usize = 40;
 
 /// Order in which the summary's counters are shown; unknown counters follow.
-const SUMMARY_ORDER: [&str; 7] = [
+const SUMMARY_ORDER: [&str; 8] = [
     "total",
     "running",
     "stopped",
     "missing",
     "stale_ami",
     "type_drift",
+    "revision_drift",
     "unmanaged",
 ];
 

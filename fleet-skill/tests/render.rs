@@ -80,6 +80,31 @@ summary: 3 total, 1 running, 1 stopped, 1 missing, 1 stale_ami, 1 type_drift, 2 
 }
 
 #[test]
+fn revision_drift_shows_as_a_flag_with_its_why_and_its_count() {
+    let mut v = status_sample();
+    v["instances"][0]["flags"] = json!(["revision_drift"]);
+    v["instances"][0]["why"] = json!("runs revision 0123abc, deployed 5e1ec7e");
+    v["summary"]["revision_drift"] = json!(1);
+    let answer = status(&v);
+    assert_eq!(answer.fleet.instances[0].flags, [Flag::RevisionDrift]);
+    let out = render_status(&answer);
+    assert!(
+        out.contains(
+            "clawdinator-1          i-0aaaaaaaaaaaaaaaa  running  ready    ami-0123456789abcdef0  203.0.113.10  revision_drift\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("\nclawdinator-1: runs revision 0123abc, deployed 5e1ec7e\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("1 stale_ami, 1 type_drift, 1 revision_drift, 2 unmanaged\n"),
+        "{out}"
+    );
+}
+
+#[test]
 fn status_without_counters_counts_the_rows() {
     let mut v = status_sample();
     v["summary"] = json!({});

@@ -18,6 +18,9 @@ pub enum Flag {
     StaleAmi,
     /// The instance type differs from the registry's.
     TypeDrift,
+    /// Its fresh heartbeat names a NixOS revision other than the one its newest applied
+    /// roll deployed (`deployed/revisions.json`).
+    RevisionDrift,
     /// A flag this build does not know (a newer server's): shown, never fatal.
     #[serde(other)]
     Other,
@@ -29,6 +32,7 @@ impl Flag {
             Self::Missing => "missing",
             Self::StaleAmi => "stale_ami",
             Self::TypeDrift => "type_drift",
+            Self::RevisionDrift => "revision_drift",
             Self::Other => "other",
         }
     }

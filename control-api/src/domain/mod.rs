@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod deployed;
 pub mod dispatch;
 pub mod error;
 pub mod fleet;

@@ -1,5 +1,6 @@
 //! The flows of events that are not requests: a run's report landing in the state store
-//! (tell the operators' chat, exactly once) and the periodic schedule.
+//! (record what it deployed, tell the operators' chat exactly once) and the periodic
+//! schedule.
 //!
 //! Held apart from [`ControlApi`](super::ControlApi): an event needs only the state store
 //! and the chat, and the chat port is no business of the request flows.
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::deployed::{self, DEPLOYED_KEY};
 use crate::domain::ports::{AwsError, ChatPost, Misconfig, Sleep, StateStore, Written};
 use crate::domain::report::{report_key, RollReport};
 
@@ -85,8 +87,9 @@ impl<'a, S: StateStore, C: ChatPost> Events<'a, S, C> {
         self
     }
 
-    /// `reports/<request_id>.json` was created: reads it and posts its summary and run
-    /// link to the chat, once. S3 may deliver an event twice, and two deliveries may run
+    /// `reports/<request_id>.json` was created: reads it, records the revision it deployed
+    /// per host (`deployed/revisions.json`), and posts its summary and run link to the
+    /// chat, once. S3 may deliver an event twice, and two deliveries may run
     /// at once: whichever creates `chat/<request_id>.json` first posts, the other not.
     pub async fn report_landed(&self, request_id: &str) -> Result<ChatNotice, EventError> {
         let store = self
@@ -107,6 +110,19 @@ impl<'a, S: StateStore, C: ChatPost> Events<'a, S, C> {
             }
         };
         tracing::info!(request_id, headline = %report.headline(), "report landed");
+        // Before the chat: a failure fails the event, and its redelivery records again
+        // (the chat claim keeps the message from being posted twice).
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        if deployed::record(store, &report, &at)
+            .await
+            .map_err(EventError::State)?
+        {
+            tracing::info!(
+                request_id,
+                key = DEPLOYED_KEY,
+                "deployed revisions recorded"
+            );
+        }
         let Some(chat) = self.chat else {
             tracing::info!(
                 request_id,

@@ -1,15 +1,16 @@
-//! The read flows: fleet status (with each host's readiness from its heartbeat), the
-//! newest runs (each with its report's headline), one run (with its report), the audit
-//! trail.
+//! The read flows: fleet status (with each host's readiness from its heartbeat and its
+//! revision against the deployed one), the newest runs (each with its report's
+//! headline), one run (with its report), the audit trail.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use futures_util::future::join_all;
+use futures_util::future::{join, join_all};
 use futures_util::{stream, StreamExt};
 
 use super::{ControlApi, RunDetail, RunsReport, StatusReport};
 use crate::domain::audit::{self, AuditRecord};
+use crate::domain::deployed::{flag_drift, DeployedRevisions, DEPLOYED_KEY};
 use crate::domain::dispatch::{find_run, read_runs};
 use crate::domain::error::ApiError;
 use crate::domain::fleet::fleet_status;
@@ -35,9 +36,12 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         ami_ids.dedup();
         let images = fleet.images(&ami_ids).await?;
         let mut status = fleet_status(&self.registry, live, latest, &images);
-        let observed = match &self.ports.state {
-            Some(store) => Some(self.observed(store).await),
-            None => None,
+        let (observed, deployed) = match &self.ports.state {
+            Some(store) => {
+                let (observed, deployed) = join(self.observed(store), deployed_of(store)).await;
+                (Some(observed), deployed)
+            }
+            None => (None, None),
         };
         readiness::apply(
             &mut status,
@@ -45,6 +49,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             chrono::Utc::now(),
             &self.readiness,
         );
+        flag_drift(&mut status, deployed.as_ref());
         let locks = match &self.ports.state {
             Some(store) => self.live_locks(store).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "locks not read for status");
@@ -187,5 +192,23 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         audit::recent(store, chrono::Utc::now(), usize::from(limit))
             .await
             .map_err(ApiError::State)
+    }
+}
+
+/// The deployed revisions, one read. A failed or unreadable read is logged and flags
+/// nothing: status still answers, and a drift is never guessed.
+async fn deployed_of<S: StateStore>(store: &S) -> Option<DeployedRevisions> {
+    match store.read(DEPLOYED_KEY).await {
+        Ok(stored) => match serde_json::from_slice(&stored?.body) {
+            Ok(revisions) => Some(revisions),
+            Err(e) => {
+                tracing::warn!(key = DEPLOYED_KEY, error = %e, "deployed revisions unreadable");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(key = DEPLOYED_KEY, error = %e, "deployed revisions not read");
+            None
+        }
     }
 }
