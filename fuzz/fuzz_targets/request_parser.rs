@@ -111,7 +111,29 @@ fn check_command(cmd: &Command) {
                 assert!(is_ami(ami.as_str()), "ami_override {:?}", ami.as_str());
             }
         }
-        Command::Rollback { target, .. } => check_target(target),
+        Command::Plan {
+            target,
+            ami_override,
+            ..
+        } => {
+            check_target(target);
+            if let Some(ami) = ami_override {
+                assert!(is_ami(ami.as_str()), "ami_override {:?}", ami.as_str());
+            }
+        }
+        Command::Rollback { target, .. } | Command::Unlock { target, .. } => check_target(target),
+        Command::Lock {
+            target,
+            reason,
+            ttl_secs,
+            ..
+        } => {
+            check_target(target);
+            assert!(!reason.trim().is_empty(), "reason {reason:?}");
+            assert!((1..=86_400).contains(ttl_secs), "ttl_secs {ttl_secs}");
+        }
+        Command::Cancel { request_id, .. } => assert!(is_uuid(request_id), "{request_id:?}"),
+        Command::Queue { .. } => {}
         Command::Runs { limit, .. } => assert!((1..=50).contains(limit)),
         Command::Audit { limit, .. } => assert!((1..=100).contains(limit)),
         Command::Run {
@@ -217,6 +239,37 @@ fn to_json(cmd: &Command, style: Absent) -> Value {
             obj.insert("target".into(), json!(target));
             flag(&mut obj, "queue", *queue);
             opt(&mut obj, "revision", cmd.revision().map(|r| r.as_str()));
+        }
+        Command::Plan {
+            target,
+            ami_override,
+            revision,
+            ..
+        } => {
+            obj.insert("target".into(), json!(target));
+            opt(
+                &mut obj,
+                "ami_override",
+                ami_override.as_ref().map(|a| a.as_str()),
+            );
+            opt(&mut obj, "revision", revision.as_ref().map(|r| r.as_str()));
+        }
+        Command::Lock {
+            target,
+            reason,
+            ttl_secs,
+            ..
+        } => {
+            obj.insert("target".into(), json!(target));
+            obj.insert("reason".into(), json!(reason));
+            obj.insert("ttl_secs".into(), json!(ttl_secs));
+        }
+        Command::Unlock { target, .. } => {
+            obj.insert("target".into(), json!(target));
+        }
+        Command::Queue { .. } => {}
+        Command::Cancel { request_id, .. } => {
+            obj.insert("request_id".into(), json!(request_id));
         }
         Command::Runs { limit, .. } | Command::Audit { limit, .. } => {
             obj.insert("limit".into(), json!(limit));
