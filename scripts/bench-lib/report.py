@@ -243,8 +243,10 @@ def main():
          "both parameters in one `GetParameters` call on its first event, so that call is in the "
          "first invocation's time and in start → response, not in init; "
          if ssm else "`CONTROL_API_TOKEN`, `GITHUB_TOKEN` (a dummy), ")
-      + "`GITHUB_API_URL` pointing at a loopback stub that answers the workflow dispatch with 204, "
-      "and answers the in-flight guard's and the run look-up's reads, so the deploy completes "
+      + "`GITHUB_API_URL` pointing at a loopback stub that answers the commit look-up of "
+      "`GITHUB_REF` (the pinned revision), the in-flight guard's runs read (no state bucket, so "
+      "no lease) and the workflow dispatch with `return_run_details` (200 with the run), so the "
+      "deploy completes "
       "with its real outbound HTTP calls (every run was checked to answer 200 and to reach the "
       "stub's dispatch once). Peak RSS is `VmHWM` from `/proc/<pid>/status`, read when "
       "the response POST arrives. The Node.js baseline runs the same handler as a minimal custom "
