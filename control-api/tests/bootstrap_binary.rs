@@ -68,6 +68,11 @@ async fn function_response(api: &MockServer) -> Option<Value> {
 /// Runs the real `bootstrap` on one event (tokens from moto's SSM, GitHub at `github`):
 /// the response it POSTed to the Runtime API, and its stdout (the JSON log lines).
 async fn run_bootstrap(event: &str, github: &str) -> (Value, String) {
+    run_bootstrap_with(event, github, &[]).await
+}
+
+/// [`run_bootstrap`] with `extra` settings in the function's environment.
+async fn run_bootstrap_with(event: &str, github: &str, extra: &[(&str, &str)]) -> (Value, String) {
     put_secret("/clawdinator/bootstrap-test/control", CONTROL_TOKEN).await;
     put_secret("/clawdinator/bootstrap-test/github", GITHUB_TOKEN).await;
     let api = runtime_api(event).await;
@@ -102,6 +107,7 @@ async fn run_bootstrap(event: &str, github: &str) -> (Value, String) {
             ),
             ("GITHUB_API_URL", github),
         ])
+        .envs(extra.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -237,4 +243,112 @@ async fn the_bootstrap_answers_the_seeds_direct_invocation() {
             }
         }
     }
+}
+
+/// A report landing in the state bucket reaches the real binary as S3's notification (the
+/// saved event's shape): the same binary that serves Function URL requests reads the
+/// report from moto's S3 and posts it once to the chat webhook named in moto's SSM (a
+/// loopback double of Discord's webhook endpoint), and never logs the webhook's URL.
+#[tokio::test]
+async fn the_bootstrap_takes_a_reports_s3_event_and_tells_the_chat() {
+    use control_api::contract::{HostOutcome, HostReport, RollMode, RollOutcome, RollReport};
+    let sdk = moto_sdk().await;
+    let bucket = "bootstrap-binary-reports";
+    let s3 = control_api::outbound::aws::s3_client(&sdk);
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let report = RollReport {
+        request_id: request_id.clone(),
+        target: "clawdinator-2".into(),
+        ami: "ami-0bbbbbbbbbbbbbbbb".into(),
+        mode: RollMode::Apply,
+        revision: None,
+        outcome: RollOutcome::Succeeded,
+        hosts: vec![HostReport {
+            id: "clawdinator-2".into(),
+            from_ami: Some("ami-0aaaaaaaaaaaaaaaa".into()),
+            to_ami: Some("ami-0bbbbbbbbbbbbbbbb".into()),
+            old_ec2_instance_id: None,
+            new_ec2_instance_id: None,
+            put_back_ec2_instance_id: None,
+            outcome: HostOutcome::Ready,
+            reason: None,
+            ready_after_secs: Some(252),
+            plan: None,
+        }],
+        run_url: Some("https://github.com/openclaw/clawdinators/actions/runs/77".into()),
+    };
+    let key = format!("reports/{request_id}.json");
+    s3.put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(serde_json::to_vec(&report).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let webhook = MockServer::start().await;
+    let hook = "/api/webhooks/42/bootstrap-binary-secret-token";
+    Mock::given(method("POST"))
+        .and(path(hook))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&webhook)
+        .await;
+    let url = format!("{}{hook}", webhook.uri());
+    put_secret("/clawdinator/bootstrap-test/chat", &url).await;
+    let event = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/s3_report_created.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace("__BUCKET__", bucket)
+    .replace("__KEY__", &key);
+    let github = format!("http://127.0.0.1:{}", closed_port());
+    let (response, stdout) = run_bootstrap_with(
+        &event,
+        &github,
+        &[
+            ("FLEET_STATE_BUCKET", bucket),
+            (
+                "FLEET_CHAT_WEBHOOK_PARAMETER",
+                "/clawdinator/bootstrap-test/chat",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        response,
+        serde_json::json!({"ok": true, "event": "report_created",
+            "reports": [{"request_id": request_id, "chat": "posted"}]}),
+        "{stdout}"
+    );
+    let posts = webhook.received_requests().await.unwrap();
+    assert_eq!(posts.len(), 1);
+    let body: Value = serde_json::from_slice(&posts[0].body).unwrap();
+    let content = body["content"].as_str().unwrap();
+    assert!(
+        content.starts_with("deploy of clawdinator-2 on ami-0bbbbbbbbbbbbbbbb succeeded"),
+        "{content}"
+    );
+    assert!(content.contains("actions/runs/77"), "{content}");
+    assert!(
+        !stdout.contains("bootstrap-binary-secret-token"),
+        "{stdout}"
+    );
+}
+
+/// The schedule's event reaches the real binary too, and is answered as one.
+#[tokio::test]
+async fn the_bootstrap_takes_the_schedules_event() {
+    let event = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/schedule.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let github = format!("http://127.0.0.1:{}", closed_port());
+    let (response, stdout) = run_bootstrap(&event, &github).await;
+    assert_eq!(
+        response,
+        serde_json::json!({"ok": true, "event": "schedule"}),
+        "{stdout}"
+    );
 }
