@@ -137,8 +137,9 @@ impl<'a, S: StateStore, C: ChatPost> Events<'a, S, C> {
         Ok(self.post(chat, request_id, &chat_message(&report)).await)
     }
 
-    /// The periodic schedule's entry point (every 5 minutes in infra). Nothing to do yet
-    /// but to be seen in the log.
+    /// The periodic schedule's entry point (every 5 minutes in infra): seen in the log
+    /// here; the queue's drain that it triggers needs the whole app (the GitHub token) and
+    /// follows in `inbound::event::drain_after`.
     pub async fn scheduled(&self) -> Result<(), EventError> {
         tracing::info!("scheduled event");
         Ok(())

@@ -10,9 +10,7 @@ use super::ControlApi;
 use crate::domain::auth::Principal;
 use crate::domain::error::ApiError;
 use crate::domain::heartbeat::{heartbeat_key, HeartbeatRecord, HeartbeatReport};
-use crate::domain::ports::{
-    BootstrapStore, FleetReader, LiveInstance, Misconfig, StateStore, Workflow,
-};
+use crate::domain::ports::{BootstrapStore, FleetReader, LiveInstance, StateStore, Workflow};
 use crate::domain::rate_limit::RateLimiter;
 use crate::domain::registry::InstanceId;
 
@@ -71,13 +69,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         principal: &Principal,
         report: HeartbeatReport,
     ) -> Result<HeartbeatAck, ApiError> {
-        let store = self
-            .ports
-            .state
-            .as_ref()
-            .ok_or(ApiError::Misconfigured(Misconfig::unset(
-                "FLEET_STATE_BUCKET",
-            )))?;
+        let store = self.state()?;
         if let Err(wait) = self.heartbeats.limiter.admit(host.as_str(), Instant::now()) {
             return Err(ApiError::HeartbeatRateLimited {
                 host: host.to_string(),

@@ -15,9 +15,7 @@ use crate::domain::dispatch::{find_run, read_runs};
 use crate::domain::error::ApiError;
 use crate::domain::fleet::fleet_status;
 use crate::domain::heartbeat::{heartbeat_key, HeartbeatRecord};
-use crate::domain::ports::{
-    BootstrapStore, FleetReader, Misconfig, StateStore, Workflow, WorkflowRun,
-};
+use crate::domain::ports::{BootstrapStore, FleetReader, StateStore, Workflow, WorkflowRun};
 use crate::domain::readiness::{self, Observed};
 use crate::domain::report::{report_key, RollReport};
 use crate::domain::request::RunRef;
@@ -182,13 +180,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
     }
 
     pub(super) async fn audit_records(&self, limit: u8) -> Result<Vec<AuditRecord>, ApiError> {
-        let store = self
-            .ports
-            .state
-            .as_ref()
-            .ok_or(ApiError::Misconfigured(Misconfig::unset(
-                "FLEET_STATE_BUCKET",
-            )))?;
+        let store = self.state()?;
         audit::recent(store, chrono::Utc::now(), usize::from(limit))
             .await
             .map_err(ApiError::State)
