@@ -6,6 +6,9 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::error::TokenError;
+use aws_credential_types::provider::future::ProvideToken as TokenFuture;
+use aws_credential_types::provider::token::ProvideToken;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter, Image, Instance};
 
@@ -26,13 +29,16 @@ pub async fn load_sdk_config() -> SdkConfig {
 }
 
 /// As [`load_sdk_config`], for the Lambda: its runtime always puts the execution role's
-/// credentials in the environment, so they are taken from there instead of building the
-/// whole default chain (profile files, web identity with its own STS client, container
-/// and instance metadata) at every cold start, only for its first link to win.
+/// credentials and region in the environment, so they are taken from there instead of
+/// building the default chains (profile files, web identity with its own STS client,
+/// container and instance metadata) at every cold start, only for their first link to win.
 pub async fn load_lambda_sdk_config() -> SdkConfig {
-    use aws_config::environment::EnvironmentVariableCredentialsProvider;
+    use aws_config::environment::{
+        EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+    };
     sdk_defaults()
         .credentials_provider(EnvironmentVariableCredentialsProvider::new())
+        .region(EnvironmentVariableRegionProvider::new())
         .load()
         .await
 }
@@ -53,6 +59,7 @@ pub async fn load_local_sdk_config() -> SdkConfig {
 fn sdk_defaults() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(crate::aws_http::https_client())
+        .token_provider(NoBearerToken)
         .retry_config(RetryConfig::standard().with_max_attempts(3))
         .timeout_config(
             TimeoutConfig::builder()
@@ -61,6 +68,23 @@ fn sdk_defaults() -> aws_config::ConfigLoader {
                 .operation_timeout(CALL_DEADLINE)
                 .build(),
         )
+}
+
+/// The bearer-token provider of every SDK config here: none. EC2, S3 and SSM sign with
+/// SigV4, so no call ever asks for a token; without this the loader builds the SSO token
+/// chain (profile files, an SSO-OIDC client) at every start, for nothing.
+#[derive(Debug)]
+struct NoBearerToken;
+
+impl ProvideToken for NoBearerToken {
+    fn provide_token<'a>(&'a self) -> TokenFuture<'a>
+    where
+        Self: 'a,
+    {
+        TokenFuture::ready(Err(TokenError::not_loaded(
+            "no service called here takes a bearer token",
+        )))
+    }
 }
 
 /// The reason given when no connection could be made or no credentials were found.
