@@ -4,12 +4,13 @@ use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-/// Lines the writer thread may fall behind by. tracing-appender's default (128,000)
-/// allocates and touches a 4 MiB queue at start-up: a third of the Lambda's cold start
-/// and of its memory. A request writes one or two lines; a queue this size is never full
-/// unless stdout stalls, and then a request waits for room rather than an audit line
-/// being dropped (`lossy(false)`).
-const QUEUED_LINES: usize = 4096;
+/// Lines the writer thread may fall behind by. The queue is a bounded channel whose every
+/// slot (32 bytes) is written when it is made, so its size is resident from start-up:
+/// tracing-appender's default (128,000) was 4 MiB and a third of the Lambda's cold start;
+/// 4,096 was still 128 KiB. A request writes one or two lines and the thread drains them
+/// within microseconds, so 256 is never full unless stdout stalls, and then a request
+/// waits for room rather than an audit line being dropped (`lossy(false)`).
+const QUEUED_LINES: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
