@@ -46,15 +46,22 @@ def now_ns():
     return time.monotonic_ns()
 
 
-def vm_hwm_kib(pid):
+def status_kib(pid, keys=("VmHWM", "RssAnon", "RssFile")):
+    """The named sizes (KiB) from /proc/<pid>/status; None for any not read."""
+    found = dict.fromkeys(keys)
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
+                key, _, rest = line.partition(":")
+                if key in found:
+                    found[key] = int(rest.split()[0])
     except OSError:
         pass
-    return None
+    return found
+
+
+def vm_hwm_kib(pid):
+    return status_kib(pid, ("VmHWM",))["VmHWM"]
 
 
 class Run:
@@ -66,6 +73,10 @@ class Run:
         self.t_next = None
         self.t_resp = None
         self.hwm_kib = None
+        # What is resident at that moment: anonymous (heap, stacks, relocated data) and
+        # file pages (the binary's own code and read-only data, shared libraries).
+        self.anon_kib = None
+        self.file_kib = None
         self.response_body = b""
         self.errors = []
         self.done = threading.Event()
@@ -80,7 +91,9 @@ class Run:
         elif self.t_resp is None and re.search(rb"POST [^ ]*/runtime/invocation/[^/ ]+/response ", data):
             self.t_resp = t
             if self.pid:
-                self.hwm_kib = vm_hwm_kib(self.pid)
+                sizes = status_kib(self.pid)
+                self.hwm_kib = sizes["VmHWM"]
+                self.anon_kib, self.file_kib = sizes["RssAnon"], sizes["RssFile"]
         elif b"/error " in data and b"POST " in data:
             self.errors.append(data[:400].decode("latin-1"))
 
@@ -453,6 +466,8 @@ def main():
                 "start_to_response_ms": (run.t_resp - run.t0) / 1e6,
                 "vm_hwm_kib": run.hwm_kib,
                 "vm_hwm_kib_end": hwm_end,
+                "rss_anon_kib": run.anon_kib,
+                "rss_file_kib": run.file_kib,
                 "status": status,
                 "dispatched": GitHubStub.dispatches - dispatched_before,
             })
@@ -481,6 +496,8 @@ def main():
         "median_start_to_response_ms": med("start_to_response_ms"),
         "median_vm_hwm_kib": med("vm_hwm_kib"),
         "max_vm_hwm_kib": max((r["vm_hwm_kib"] or 0) for r in runs),
+        "median_rss_anon_kib": med("rss_anon_kib"),
+        "median_rss_file_kib": med("rss_file_kib"),
         "dispatches": sum(r["dispatched"] for r in runs),
         "all": runs,
     }, indent=1))

@@ -270,6 +270,10 @@ def main():
           f"{ratio(ri['median_start_to_response_ms'], ni['median_start_to_response_ms'])} |")
         w(f"| peak RSS (VmHWM), largest of the runs | < 16 MiB (32 MiB) | {mib(ri['max_vm_hwm_kib'])} "
           f"| {mib(ni['max_vm_hwm_kib'])} | {ratio(ri['max_vm_hwm_kib'], ni['max_vm_hwm_kib'])} |")
+        if ri.get("median_rss_anon_kib") is not None:
+            w(f"| resident at the response, median: anonymous (heap, stacks) / file pages (code, read-only data) | | "
+              f"{mib(ri['median_rss_anon_kib'])} / {mib(ri['median_rss_file_kib'])} "
+              f"| {mib(ni.get('median_rss_anon_kib'))} / {mib(ni.get('median_rss_file_kib'))} | |")
         if init_rust_py:
             w(f"| cross-check: ours against the minimal Python Runtime API | | "
               f"{ms(init_rust_py['median_init_ms'], 2)} init, {mib(init_rust_py['max_vm_hwm_kib'])} | | |")
