@@ -61,7 +61,7 @@ def pages(case, status):
 def criterion_means(root):
     """criterion's mean estimate (ns) and 95% CI per benchmark id."""
     out = {}
-    for bench in glob.glob(os.path.join(root, "target/criterion/handle/*/new/benchmark.json")):
+    for bench in glob.glob(os.path.join(root, "target/bench-build/criterion/handle/*/new/benchmark.json")):
         with open(bench) as f:
             meta = json.load(f)
         est_path = os.path.join(os.path.dirname(bench), "estimates.json")
@@ -125,7 +125,7 @@ def main():
           f"{' '.join(run['loadavg'])} |")
     w(f"| toolchain | {meta.get('rustc', '—')}; Node.js {meta.get('node', '—')}; "
       f"{meta.get('wrk') or 'wrk'}; {meta.get('hyperfine') or 'hyperfine'} |")
-    w(f"| release profile | `opt-level=3`, fat LTO, `codegen-units=1`, `panic=abort`, `strip` (root Cargo.toml) |")
+    w(f"| release profile | `opt-level=3` for this workspace's crates, `\"s\"` for dependencies, fat LTO, `codegen-units=1`, `panic=abort`, `strip` (root Cargo.toml) |")
     if meta.get("quick"):
         w("| mode | `--quick`: fewer repetitions, noisier numbers |")
     w("")
