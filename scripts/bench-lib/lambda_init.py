@@ -41,27 +41,11 @@ import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from procfs import status_kib
+
 
 def now_ns():
     return time.monotonic_ns()
-
-
-def status_kib(pid, keys=("VmHWM", "RssAnon", "RssFile")):
-    """The named sizes (KiB) from /proc/<pid>/status; None for any not read."""
-    found = dict.fromkeys(keys)
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                if key in found:
-                    found[key] = int(rest.split()[0])
-    except OSError:
-        pass
-    return found
-
-
-def vm_hwm_kib(pid):
-    return status_kib(pid, ("VmHWM",))["VmHWM"]
 
 
 class Run:
@@ -433,7 +417,7 @@ def main():
                                     stderr=stderr_sink)
             run.pid = proc.pid
             finished = run.done.wait(10)
-            hwm_end = vm_hwm_kib(proc.pid)
+            hwm_end = status_kib(proc.pid, ("VmHWM",))["VmHWM"]
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             run.killed.set()

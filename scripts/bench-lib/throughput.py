@@ -23,6 +23,8 @@ import time
 import urllib.error
 import urllib.request
 
+from procfs import status_kib
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TICK = os.sysconf("SC_CLK_TCK")
 TOKEN = "bench-control-token-0123456789abcdef"
@@ -46,14 +48,6 @@ def cpu_ticks(pid):
         fields = f.read().rsplit(")", 1)[1].split()
     # fields[0] is state (field 3); utime is field 14, stime field 15.
     return int(fields[11]), int(fields[12])
-
-
-def rss_kib(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return None
 
 
 def wait_port(port, proc, timeout=30):
@@ -157,7 +151,7 @@ def main():
             print(f"throughput: {args.label} {name}: {med('rps'):.0f} req/s, p50 {med('p50_us')} µs, "
                   f"p99 {med('p99_us')} µs, user {med('server_user_us_per_req'):.1f} µs/req",
                   file=sys.stderr)
-        result["vm_hwm_kib"] = rss_kib(server.pid, "VmHWM")
+        result["vm_hwm_kib"] = status_kib(server.pid, ("VmHWM",))["VmHWM"]
         result["threads"] = len(os.listdir(f"/proc/{server.pid}/task"))
         print(json.dumps(result, indent=1))
     finally:
