@@ -128,13 +128,12 @@ mod tests {
         use rustls_pki_types::pem::PemObject;
         let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS;
         assert!(roots.len() > 100, "Mozilla ships well over 100 roots");
-        let parsed: Vec<_> =
-            rustls_pki_types::CertificateDer::pem_slice_iter(roots_pem().as_bytes())
-                .collect::<Result<_, _>>()
-                .unwrap();
-        assert_eq!(parsed.len(), roots.len());
         let pem = roots_pem();
         assert_eq!(pem.len(), pem.capacity(), "the bundle is sized exactly");
+        let parsed: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(parsed.len(), roots.len());
         assert!(parsed
             .iter()
             .zip(roots)
