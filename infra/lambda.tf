@@ -144,7 +144,8 @@ data "aws_iam_policy_document" "control_api" {
   # condition makes every write there create-only.
   # Locks, the deploy lease and the queue: each object is created with If-None-Match: *
   # or replaced with If-Match: <etag>, and deleted when the lock is released, the
-  # lease ends or the queue entry is dispatched, dropped or cancelled.
+  # lease ends (both deletes with If-Match: <etag>, which S3 also authorizes against
+  # s3:GetObject) or the queue entry is dispatched, dropped or cancelled.
   statement {
     sid     = "Coordination"
     actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]

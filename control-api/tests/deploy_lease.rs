@@ -321,3 +321,34 @@ async fn the_timer_drains_after_a_run_ended_without_its_report_and_cancel_remove
     a.stop();
     b.stop();
 }
+
+/// The state store's conditional delete on S3 (moto): it removes the version it was given,
+/// never a newer one, and a key already gone is no error. The lease and locks end this way.
+#[tokio::test]
+async fn the_state_stores_conditional_delete_removes_only_the_version_it_names() {
+    use control_api::domain::ports::{StateStore, Written};
+    use control_api::outbound::state::S3State;
+    let store = S3State::new(s3().await, bucket("delete-if").await);
+    let key = "leases/deploy.json";
+    let Written::Done { etag: first } = store.create(key, b"{\"n\":1}".to_vec()).await.unwrap()
+    else {
+        panic!("a fresh key is created")
+    };
+    let written = store.replace(key, b"{\"n\":2}".to_vec(), &first).await;
+    let Written::Done { etag: second } = written.unwrap() else {
+        panic!("the version just written is replaced")
+    };
+    assert!(!store.delete_if(key, &first).await.unwrap(), "a stale etag");
+    let left = store
+        .read(key)
+        .await
+        .unwrap()
+        .expect("the newer version stays");
+    assert_eq!(left.body, b"{\"n\":2}");
+    assert!(store.delete_if(key, &second).await.unwrap());
+    assert!(store.read(key).await.unwrap().is_none());
+    assert!(
+        !store.delete_if(key, &second).await.unwrap(),
+        "already gone"
+    );
+}

@@ -13,6 +13,8 @@ use control_api::domain::auth::{Authenticator, Credentials, Principal};
 use control_api::domain::dispatch::DeployTiming;
 use control_api::domain::error::ApiError;
 use control_api::domain::idempotency::{sha256_hex, ClaimTiming, IdempotencyKey};
+use control_api::domain::lease::{Lease, LEASE_KEY};
+use control_api::domain::lock::{lock_key, Lock};
 use control_api::domain::ports::{DispatchError, Misconfig, StateStore, WorkflowError};
 use control_api::domain::rate_limit::RateLimiter;
 use control_api::domain::refusal_budget::RefusalBudget;
@@ -1007,6 +1009,96 @@ async fn revisions_are_for_humans_and_must_be_commit_shas() {
         (403, "revision_not_allowed".into())
     );
     assert_eq!(api.ports().workflow.dispatch_count(), 0);
+}
+
+/// A lease for another request, as a successor deploy would write it over `current`.
+fn successor_lease(state: &FakeState, request_id: &str) -> Vec<u8> {
+    let mut lease: Lease = serde_json::from_slice(&state.body(LEASE_KEY).unwrap()).unwrap();
+    lease.request_id = request_id.to_owned();
+    lease.run_id = None;
+    lease.run_url = None;
+    serde_json::to_vec(&lease).unwrap()
+}
+
+#[tokio::test]
+async fn a_late_end_of_a_deploy_never_removes_the_lease_a_successor_took_meanwhile() {
+    let api = build(World::default());
+    let first = deployed(&api, &ask(&deploy("clawdinator-2"))).await;
+    report_lands(&api, &first.request_id).await;
+    // The report's event reads the lease (still the first deploy's); before it deletes
+    // it, a new deploy takes the ended lease over.
+    let next = successor_lease(state(&api), "req-successor");
+    state(&api).write_after_next_read(LEASE_KEY, next);
+    api.lease_ended(&first.request_id).await.unwrap();
+    assert_eq!(lease_holder(&api).await.as_deref(), Some("req-successor"));
+    // A repeated event for the first deploy leaves it too.
+    api.lease_ended(&first.request_id).await.unwrap();
+    assert_eq!(lease_holder(&api).await.as_deref(), Some("req-successor"));
+}
+
+/// The body of a lock on `target` by `holder`: taken now for ten minutes, or (`live`
+/// false) taken an hour ago for one minute.
+fn lock_of(target: &str, holder: &str, live: bool) -> Vec<u8> {
+    let now = chrono::Utc::now();
+    let taken = if live {
+        now
+    } else {
+        now - chrono::Duration::hours(1)
+    };
+    let ttl = if live { 600 } else { 60 };
+    let lock = Lock::new(
+        &Target::parse(target).unwrap(),
+        holder,
+        "reindexing",
+        ttl,
+        taken,
+    );
+    serde_json::to_vec(&lock).unwrap()
+}
+
+#[tokio::test]
+async fn an_unlock_judges_the_lock_there_now_not_the_one_it_read() {
+    let api = build(World::default());
+    let mut bot = raw(&lock_body("clawdinator-1", ""));
+    bot.token = Some(BOT_TOKEN);
+    assert_eq!(send(&api, &bot).await.status, 200);
+    // Between the bot's read of its own lock and the delete, a human's lock replaces it.
+    let key = lock_key("clawdinator-1");
+    state(&api).write_after_next_read(&key, lock_of("clawdinator-1", "human:ops", true));
+    bot.body = r#"{"action":"unlock","target":"clawdinator-1"}"#.into();
+    assert_eq!(refused(&api, &bot).await, (403, "lock_not_allowed".into()));
+    let left: Lock = serde_json::from_slice(&state(&api).body(&key).unwrap()).unwrap();
+    assert_eq!(left.holder, "human:ops");
+    // A human's unlock that loses the same race releases the lock that is there now.
+    state(&api).write_after_next_read(&key, lock_of("clawdinator-1", "human:eve", true));
+    let reply = send(
+        &api,
+        &raw(r#"{"action":"unlock","target":"clawdinator-1"}"#),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let released: LockAnswer = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(released.lock.holder, "human:eve");
+    assert!(state(&api).keys("locks/").is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_lock_taken_over_while_being_cleared_holds_as_the_new_lock() {
+    let api = build(World::default());
+    let key = lock_key("clawdinator-2");
+    state(&api)
+        .put(&key, lock_of("clawdinator-2", "human:ops", false))
+        .await
+        .unwrap();
+    state(&api).write_after_next_read(&key, lock_of("clawdinator-2", "human:eve", true));
+    let reply = send(&api, &ask(&deploy("clawdinator-2"))).await;
+    let e: ErrorBody = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!((reply.status, e.error.as_str()), (423, "locked"));
+    assert_eq!(e.lock.unwrap().holder, "human:eve");
+    assert_eq!(state(&api).keys("locks/"), [key]);
+    assert_eq!(api.ports().workflow.dispatch_count(), 0);
+    let actions: Vec<String> = records(&api).into_iter().filter_map(|r| r.action).collect();
+    assert!(!actions.iter().any(|a| a == "lock_expired"), "{actions:?}");
 }
 
 fn plan(target: &str) -> Request {

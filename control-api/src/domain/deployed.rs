@@ -337,6 +337,9 @@ mod tests {
         async fn delete(&self, key: &str) -> Result<(), AwsError> {
             self.inner.delete(key).await
         }
+        async fn delete_if(&self, key: &str, etag: &str) -> Result<bool, AwsError> {
+            self.inner.delete_if(key, etag).await
+        }
         async fn list(&self, p: &str, s: Option<&str>, n: usize) -> Result<Vec<String>, AwsError> {
             self.inner.list(p, s, n).await
         }

@@ -292,6 +292,14 @@ pub trait StateStore: Send + Sync {
     fn put(&self, key: &str, body: Vec<u8>) -> impl Future<Output = Result<(), AwsError>> + Send;
     /// Removes `key`; removing what is not there is no error (S3's DeleteObject).
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// Removes `key` only if it still is version `etag` (`If-Match`), atomically: `false`
+    /// when another writer changed it since, or it is gone. What ends an object a
+    /// competitor may take over (the lease, a lock), so the end is never theirs.
+    fn delete_if(
+        &self,
+        key: &str,
+        etag: &str,
+    ) -> impl Future<Output = Result<bool, AwsError>> + Send;
     /// One page: at most `limit` keys under `prefix` that sort after `start_after`, in
     /// ascending order (S3's `StartAfter` and `MaxKeys`). Fewer than `limit` means the
     /// listing ended.

@@ -1,6 +1,6 @@
 //! The shared state store on S3 (`FLEET_STATE_BUCKET`): conditional writes for
-//! idempotency records, locks, the lease and the queue; plain writes, deletes and
-//! listings for the rest.
+//! idempotency records, locks, the lease and the queue, conditional deletes for ending a
+//! lock or the lease; plain writes, deletes and listings for the rest.
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
@@ -35,6 +35,13 @@ fn lost_condition<E: ProvideErrorMetadata>(
         }
         _ => false,
     }
+}
+
+/// The HTTP status of an answer S3 gave, if it gave one.
+fn status_of<E>(
+    e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
 }
 
 impl S3State {
@@ -131,6 +138,24 @@ impl StateStore for S3State {
             .await
             .map(|_| ())
             .map_err(|e| aws_error("S3 DeleteObject", e))
+    }
+
+    async fn delete_if(&self, key: &str, etag: &str) -> Result<bool, AwsError> {
+        let sent = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_match(etag)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            // 412: another version is there now; 404: nothing is (S3 answers NoSuchKey to
+            // a conditional delete of a missing key).
+            Err(e) if lost_condition(&e) || status_of(&e) == Some(404) => Ok(false),
+            Err(e) => Err(aws_error("S3 DeleteObject", e)),
+        }
     }
 
     async fn list(

@@ -221,6 +221,12 @@ pub struct FakeState {
     pub fail: bool,
     /// Keys handed out by `list`, all pages together: how much a listing read.
     listed: std::sync::atomic::AtomicUsize,
+    /// The last version handed out. Versions never repeat, not even after a delete (S3's
+    /// etags of distinct bodies do not either), so a stale etag never matches by chance.
+    versions: std::sync::atomic::AtomicU64,
+    /// A write that lands right after the next read of its key: another writer between
+    /// a caller's read and its next step.
+    interloper: Mutex<Option<(String, Vec<u8>)>>,
 }
 
 impl FakeState {
@@ -264,8 +270,21 @@ impl FakeState {
             .map(|(b, _)| b.clone())
     }
 
-    fn write(map: &mut BTreeMap<String, (Vec<u8>, u64)>, key: &str, body: Vec<u8>) -> String {
-        let version = map.get(key).map_or(1, |(_, v)| v + 1);
+    /// After the next read of `key` (which sees what is there before), `body` replaces
+    /// it as a new version: the race a conditional write or delete must lose.
+    pub fn write_after_next_read(&self, key: &str, body: Vec<u8>) {
+        *self.interloper.lock().unwrap() = Some((key.to_owned(), body));
+    }
+
+    fn write(
+        &self,
+        map: &mut BTreeMap<String, (Vec<u8>, u64)>,
+        key: &str,
+        body: Vec<u8>,
+    ) -> String {
+        let version = 1 + self
+            .versions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         map.insert(key.to_owned(), (body, version));
         format!("\"{version}\"")
     }
@@ -281,7 +300,7 @@ impl StateStore for FakeState {
         if objects.contains_key(key) {
             return Ok(Written::Conflict);
         }
-        let etag = Self::write(&mut objects, key, body);
+        let etag = self.write(&mut objects, key, body);
         Ok(Written::Done { etag })
     }
     async fn replace(&self, key: &str, body: Vec<u8>, etag: &str) -> Result<Written, AwsError> {
@@ -289,7 +308,7 @@ impl StateStore for FakeState {
         let mut objects = self.objects.lock().unwrap();
         match objects.get(key) {
             Some((_, v)) if format!("\"{v}\"") == etag => {
-                let etag = Self::write(&mut objects, key, body);
+                let etag = self.write(&mut objects, key, body);
                 Ok(Written::Done { etag })
             }
             _ => Ok(Written::Conflict),
@@ -297,21 +316,38 @@ impl StateStore for FakeState {
     }
     async fn read(&self, key: &str) -> Result<Option<Stored>, AwsError> {
         self.check()?;
-        let objects = self.objects.lock().unwrap();
-        Ok(objects.get(key).map(|(body, v)| Stored {
+        let mut objects = self.objects.lock().unwrap();
+        let stored = objects.get(key).map(|(body, v)| Stored {
             body: body.clone(),
             etag: format!("\"{v}\""),
-        }))
+        });
+        let mut interloper = self.interloper.lock().unwrap();
+        if interloper.as_ref().is_some_and(|(k, _)| k == key) {
+            let (_, body) = interloper.take().expect("checked");
+            self.write(&mut objects, key, body);
+        }
+        Ok(stored)
     }
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), AwsError> {
         self.check()?;
-        Self::write(&mut self.objects.lock().unwrap(), key, body);
+        self.write(&mut self.objects.lock().unwrap(), key, body);
         Ok(())
     }
     async fn delete(&self, key: &str) -> Result<(), AwsError> {
         self.check()?;
         self.objects.lock().unwrap().remove(key);
         Ok(())
+    }
+    async fn delete_if(&self, key: &str, etag: &str) -> Result<bool, AwsError> {
+        self.check()?;
+        let mut objects = self.objects.lock().unwrap();
+        match objects.get(key) {
+            Some((_, v)) if format!("\"{v}\"") == etag => {
+                objects.remove(key);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
     async fn list(
         &self,
@@ -395,6 +431,9 @@ impl StateStore for NoState {
         unreachable!("state is None")
     }
     async fn delete(&self, _: &str) -> Result<(), AwsError> {
+        unreachable!("state is None")
+    }
+    async fn delete_if(&self, _: &str, _: &str) -> Result<bool, AwsError> {
         unreachable!("state is None")
     }
     async fn list(&self, _: &str, _: Option<&str>, _: usize) -> Result<Vec<String>, AwsError> {

@@ -1,7 +1,7 @@
 //! The lease flow: take `leases/deploy.json` before a dispatch (created with
 //! `If-None-Match: *`; a lease whose run has ended is replaced by its etag, one writer
-//! winning), name the run in it once dispatched, and release it when the dispatch did
-//! not happen or its run has ended.
+//! winning), name the run in it once dispatched, and release it (by its etag, so never a
+//! successor's) when the dispatch did not happen or its run has ended.
 
 use chrono::Utc;
 
@@ -121,7 +121,10 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         }
     }
 
-    /// Ends the lease of `request_id`, if it is still that request's.
+    /// Ends the lease of `request_id`, if it is still that request's. The delete is
+    /// conditional on the version read: a lease another deploy took over in between (this
+    /// one's run ended, or it expired) is theirs, and a late or repeated end of this
+    /// request must not remove it.
     pub(super) async fn release(&self, store: &S, request_id: &str) -> Result<bool, ApiError> {
         let Some(stored) = store.read(LEASE_KEY).await.map_err(ApiError::State)? else {
             return Ok(false);
@@ -129,8 +132,10 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         if parse(&stored).is_some_and(|l| l.request_id != request_id) {
             return Ok(false);
         }
-        store.delete(LEASE_KEY).await.map_err(ApiError::State)?;
-        Ok(true)
+        store
+            .delete_if(LEASE_KEY, &stored.etag)
+            .await
+            .map_err(ApiError::State)
     }
 
     /// The lease as it is now, if any.

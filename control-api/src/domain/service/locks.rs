@@ -74,20 +74,32 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         let store = self.state()?;
         let target = target.resolve(&self.registry)?;
         let key = lock_key(target.as_str());
-        let stored = store.read(&key).await.map_err(ApiError::State)?;
-        let Some(lock) = stored.as_ref().and_then(parse) else {
-            return Err(ApiError::LockNotFound(target.to_string()));
-        };
-        if let Some(bot) = &who.bot {
-            if lock.target != bot.as_str() || lock.holder != bot.as_str() {
-                return Err(ApiError::LockNotAllowed {
-                    bot: bot.to_string(),
-                    target: lock.target,
-                });
+        // The delete is conditional on the version read and checked: a lock that changed
+        // hands in between (it expired and was taken) is judged again, never removed unseen.
+        for _ in 0..ROUNDS {
+            let stored = store.read(&key).await.map_err(ApiError::State)?;
+            let Some((lock, etag)) = stored.and_then(|s| Some((parse(&s)?, s.etag))) else {
+                return Err(ApiError::LockNotFound(target.to_string()));
+            };
+            if let Some(bot) = &who.bot {
+                if lock.target != bot.as_str() || lock.holder != bot.as_str() {
+                    return Err(ApiError::LockNotAllowed {
+                        bot: bot.to_string(),
+                        target: lock.target,
+                    });
+                }
+            }
+            if store
+                .delete_if(&key, &etag)
+                .await
+                .map_err(ApiError::State)?
+            {
+                return Ok(lock);
             }
         }
-        store.delete(&key).await.map_err(ApiError::State)?;
-        Ok(lock)
+        Err(ApiError::State(crate::domain::ports::AwsError(format!(
+            "{key} kept changing while it was being released; try again"
+        ))))
     }
 
     /// The locks in force, oldest target first; expired ones are removed on the way.
@@ -104,12 +116,38 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             match parse(&stored) {
                 Some(lock) if !lock.expired(Utc::now()) => locks.push(lock),
                 old => {
-                    store.delete(&key).await.map_err(ApiError::State)?;
-                    self.note_expired(old.as_ref(), &key).await;
+                    if let Some(taken) = self.remove_expired(store, &key, &stored, old).await? {
+                        locks.push(taken);
+                    }
                 }
             }
         }
         Ok(locks)
+    }
+
+    /// Removes the expired (or unreadable) lock `stored`, if it still is that version.
+    /// If somebody took the lock over in between, that new lock is in force: it is
+    /// answered, not removed.
+    async fn remove_expired(
+        &self,
+        store: &S,
+        key: &str,
+        stored: &Stored,
+        old: Option<Lock>,
+    ) -> Result<Option<Lock>, ApiError> {
+        if store
+            .delete_if(key, &stored.etag)
+            .await
+            .map_err(ApiError::State)?
+        {
+            self.note_expired(old.as_ref(), key).await;
+            return Ok(None);
+        }
+        let now = store.read(key).await.map_err(ApiError::State)?;
+        Ok(now
+            .as_ref()
+            .and_then(parse)
+            .filter(|lock| !lock.expired(Utc::now())))
     }
 
     /// Refuses a deploy of `target` while a lock holds a host it touches (423 `locked`).
