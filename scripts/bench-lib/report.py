@@ -77,6 +77,45 @@ def criterion_means(root):
     return out
 
 
+def ab_section(w, ab):
+    """The A/B step (ab.py): each variant's median figure and its median per-round ratio
+    to the first variant."""
+    variants = ab["variants"]
+    first = variants[0]["name"]
+    w("## 7. A/B: builds measured side by side")
+    w("")
+    w(f"`scripts/bench --against REV` (`scripts/bench-lib/ab.py`): {ab['rounds']} rounds; in "
+      "each, every variant is measured back to back, in an order that rotates per round: the "
+      f"handler bench's percentile pass ({ab['samples']:,} calls per case, criterion skipped) "
+      f"and one {ab['wrk_secs']} s wrk run per case against its `control-api serve` "
+      "(RUST_LOG=info, dry run; as in section 3). Figures from separate runs of this script "
+      "cannot be compared (the machine's speed moved 2–3× between runs); a ratio within one "
+      "round can. Ratio = the median over rounds of the variant's figure divided by the "
+      f"first variant's (`{first}`) in the same round.")
+    w("")
+    for v in variants:
+        w(f"- `{v['name']}`: {v.get('describe') or v['control_api']}")
+    w("")
+    names = [v["name"] for v in variants]
+    head = " | ".join(f"{n}: median (min–max)" for n in names)
+    w(f"| figure | {head} | " + " | ".join(f"{n} / {first}" for n in names[1:]) + " |")
+    w("|---" * (1 + 2 * len(names) - 1) + "|")
+    summary = ab["summary"]
+    for figure in summary[first]:
+        cells = []
+        for n in names:
+            f = summary[n].get(figure)
+            cells.append("—" if f is None else
+                         f"{f['median']:,.2f} ({min(f['values']):,.2f}–{max(f['values']):,.2f})")
+        ratios = []
+        for n in names[1:]:
+            f = summary[n].get(figure)
+            r = f and f.get("median_ratio_to_first")
+            ratios.append("—" if r is None else f"{r:.2f}×")
+        w(f"| {figure} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    w("")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--results", required=True)
@@ -520,6 +559,10 @@ def main():
     if artifact.get("fleet_bytes"):
         w(f"| `fleet` binary | | {artifact['fleet_bytes'] / MIB:.2f} MiB |")
     w("")
+
+    ab = load(r, "ab.json")
+    if ab:
+        ab_section(w, ab)
 
     # ------------------------------------------------------------- notes
     notes_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")
