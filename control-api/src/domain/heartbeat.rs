@@ -2,8 +2,6 @@
 //! revision, service health, boot time and agent version, each checked on parsing, and
 //! the record the API keeps of the latest one per host (`heartbeats/<id>.json`).
 
-use std::fmt;
-
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -32,17 +30,9 @@ macro_rules! checked_string {
                     Err(RequestError::InvalidReport($field, $expected))
                 }
             }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
+        string_newtype!($name);
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

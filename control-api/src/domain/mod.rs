@@ -1,6 +1,24 @@
 //! The domain: plain Rust with no AWS, HTTP or GitHub types. Transports and clouds plug
 //! in through the ports (`ports.rs`); `service` routes each request to its flow.
 
+/// `as_str` and `Display` for a checked newtype over `String` (its `parse` checked it;
+/// these only read it). Defined before the modules so that each of them can use it.
+macro_rules! string_newtype {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 pub mod audit;
 pub mod auth;
 pub mod deployed;

@@ -117,17 +117,9 @@ impl AmiId {
             Err(RequestError::InvalidAmi)
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for AmiId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(AmiId);
 
 /// A commit of the fleet repo, as the deploy workflow checks it out: a full SHA-1, 40
 /// hex digits, kept lowercase. Only full SHAs: a short one can become ambiguous later,
@@ -148,21 +140,13 @@ impl Revision {
         }
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// The first seven digits, for people.
     pub fn short(&self) -> &str {
         &self.0[..Self::SHORT]
     }
 }
 
-impl fmt::Display for Revision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(Revision);
 
 /// Who says they are calling: a bot's instance id or a human's handle, as the client reports it.
 /// `^[A-Za-z0-9][A-Za-z0-9:._@-]{0,127}$`, so it is safe to log and to pass on.
@@ -184,11 +168,9 @@ impl Caller {
             Err(RequestError::InvalidCaller)
         }
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
+
+string_newtype!(Caller);
 
 /// Which run `action: run` asks about: `{"request_id": …}` or `{"run_id": …}` on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
