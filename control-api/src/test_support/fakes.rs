@@ -286,8 +286,13 @@ impl FakeState {
             .versions
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         map.insert(key.to_owned(), (body, version));
-        format!("\"{version}\"")
+        etag_of(version)
     }
+}
+
+/// The etag of a version, quoted as S3 quotes its etags.
+fn etag_of(version: u64) -> String {
+    format!("\"{version}\"")
 }
 
 impl StateStore for FakeState {
@@ -307,7 +312,7 @@ impl StateStore for FakeState {
         self.check()?;
         let mut objects = self.objects.lock().unwrap();
         match objects.get(key) {
-            Some((_, v)) if format!("\"{v}\"") == etag => {
+            Some((_, v)) if etag_of(*v) == etag => {
                 let etag = self.write(&mut objects, key, body);
                 Ok(Written::Done { etag })
             }
@@ -319,7 +324,7 @@ impl StateStore for FakeState {
         let mut objects = self.objects.lock().unwrap();
         let stored = objects.get(key).map(|(body, v)| Stored {
             body: body.clone(),
-            etag: format!("\"{v}\""),
+            etag: etag_of(*v),
         });
         let mut interloper = self.interloper.lock().unwrap();
         if interloper.as_ref().is_some_and(|(k, _)| k == key) {
@@ -342,7 +347,7 @@ impl StateStore for FakeState {
         self.check()?;
         let mut objects = self.objects.lock().unwrap();
         match objects.get(key) {
-            Some((_, v)) if format!("\"{v}\"") == etag => {
+            Some((_, v)) if etag_of(*v) == etag => {
                 objects.remove(key);
                 Ok(true)
             }

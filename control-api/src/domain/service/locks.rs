@@ -63,9 +63,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                 }
             }
         }
-        Err(ApiError::State(crate::domain::ports::AwsError(format!(
-            "{key} kept changing while it was being locked; try again"
-        ))))
+        Err(contended(&key, "locked"))
     }
 
     /// Releases the lock on `target`. Humans release any lock; a bot only the one it
@@ -97,9 +95,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                 return Ok(lock);
             }
         }
-        Err(ApiError::State(crate::domain::ports::AwsError(format!(
-            "{key} kept changing while it was being released; try again"
-        ))))
+        Err(contended(&key, "released"))
     }
 
     /// The locks in force, oldest target first; expired ones are removed on the way.
@@ -202,6 +198,13 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         })
         .await;
     }
+}
+
+/// Every round lost to another writer of `key`: the caller may try again.
+fn contended(key: &str, doing: &str) -> ApiError {
+    ApiError::State(crate::domain::ports::AwsError(format!(
+        "{key} kept changing while it was being {doing}; try again"
+    )))
 }
 
 fn parse(stored: &Stored) -> Option<Lock> {
