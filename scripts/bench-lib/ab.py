@@ -18,21 +18,16 @@ machine's drift).
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 
+from loopback import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUST_ENV = ["AWS_EC2_METADATA_DISABLED=true", "AWS_REGION=us-east-1",
             "FLEET_DEPLOY_RATE_LIMIT=1000000/1", "RUST_LOG=info"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def handler(exe, samples):

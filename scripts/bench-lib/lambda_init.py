@@ -41,6 +41,7 @@ import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from loopback import free_port
 from procfs import status_kib
 
 
@@ -278,14 +279,6 @@ def relay(listener, upstream_port):
 
         threading.Thread(target=pump, args=(client, up, observe), daemon=True).start()
         threading.Thread(target=pump, args=(up, client, None), daemon=True).start()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_port(port, timeout=60):

@@ -49,18 +49,12 @@ import urllib.request
 import boto3
 import botocore.config
 
+from loopback import free_port
+
 TOKEN = "bench-status-token"
 REGISTRY_HOSTS = ["clawdinator-1", "clawdinator-2", "clawdinator-babelfish"]
 STATE_BUCKET = "bench-fleet-state"
 READINESS = ["ready", "unhealthy", "booting", "stale", "missing", "unknown"]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_port(port, proc, timeout=60):
