@@ -38,6 +38,7 @@ pub mod refusal_budget;
 pub mod registry;
 pub mod report;
 pub mod request;
+pub mod request_id;
 pub mod retention;
 pub mod roll;
 pub mod service;

@@ -133,7 +133,7 @@ pub async fn answer<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStor
     call: HttpCall<'_>,
 ) -> Reply {
     if let Some(refusal) = Refusal::of(&call) {
-        let request_id = uuid::Uuid::now_v7().to_string();
+        let request_id = crate::domain::request_id::new_request_id();
         let reply = refusal.reply(&request_id);
         service::log_unready(&request_id, reply.status, refusal.code());
         return reply;
@@ -157,7 +157,7 @@ pub async fn answer<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStor
 /// The answer while there is no control API to ask (its secrets unreadable): the error
 /// body and audit line of any failure, with nothing known of the caller.
 pub fn answer_unready(error: ApiError) -> Reply {
-    let request_id = uuid::Uuid::now_v7().to_string();
+    let request_id = crate::domain::request_id::new_request_id();
     let reply = error_reply(&error, &request_id, false);
     service::log_unready(&request_id, reply.status, error.code());
     reply

@@ -235,7 +235,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
     pub async fn decide(&self, call: Call<'_>) -> Decision {
         let started = Instant::now();
         // Time-ordered, so audit keys sort by time within a day.
-        let request_id = uuid::Uuid::now_v7().to_string();
+        let request_id = crate::domain::request_id::new_request_id();
         let (facts, result) = match self.admit(&call) {
             Err(refused) => {
                 let (facts, e) = *refused;

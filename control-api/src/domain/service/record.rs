@@ -173,7 +173,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
     pub(super) async fn note(&self, note: Note) {
         let at = chrono::Utc::now();
         let record = AuditRecord {
-            request_id: uuid::Uuid::now_v7().to_string(),
+            request_id: crate::domain::request_id::new_request_id(),
             time: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             principal: note.principal,
             caller: note.caller,
