@@ -468,14 +468,13 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                 resolve_ref(&self.ports.workflow, &self.deploy_timing, self.ports.sleep).await?
             }
         };
-        let name = ask.principal.to_string();
         let request = DeployRequest {
             request_id: request_id.to_owned(),
             target: ask.target,
             ami_override: prepared.ami_override,
             caller: ask
                 .caller
-                .or_else(|| Caller::parse(&name).ok())
+                .or_else(|| Caller::parse(&ask.principal.to_string()).ok())
                 .filter(|c| !c.as_str().is_empty()),
             revision,
             mode: ask.mode,

@@ -112,7 +112,7 @@ pub struct Decision {
     pub facts: Facts,
     pub started: Instant,
     /// Whom a refusal is counted against: the IAM ARN, else the principal, else the
-    /// source address.
+    /// source address (empty when the result refuses no caller).
     pub source: String,
 }
 
@@ -249,16 +249,11 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                 (facts, result)
             }
         };
-        let source = call
-            .credentials
-            .iam_arn
-            .or(facts.principal.as_deref())
-            .or(call.source_ip)
-            .unwrap_or("unknown")
-            // An ARN is bounded by AWS, but the tally's key need not be long.
-            .chars()
-            .take(200)
-            .collect();
+        // Only a refusal of the caller is counted against its source.
+        let source = match &result {
+            Err(e) if e.refuses_principal() => source_of(&call, &facts),
+            _ => String::new(),
+        };
         Decision {
             request_id,
             result,
@@ -302,7 +297,6 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         key: Option<&str>,
         request_id: &str,
     ) -> Result<Outcome, ApiError> {
-        let who = self.who(&admitted);
         let asker = deploy::Asker {
             principal: &admitted.principal,
             caller: admitted.caller,
@@ -343,12 +337,16 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                 ttl_secs,
                 ..
             } => self
-                .lock(&who, target, &reason, ttl_secs)
+                .lock(&self.who(&asker), target, &reason, ttl_secs)
                 .await
                 .map(Outcome::Lock),
-            Command::Unlock { target, .. } => self.unlock(&who, target).await.map(Outcome::Unlock),
+            Command::Unlock { target, .. } => self
+                .unlock(&self.who(&asker), target)
+                .await
+                .map(Outcome::Unlock),
             Command::Queue { .. } => self.queue_report().await.map(Outcome::Queue),
             Command::Cancel { request_id, .. } => {
+                let who = self.who(&asker);
                 self.cancel(&who, &request_id).await.map(Outcome::Cancelled)
             }
             Command::Status {
@@ -360,7 +358,7 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
             Command::Audit { limit, .. } => self.audit_records(limit).await.map(Outcome::Audit),
             Command::Heartbeat { report, .. } => {
                 // A bot's caller is itself (the effective caller refused any other).
-                let host = who.bot.ok_or(ApiError::HeartbeatBotsOnly)?;
+                let host = self.bot(&asker).ok_or(ApiError::HeartbeatBotsOnly)?;
                 self.heartbeat(&host, asker.principal, report)
                     .await
                     .map(Outcome::Heartbeat)
@@ -368,20 +366,39 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
         }
     }
 
-    /// Who asks, by the name a lock or queue entry keeps.
-    fn who(&self, admitted: &Admitted) -> Who {
+    /// Who asks, by the name a lock or queue entry keeps (built only for the actions that
+    /// keep one).
+    fn who(&self, asker: &deploy::Asker<'_>) -> Who {
         Who {
-            name: admitted
+            name: asker
                 .caller
                 .as_ref()
-                .map_or_else(|| admitted.principal.to_string(), |c| c.as_str().to_owned()),
-            principal: admitted.principal.to_string(),
-            bot: admitted
-                .caller
-                .as_ref()
-                .filter(|_| admitted.is_bot)
-                .and_then(|c| caller_instance(&self.registry, c))
-                .cloned(),
+                .map_or_else(|| asker.principal.to_string(), |c| c.as_str().to_owned()),
+            principal: asker.principal.to_string(),
+            bot: self.bot(asker),
         }
     }
+
+    /// The host that asks, when a bot does.
+    fn bot(&self, asker: &deploy::Asker<'_>) -> Option<InstanceId> {
+        asker
+            .caller
+            .as_ref()
+            .filter(|_| asker.is_bot)
+            .and_then(|c| caller_instance(&self.registry, c))
+            .cloned()
+    }
+}
+
+/// Whom a refusal is counted against: the IAM ARN, else the principal, else the peer.
+fn source_of(call: &Call<'_>, facts: &Facts) -> String {
+    call.credentials
+        .iam_arn
+        .or(facts.principal.as_deref())
+        .or(call.source_ip)
+        .unwrap_or("unknown")
+        // An ARN is bounded by AWS, but the tally's key need not be long.
+        .chars()
+        .take(200)
+        .collect()
 }

@@ -8,7 +8,7 @@ use super::{ControlApi, Decision, Kept, Outcome};
 use crate::domain::audit::{self, AuditRecord};
 use crate::domain::auth::Principal;
 use crate::domain::error::ApiError;
-use crate::domain::ports::{BootstrapStore, FleetReader, StateStore, Workflow};
+use crate::domain::ports::{BootstrapStore, FleetReader, RunLink, StateStore, Workflow};
 use crate::domain::refusal_budget::Verdict;
 use crate::domain::request::{Caller, Command};
 
@@ -96,19 +96,18 @@ fn decision_word(result: &Result<Outcome, ApiError>, status: u16) -> &'static st
 }
 
 /// The run a decision started or replayed, and the request whose answer a repeat got.
-fn run_of(result: &Result<Outcome, ApiError>) -> (Option<(u64, String)>, Option<String>) {
-    let link = |o: &super::DeployOutcome| o.run.as_ref().map(|r| (r.run_id, r.run_url.clone()));
+fn run_of(result: &Result<Outcome, ApiError>) -> (Option<&RunLink>, Option<&str>) {
     match result {
-        Ok(Outcome::Deployed(o)) => (link(o), None),
+        Ok(Outcome::Deployed(o)) => (o.run.as_ref(), None),
         Ok(Outcome::Replayed {
             first_request_id,
             kept,
         }) => {
             let run = match kept {
-                Kept::Dispatched(o) => link(o),
+                Kept::Dispatched(o) => o.run.as_ref(),
                 Kept::Unknown { .. } | Kept::Queued(_) => None,
             };
-            (run, Some(first_request_id.clone()))
+            (run, Some(first_request_id))
         }
         _ => (None, None),
     }
@@ -138,31 +137,34 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
                 Verdict::Record { .. } => {}
             }
         }
-        let at = chrono::Utc::now();
-        let record = audit_record(decision, status, error, at);
+        let facts = &decision.facts;
+        // The line from the decision's own fields: most requests end here (no state
+        // bucket, or a read), so the record is only built for a write.
         tracing::info!(
             target: "audit",
-            request_id = %record.request_id,
-            principal = record.principal.as_deref(),
-            caller = record.caller.as_deref(),
-            action = record.action.as_deref(),
-            deploy_target = record.target.as_deref(),
-            decision = record.decision.as_str(),
+            request_id = %decision.request_id,
+            principal = facts.principal.as_deref(),
+            caller = facts.caller.as_deref(),
+            action = facts.action,
+            deploy_target = facts.target.as_deref(),
+            decision = decision_word(&decision.result, status),
             status,
             error,
-            run_id = record.run_id,
+            run_id = run_of(&decision.result).0.map(|r| r.run_id),
             latency_us = decision.started.elapsed().as_micros() as u64,
             "request"
         );
         // Deploy decisions and refused credentials or policy get a durable record;
         // reads get the log line only.
         let durable = matches!(
-            decision.facts.action,
+            facts.action,
             Some("deploy" | "rollback" | "plan" | "lock" | "unlock" | "cancel")
         ) || refused;
         let (true, Some(store)) = (durable, &self.ports.state) else {
             return;
         };
+        let at = chrono::Utc::now();
+        let record = audit_record(decision, status, error, at);
         // The decision stands either way; a lost record is an operator alarm, not the caller's problem.
         if let Err(e) = audit::write(store, at, &record).await {
             tracing::error!(request_id = %record.request_id, error = %e, "audit record not written");
@@ -246,9 +248,9 @@ fn audit_record(
         decision: decision_word(result, status).to_owned(),
         status,
         error: error.map(str::to_owned),
-        run_id: run.as_ref().map(|r| r.0),
-        run_url: run.map(|r| r.1),
-        first_request_id,
+        run_id: run.map(|r| r.run_id),
+        run_url: run.map(|r| r.run_url.clone()),
+        first_request_id: first_request_id.map(str::to_owned),
         about_request_id: match result {
             Ok(Outcome::Cancelled(entry)) => Some(entry.request_id.clone()),
             _ => facts.about_request_id.clone(),
