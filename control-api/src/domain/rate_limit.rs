@@ -29,7 +29,13 @@ impl RateLimiter {
             .seen
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let times = seen.entry(principal.to_owned()).or_default();
+        // Each deploy names a principal already seen: no copy of its name then.
+        if !seen.contains_key(principal) {
+            seen.insert(principal.to_owned(), VecDeque::new());
+        }
+        let Some(times) = seen.get_mut(principal) else {
+            unreachable!("inserted above")
+        };
         while times
             .front()
             .is_some_and(|t| now.duration_since(*t) >= self.window)

@@ -70,11 +70,17 @@ impl Target {
 
     /// Checks that an instance target is in the registry.
     pub fn resolve(self, registry: &Registry) -> Result<Self, RequestError> {
-        match &self {
+        self.check_known(registry)?;
+        Ok(self)
+    }
+
+    /// [`Target::resolve`]'s check, for a target that stays where it is.
+    pub fn check_known(&self, registry: &Registry) -> Result<(), RequestError> {
+        match self {
             Self::Instance(id) if !registry.contains(id.as_str()) => {
                 Err(RequestError::UnknownTarget(id.clone()))
             }
-            _ => Ok(self),
+            _ => Ok(()),
         }
     }
 

@@ -232,11 +232,11 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
     /// The static checks, then the idempotency key around the stateful steps.
     pub(super) async fn deploy(
         &self,
-        mut ask: Ask<'_>,
+        ask: Ask<'_>,
         key: Option<&str>,
         request_id: &str,
     ) -> Result<Outcome, ApiError> {
-        let key = self.check(&mut ask, key)?;
+        let key = self.check(&ask, key)?;
         let (Some(key), Some(store)) = (key, &self.ports.state) else {
             let check = if self.ports.state.is_none() {
                 IdempotencyCheck::Skipped
@@ -291,15 +291,11 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
     }
 
     /// The checks that need no network: the key's form, the target, the policy, queueing.
-    fn check(
-        &self,
-        ask: &mut Ask<'_>,
-        key: Option<&str>,
-    ) -> Result<Option<IdempotencyKey>, ApiError> {
+    fn check(&self, ask: &Ask<'_>, key: Option<&str>) -> Result<Option<IdempotencyKey>, ApiError> {
         let key = key
             .map(|k| IdempotencyKey::parse(k).ok_or(ApiError::InvalidIdempotencyKey))
             .transpose()?;
-        ask.target = ask.target.clone().resolve(&self.registry)?;
+        ask.target.check_known(&self.registry)?;
         // A plan changes nothing: a bot may plan any host, itself and `all` included.
         if ask.mode.is_apply() {
             authorize_deploy(&self.registry, ask.caller.as_ref(), &ask.target)?;
@@ -377,11 +373,11 @@ impl<W: Workflow, F: FleetReader, B: BootstrapStore, S: StateStore> ControlApi<W
     /// The checks a queued deploy passes again when its turn comes: target, policy,
     /// image, bootstrap, locks.
     pub(super) async fn prepare(&self, ask: &Ask<'_>) -> Result<Prepared, ApiError> {
-        let target = ask.target.clone().resolve(&self.registry)?;
-        authorize_deploy(&self.registry, ask.caller.as_ref(), &target)?;
+        ask.target.check_known(&self.registry)?;
+        authorize_deploy(&self.registry, ask.caller.as_ref(), &ask.target)?;
         let (ami_override, rollback) = self.image(ask).await?;
-        let bootstrap = self.check_bootstrap(&target).await?;
-        self.check_locks(&target).await?;
+        let bootstrap = self.check_bootstrap(&ask.target).await?;
+        self.check_locks(&ask.target).await?;
         Ok(Prepared {
             ami_override,
             rollback,
