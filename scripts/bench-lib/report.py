@@ -328,10 +328,14 @@ def main():
     w("## 2. Handler cost without network")
     w("")
     w("`cargo bench -p control-api --bench handler` (`control-api/benches/handler.rs`): "
-      "`ControlApi::handle` called directly — method, size, constant-time auth over SHA-256 "
-      "digests, JSON parse, validation, registry, policy, the fresh UUID request id, JSON "
-      "encoding of the reply, and the audit `tracing` event — with a bench-local no-op "
-      "`Dispatcher`, a `FleetReader` that deploys never call, and `bootstrap: None`. The "
+      "`Handler::handle` (the HTTP edge, `inbound/http.rs`) called directly — method, size, "
+      "constant-time auth over SHA-256 digests, JSON parse, validation, registry, policy, "
+      "the rate limit, the in-flight guard, the fresh UUIDv7 request id, JSON encoding of the "
+      "reply, and the audit `tracing` event — with the `test-support` doubles: "
+      "`NoopWorkflow` (names `GITHUB_REF`'s commit, accepts every dispatch as a 204 and lists "
+      "its run for the run "
+      "look-up, built from literals), a `FakeFleet` that deploys never call, and no "
+      "bootstrap or state bucket (so no lease, lock or idempotency object). The "
       "future is polled on the bench thread with a no-op waker (every port answers at once), "
       "so no async runtime is in the numbers. Criterion gives the mean with its 95% interval; "
       "a second pass times each call on its own (`Instant` around one `handle`, "
