@@ -7,6 +7,7 @@ use control_api::contract::{
     DryRunDispatch, ErrorBody, IdempotencyCheck, InFlightCheck, Request, RollbackImages, RunAnswer,
     RunRef, RunsAnswer, Target, WorkflowRun, AUDIT_LIMIT, RUNS_LIMIT,
 };
+use control_api::test_support::fakes::FakeWorkflow;
 use serde_json::{json, Value};
 use support::*;
 
@@ -509,20 +510,12 @@ fn a_bot_may_not_roll_back_itself_or_all_nor_queue() {
 }
 
 fn runs_answer() -> RunsAnswer {
-    let by_hand = WorkflowRun {
-        mode: Default::default(),
-        run_id: 121,
-        run_url: "https://github.com/openclaw/clawdinators/actions/runs/121".to_owned(),
-        request_id: None,
-        target: None,
-        caller: None,
-        status: "queued".to_owned(),
-        conclusion: None,
-        started: None,
-        duration_secs: None,
-        step: None,
-        summary: None,
-    };
+    let by_hand = FakeWorkflow::bare_run(
+        121,
+        "https://github.com/openclaw/clawdinators/actions/runs/121".to_owned(),
+        None,
+        "queued",
+    );
     let cancelled = WorkflowRun {
         run_id: 122,
         run_url: OTHER_RUN_URL.to_owned(),

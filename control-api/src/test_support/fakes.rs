@@ -48,13 +48,29 @@ impl FakeWorkflow {
 
     /// A run as GitHub would list it.
     pub fn run(run_id: u64, status: &str, request_id: Option<&str>, target: &str) -> WorkflowRun {
+        let url = format!("https://github.com/openclaw/clawdinators/actions/runs/{run_id}");
         WorkflowRun {
-            run_id,
-            run_url: format!("https://github.com/openclaw/clawdinators/actions/runs/{run_id}"),
-            request_id: request_id.map(str::to_owned),
-            mode: RollMode::Apply,
             target: Some(target.to_owned()),
             caller: Some("human:ops".to_owned()),
+            ..Self::bare_run(run_id, url, request_id.map(str::to_owned), status)
+        }
+    }
+
+    /// A deploy's run with only its id, URL, request and status (a run started by hand
+    /// names no request); no target, caller, conclusion or timing.
+    pub fn bare_run(
+        run_id: u64,
+        run_url: String,
+        request_id: Option<String>,
+        status: &str,
+    ) -> WorkflowRun {
+        WorkflowRun {
+            run_id,
+            run_url,
+            request_id,
+            mode: RollMode::Apply,
+            target: None,
+            caller: None,
             status: status.to_owned(),
             conclusion: None,
             started: None,
@@ -397,22 +413,15 @@ impl Workflow for NoopWorkflow {
         if status.is_some() {
             return Ok(Vec::new());
         }
-        // Only what the run look-up reads, built from literals: the double's own cost
+        // Only what the run look-up reads, with no formatting: the double's own cost
         // stays out of the handler's figures.
-        Ok(vec![WorkflowRun {
-            run_id: 1,
-            run_url: "https://github.com/openclaw/clawdinators/actions/runs/1".to_owned(),
-            request_id: Some(self.last_request.lock().unwrap().clone()),
-            mode: RollMode::Apply,
-            target: None,
-            caller: None,
-            status: "queued".to_owned(),
-            conclusion: None,
-            started: None,
-            duration_secs: None,
-            step: None,
-            summary: None,
-        }])
+        let last = self.last_request.lock().unwrap().clone();
+        Ok(vec![FakeWorkflow::bare_run(
+            1,
+            "https://github.com/openclaw/clawdinators/actions/runs/1".to_owned(),
+            Some(last),
+            "queued",
+        )])
     }
     async fn run(&self, _: u64) -> Result<Option<WorkflowRun>, WorkflowError> {
         Ok(None)
