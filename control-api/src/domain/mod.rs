@@ -19,6 +19,21 @@ macro_rules! string_newtype {
     };
 }
 
+/// The value kept for `key`, made by `fresh` the first time: like `entry(key.to_owned())`,
+/// but the name is copied only when it is new (a per-principal or per-source tally sees
+/// the same few names on every request).
+pub(crate) fn entry_for<'m, V>(
+    map: &'m mut std::collections::HashMap<String, V>,
+    key: &str,
+    fresh: impl FnOnce() -> V,
+) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), fresh());
+    }
+    map.get_mut(key)
+        .expect("present: inserted above if it was not")
+}
+
 pub mod audit;
 pub mod auth;
 pub mod deployed;

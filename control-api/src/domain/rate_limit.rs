@@ -29,13 +29,7 @@ impl RateLimiter {
             .seen
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Each deploy names a principal already seen: no copy of its name then.
-        if !seen.contains_key(principal) {
-            seen.insert(principal.to_owned(), VecDeque::new());
-        }
-        let Some(times) = seen.get_mut(principal) else {
-            unreachable!("inserted above")
-        };
+        let times = super::entry_for(&mut *seen, principal, VecDeque::new);
         while times
             .front()
             .is_some_and(|t| now.duration_since(*t) >= self.window)

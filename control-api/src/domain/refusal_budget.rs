@@ -68,18 +68,11 @@ impl RefusalBudget {
                 .by_source
                 .retain(|_, t| now.duration_since(t.since) < window);
         }
-        // A flood repeats one source: look it up before copying its name into the map.
-        if !tallies.by_source.contains_key(source) {
-            let fresh = Tally {
-                since: now,
-                recorded: 0,
-                suppressed: 0,
-            };
-            tallies.by_source.insert(source.to_owned(), fresh);
-        }
-        let Some(tally) = tallies.by_source.get_mut(source) else {
-            unreachable!("inserted above")
-        };
+        let tally = super::entry_for(&mut tallies.by_source, source, || Tally {
+            since: now,
+            recorded: 0,
+            suppressed: 0,
+        });
         let mut suppressed_before = 0;
         if now.duration_since(tally.since) >= self.window {
             suppressed_before = tally.suppressed;
