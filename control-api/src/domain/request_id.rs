@@ -41,13 +41,15 @@ pub fn new_request_id() -> String {
 /// The next `ms << 12 | seq` after the last one, at least `now_ms`'s first. More than
 /// 4,096 ids in one millisecond borrow from the next (as `uuid`'s context does).
 fn next_stamp(last: &AtomicU64, now_ms: u64) -> u64 {
-    let floor = now_ms << 12;
+    let next = |last: u64| (now_ms << 12).max(last + 1);
+    // The closure always answers, so the update always succeeds and hands back the value
+    // it replaced; the stamp taken is what the closure made of it.
     let previous = last
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
-            Some(floor.max(last + 1))
+            Some(next(last))
         })
         .unwrap_or_else(|last| last);
-    floor.max(previous + 1)
+    next(previous)
 }
 
 #[cfg(test)]
